@@ -1,0 +1,3 @@
+from sensor_manager.cli import main
+
+main()

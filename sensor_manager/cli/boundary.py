@@ -1,0 +1,50 @@
+"""The one place an exception becomes a message and an exit code.
+
+`GuardedGroup` is the typer app's click group, so the boundary applies both to the real CLI and to
+tests driving the app through typer's CliRunner.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+from typer.core import TyperGroup
+
+from sensor_manager.errors import ExitCode, SensorManagerError
+
+
+def wants_traceback(ctx: click.Context | None) -> bool:
+    if "--traceback" in sys.argv:
+        return True
+    while ctx is not None:
+        if ctx.params.get("traceback"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def report(message: str) -> None:
+    for line in message.splitlines() or [""]:
+        sys.stderr.write(f"error: {line}\n")
+    sys.stderr.flush()
+
+
+class GuardedGroup(TyperGroup):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except SensorManagerError as exc:
+            if wants_traceback(ctx):
+                traceback.print_exc()
+            report(str(exc))
+            raise click.exceptions.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
+        except Exception as exc:  # the boundary: anything unexpected becomes one line
+            if wants_traceback(ctx):
+                traceback.print_exc()
+            report(f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback)")
+            raise click.exceptions.Exit(int(ExitCode.FAILURE)) from None

@@ -1,0 +1,113 @@
+"""Options shared by every command, defined once, and the Session that resolves them.
+
+`--config` and `--project-dir` may stand before the command (the app callback stores them) or
+after it (each command's own option); the one given after the command wins.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from sensor_manager.layout import ProjectLayout
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="Config file (default: $SENSOR_MANAGER_CONFIG, <project-dir>/sensor-manager.yaml, then the bundled one).", show_default=False),
+]
+ProjectDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--project-dir", help="Directory holding data/, lake/, archive/ and state/ (default: the repo root).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Confirm a destructive action without asking.")]
+
+# Fleet-shaping flags accepted by plan, start, compose and simulate.
+CitiesOpt = Annotated[Optional[str], typer.Option("--cities", help="Comma-separated subset of cities (case-insensitive).", show_default=False)]
+MaxCitiesOpt = Annotated[Optional[int], typer.Option("--max-cities", help="Use only the first N cities.", show_default=False)]
+SensorsPerCityOpt = Annotated[Optional[int], typer.Option("--sensors-per-city", help="Sensors in each city.", show_default=False)]
+RateOpt = Annotated[Optional[float], typer.Option("--rate", "--readings-per-second", help="Readings per second per sensor.", show_default=False)]
+AnomalyProbabilityOpt = Annotated[Optional[float], typer.Option("--anomaly-probability", help="Expected fraction of readings inside an anomaly.", show_default=False)]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Fleet seed (ids, values, anomalies).", show_default=False)]
+
+
+@dataclass
+class GlobalOptions:
+    """What the app callback saw before the command name."""
+
+    config: Path | None = None
+    project_dir: Path | None = None
+    quiet: bool = False
+    verbose: bool = False
+    traceback: bool = False
+
+
+@dataclass
+class Session:
+    """Resolved options of one command invocation."""
+
+    config_path: Path | None
+    project_dir: Path | None
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    dry_run: bool = False
+    yes: bool = False
+    fleet_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> ProjectLayout:
+        return ProjectLayout.at(self.project_dir)
+
+    def load_config(self):
+        from sensor_manager.config import load_config
+
+        return load_config(self.config_path, self.layout.root, self.fleet_overrides)
+
+
+def session(
+    ctx: typer.Context,
+    config: Path | None = None,
+    project_dir: Path | None = None,
+    *,
+    json: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    cities: str | None = None,
+    max_cities: int | None = None,
+    sensors_per_city: int | None = None,
+    rate: float | None = None,
+    anomaly_probability: float | None = None,
+    seed: int | None = None,
+) -> Session:
+    """Merge a command's own options with those given before the command name."""
+    outer = ctx.find_object(GlobalOptions) or GlobalOptions()
+    overrides: dict[str, Any] = {}
+    flags = {
+        "--cities": ("select_cities", cities),
+        "--max-cities": ("max_cities", max_cities),
+        "--sensors-per-city": ("sensors_per_city", sensors_per_city),
+        "--rate": ("simulation.readings_per_second", rate),
+        "--anomaly-probability": ("anomalies.probability", anomaly_probability),
+        "--seed": ("seed", seed),
+    }
+    for flag, (key, value) in flags.items():
+        if value is not None:
+            overrides[key] = value
+    return Session(
+        config_path=config or outer.config,
+        project_dir=project_dir or outer.project_dir,
+        json=json,
+        quiet=quiet or outer.quiet,
+        verbose=verbose or outer.verbose,
+        dry_run=dry_run,
+        yes=yes,
+        fleet_overrides=overrides,
+    )

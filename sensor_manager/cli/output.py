@@ -1,0 +1,44 @@
+"""Two consoles: results on stdout, messages on stderr. Colour only on a TTY and without NO_COLOR."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR") or os.environ.get("NO_COLORS"))
+
+
+def results() -> Console:
+    """Console for results (stdout); created per call so tests capturing stdout see the output."""
+    return Console(file=sys.stdout, no_color=_no_color(), highlight=False, soft_wrap=True)
+
+
+def messages() -> Console:
+    """Console for messages, warnings and progress (stderr)."""
+    return Console(file=sys.stderr, no_color=_no_color(), highlight=False, soft_wrap=True)
+
+
+def print_json(document: dict[str, Any]) -> None:
+    """One JSON document on stdout (one-shot results carry `schema_version`)."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_ndjson(document: dict[str, Any]) -> None:
+    """One line of a JSON stream on stdout."""
+    sys.stdout.write(json.dumps(document, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        messages().print(message)
+
+
+def warn(message: str) -> None:
+    messages().print(f"[yellow]warning:[/yellow] {message}")

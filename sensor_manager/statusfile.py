@@ -1,0 +1,58 @@
+"""Status files: small JSON documents a long-running process rewrites every few seconds.
+
+Every status file carries `schema_version`, `updated_at` (UTC ISO-8601), `pid` and
+`interval_seconds`, and is written atomically (temp file + rename) so a reader never sees half a
+document. A file older than 3x its interval is stale: its writer is presumed gone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STALE_AFTER_INTERVALS = 3
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_status(path: Path, payload: dict[str, Any], interval_seconds: float) -> None:
+    """Atomically replace `path` with `payload` plus the common fields."""
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "updated_at": utc_now_iso(),
+        "updated_at_epoch": time.time(),
+        "pid": os.getpid(),
+        "interval_seconds": interval_seconds,
+        **payload,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, separators=(",", ":"), default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """The document at `path`, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_stale(document: dict[str, Any], now: float | None = None) -> bool:
+    """True when the writer has not refreshed the file within 3x its interval."""
+    now = time.time() if now is None else now
+    age = now - float(document.get("updated_at_epoch", 0))
+    return age > STALE_AFTER_INTERVALS * float(document.get("interval_seconds", 1))

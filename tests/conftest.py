@@ -32,8 +32,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
 
 
-def tree_listing(root: Path) -> list[tuple[str, int]]:
-    """Relative paths and sizes under `root`: compare before/after to prove a command changed nothing."""
-    return sorted(
-        (str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")
-    )
+def _tree_listing(root: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def tree_listing():
+    """`tree_listing(root)`: relative paths and sizes; compare before/after to prove nothing changed."""
+    return _tree_listing

@@ -1,14 +1,35 @@
 """FleetPlan: the one source of sensor identity (ids, paths, coordinates, device variants, seeds).
 
 Computed once from the config, deterministically; every runtime renders and drives it and never
-invents ids, paths or seeds of its own.
+invents ids, paths or seeds of its own. Every value comes from SHA-256 of (seed, city, index) or a
+`random.Random` seeded from it, so a plan is the same on every machine and every run.
+
+The persisted plan (`state/plan.json`) holds the sensors a runtime has used. A later config that only
+adds cities or sensors extends it; any other change needs `replan=True` (see `resolve_plan`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import json
+import math
+import os
+import random
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sensor_manager.errors import PlanChangedError, UsageError
+from sensor_manager.naming import city_service_slug, code_candidates, safe_city_name, stable_int
+
+if TYPE_CHECKING:
+    from sensor_manager.config import CityConfig, Config
+    from sensor_manager.layout import ProjectLayout
 
 PLAN_SCHEMA_VERSION = 1
+JITTER_RADIUS_KM = 3.0
+KM_PER_DEGREE = 111.32
+DEPLOYMENT_TYPES = (("stationary_unit", 5.0), ("rooftop", 2.0), ("wall_mounted", 2.0), ("pole_mounted", 1.5), ("indoor", 1.0))
+SENSOR_TYPE = "environmental_monitoring"
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,8 @@ class FleetPlan:
     fleet_epoch: int
     sensors: tuple[PlannedSensor, ...]
     cities: tuple[str, ...] = field(default=())  # city slugs in plan order
+    # Sensors dropped by a --replan whose data stays on disk (listed, never deleted implicitly).
+    retired: tuple[PlannedSensor, ...] = field(default=())
 
     def by_city(self) -> dict[str, list[PlannedSensor]]:
         """Sensors grouped by city slug, in plan order."""
@@ -71,10 +94,290 @@ class FleetPlan:
             "seed": self.seed,
             "fleet_epoch": self.fleet_epoch,
             "sensors": [s.to_dict() for s in self.sensors],
+            "retired": [s.to_dict() for s in self.retired],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FleetPlan":
         sensors = tuple(PlannedSensor(**s) for s in data["sensors"])
-        cities = tuple(dict.fromkeys(s.city_slug for s in sensors))
-        return cls(data["project"], data["seed"], data["fleet_epoch"], sensors, cities)
+        retired = tuple(PlannedSensor(**s) for s in data.get("retired", ()))
+        return cls(data["project"], data["seed"], data["fleet_epoch"], sensors, _city_order(sensors), retired)
+
+
+def _city_order(sensors: Sequence[PlannedSensor]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.city_slug for s in sensors))
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]]) -> str:
+    total = sum(weight for _, weight in choices)
+    point = rng.random() * total
+    for name, weight in choices:
+        point -= weight
+        if point < 0:
+            return name
+    return choices[-1][0]
+
+
+def _jitter(rng: random.Random, latitude: float, longitude: float) -> tuple[float, float]:
+    """A point uniformly distributed within JITTER_RADIUS_KM of the centre."""
+    distance = JITTER_RADIUS_KM * math.sqrt(rng.random())
+    bearing = 2 * math.pi * rng.random()
+    lat = latitude + distance * math.cos(bearing) / KM_PER_DEGREE
+    lat = max(-90.0, min(90.0, lat))
+    lon_scale = max(math.cos(math.radians(latitude)), 0.01)
+    lon = longitude + distance * math.sin(bearing) / (KM_PER_DEGREE * lon_scale)
+    lon = (lon + 180.0) % 360.0 - 180.0
+    return round(lat, 6), round(lon, 6)
+
+
+def _make_sensor(config: "Config", city: "CityConfig", index: int, code: str) -> PlannedSensor:
+    slug = safe_city_name(city.name)
+    rng = random.Random(stable_int("attributes", config.seed, slug, index))
+    latitude, longitude = _jitter(rng, city.latitude, city.longitude)
+    devices = config.devices
+    manufacturer = _weighted(rng, [(c.name, c.weight) for c in devices.manufacturers])
+    model = _weighted(rng, [(c.name, c.weight) for c in devices.models])
+    firmware = _weighted(rng, [(c.name, c.weight) for c in devices.firmware_versions])
+    manufactured = date(2021, 1, 1) + timedelta(days=rng.randrange(0, 3 * 365))
+    installed = manufactured + timedelta(days=rng.randrange(14, 180))
+    return PlannedSensor(
+        sensor_id=f"{slug}_{code}",
+        city=city.name,
+        city_slug=slug,
+        code=code,
+        index=index,
+        latitude=latitude,
+        longitude=longitude,
+        timezone=city.timezone,
+        db_path=f"data/{slug}/{code}/sensor_data.db",
+        manufacturer=manufacturer,
+        model=model,
+        firmware_version=firmware,
+        serial_number=f"SENSOR-{rng.getrandbits(24):06X}",
+        manufacture_date=manufactured.isoformat(),
+        installation_date=installed.isoformat(),
+        deployment_type=_weighted(rng, DEPLOYMENT_TYPES),
+        height_meters=round(1.5 + 10.5 * rng.random(), 1),
+        orientation_degrees=round(360.0 * rng.random(), 1) % 360.0,
+        instance_id=f"i-{stable_int('instance', config.seed, slug, index, bits=64):016x}",
+        sensor_type=SENSOR_TYPE,
+        seed=stable_int("sensor", config.seed, slug, index),
+    )
+
+
+def _assign_codes(seed: int, slots: Sequence[tuple[str, int]], taken: set[str]) -> dict[tuple[str, int], str]:
+    """A code per (city slug, index), unique among `taken` and each other.
+
+    Slots are coded by index first, then city order, so growing sensors_per_city never changes the
+    codes of existing sensors; a collision only lengthens the later sensor's code.
+    """
+    taken = set(taken)
+    codes: dict[tuple[str, int], str] = {}
+    city_position = {slug: pos for pos, slug in enumerate(dict.fromkeys(slug for slug, _ in slots))}
+    for slug, index in sorted(slots, key=lambda slot: (slot[1], city_position[slot[0]])):
+        code = next(c for c in code_candidates(seed, slug, index) if c not in taken)
+        taken.add(code)
+        codes[(slug, index)] = code
+    return codes
+
+
+def _build_sensors(
+    config: "Config", cities: Sequence["CityConfig"], keep: Sequence[PlannedSensor] = ()
+) -> tuple[PlannedSensor, ...]:
+    """Sensors for `cities` x sensors_per_city in plan order; sensors in `keep` are reused as they are."""
+    kept = {(s.city_slug, s.index): s for s in keep}
+    slots = [(safe_city_name(c.name), i) for c in cities for i in range(config.sensors_per_city)]
+    new_slots = [slot for slot in slots if slot not in kept]
+    codes = _assign_codes(config.seed, new_slots, {s.code for s in keep})
+    by_slug = {safe_city_name(c.name): c for c in cities}
+    return tuple(kept.get(slot) or _make_sensor(config, by_slug[slot[0]], slot[1], codes[slot]) for slot in slots)
+
+
+def _plan(config: "Config", sensors: Sequence[PlannedSensor], fleet_epoch: int, retired=()) -> FleetPlan:
+    return FleetPlan(config.project, config.seed, fleet_epoch, tuple(sensors), _city_order(sensors), tuple(retired))
+
+
+def _selected(plan: FleetPlan, config: "Config") -> FleetPlan:
+    """The part of a plan the config runs (after --cities / --max-cities)."""
+    wanted = {safe_city_name(c.name) for c in config.fleet_cities()}
+    sensors = tuple(s for s in plan.sensors if s.city_slug in wanted)
+    return replace(plan, sensors=sensors, cities=_city_order(sensors))
+
+
+def build_plan(config: "Config", fleet_epoch: int = 1) -> FleetPlan:
+    """The fleet the config describes: pure and deterministic (same config, same plan, on any machine).
+
+    Codes are computed over every configured city, so selecting a subset (--cities, --max-cities)
+    never changes the ids of the selected sensors.
+    """
+    full = _plan(config, _build_sensors(config, config.cities), fleet_epoch)
+    return _selected(full, config)
+
+
+# --- persistence ---------------------------------------------------------------------------------
+
+
+def load_plan(layout: "ProjectLayout") -> FleetPlan | None:
+    """The stored plan, or None if there is none yet."""
+    path = layout.plan_file
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the stored plan ({exc}); move it away or rerun with --replan") from None
+    if not isinstance(data, dict) or data.get("schema_version") != PLAN_SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}: unsupported plan schema_version {data.get('schema_version') if isinstance(data, dict) else None!r}"
+            f" (expected {PLAN_SCHEMA_VERSION}); move it away or rerun with --replan"
+        )
+    try:
+        return FleetPlan.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: malformed stored plan ({exc}); move it away or rerun with --replan") from None
+
+
+def save_plan(layout: "ProjectLayout", plan: FleetPlan) -> None:
+    """Write state/plan.json atomically (temp file + fsync + rename)."""
+    path = layout.plan_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".plan.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(plan.to_dict(), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def bump_epoch(layout: "ProjectLayout") -> FleetPlan:
+    """Increment the stored plan's fleet_epoch (for `reset`) and persist it; the same sensors otherwise."""
+    stored = load_plan(layout)
+    if stored is None:
+        raise UsageError(f"{layout.plan_file}: no stored plan yet; nothing to reset")
+    bumped = replace(stored, fleet_epoch=stored.fleet_epoch + 1)
+    save_plan(layout, bumped)
+    return bumped
+
+
+# --- comparing a config with the stored plan -----------------------------------------------------
+
+
+def _sensor_list(sensors: Sequence[PlannedSensor], limit: int = 6) -> str:
+    ids = [s.sensor_id for s in sensors]
+    return ", ".join(ids[:limit]) + (f", … ({len(ids)} in all)" if len(ids) > limit else "")
+
+
+def plan_changes(stored: FleetPlan, config: "Config") -> list[str]:
+    """Why the config cannot simply extend the stored plan: one readable line per change (empty: it can)."""
+    changes: list[str] = []
+    if stored.seed != config.seed:
+        changes.append(f"seed: {stored.seed} -> {config.seed} (every sensor id would change)")
+    if stored.project != config.project:
+        changes.append(f"project: {stored.project!r} -> {config.project!r}")
+    configured = {safe_city_name(c.name): c for c in config.cities}
+    fresh = {(s.city_slug, s.index): s for s in _build_sensors(config, config.cities)}
+    for slug, sensors in stored.by_city().items():
+        city = configured.get(slug)
+        if city is None:
+            changes.append(f"city removed: {sensors[0].city} (sensors {_sensor_list(sensors)})")
+            continue
+        if city.name != sensors[0].city:
+            changes.append(f"city renamed: {sensors[0].city!r} -> {city.name!r}")
+        if city.timezone != sensors[0].timezone:
+            changes.append(f"{city.name}: timezone {sensors[0].timezone} -> {city.timezone}")
+        dropped = [s for s in sensors if s.index >= config.sensors_per_city]
+        if dropped:
+            changes.append(
+                f"{city.name}: sensors_per_city {len(sensors)} -> {config.sensors_per_city} (drops {_sensor_list(dropped)})"
+            )
+        moved = [s for s in sensors if (slug, s.index) in fresh and _moved(s, fresh[(slug, s.index)])]
+        if moved and stored.seed == config.seed:
+            changes.append(f"{city.name}: city centre moved (affects {_sensor_list(moved)})")
+    return changes
+
+
+def _moved(old: PlannedSensor, new: PlannedSensor) -> bool:
+    return abs(old.latitude - new.latitude) > 1e-6 or abs(old.longitude - new.longitude) > 1e-6
+
+
+def _ordered(config: "Config", sensors: Sequence[PlannedSensor]) -> list[PlannedSensor]:
+    """Sensors in config city order, then index (stored cities no longer configured go last)."""
+    position = {safe_city_name(c.name): pos for pos, c in enumerate(config.cities)}
+    return sorted(sensors, key=lambda s: (position.get(s.city_slug, len(position)), s.index))
+
+
+def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, replan: bool = False) -> FleetPlan:
+    """The plan to run: the stored plan, extended by what the config adds; persisted when `persist`.
+
+    A changed seed, a removed or renamed city, or fewer sensors per city raise PlanChangedError with a
+    readable diff, unless `replan` is set: then the config's plan replaces the stored one and the sensors
+    it drops are listed in `retired` (their data stays on disk). `persist=False` never writes.
+    Returns the selected part of the plan (after --cities / --max-cities).
+    """
+    selected = {safe_city_name(c.name) for c in config.fleet_cities()}
+    try:
+        stored = load_plan(layout)
+    except UsageError:
+        if not replan:
+            raise
+        stored = None
+    if stored is None:
+        full = _build_sensors(config, config.cities)
+        plan = _plan(config, [s for s in full if s.city_slug in selected], 1)
+        if persist:
+            save_plan(layout, plan)
+        return _selected(plan, config)
+
+    changes = plan_changes(stored, config)
+    if changes and not replan:
+        raise PlanChangedError(
+            f"the config no longer matches the stored plan {layout.plan_file}:\n"
+            + "\n".join(f"  - {line}" for line in changes)
+            + "\nRerun with --replan to adopt the new plan (data of dropped sensors stays on disk), or restore the config."
+        )
+    if changes:
+        keep_cities = {s.city_slug for s in stored.sensors} | selected
+        sensors = [s for s in _build_sensors(config, config.cities) if s.city_slug in keep_cities]
+        ids = {s.sensor_id for s in sensors}
+        retired = [s for s in (*stored.retired, *stored.sensors) if s.sensor_id not in ids]
+        retired = list({s.sensor_id: s for s in retired}.values())
+        plan = _plan(config, sensors, stored.fleet_epoch, retired)
+    else:
+        stored_slugs = {s.city_slug for s in stored.sensors}
+        cities = [c for c in config.cities if safe_city_name(c.name) in stored_slugs | selected]
+        sensors = _ordered(config, _build_sensors(config, cities, keep=stored.sensors))
+        plan = _plan(config, sensors, stored.fleet_epoch, stored.retired)
+    if persist and plan != stored:
+        save_plan(layout, plan)
+    return _selected(plan, config)
+
+
+def select_sensors(plan: FleetPlan, targets: Sequence[str]) -> FleetPlan:
+    """The part of a plan named by targets: city display names, safe names or service slugs (any case), or sensor ids."""
+    if not targets:
+        return plan
+    chosen: set[str] = set()
+    for target in targets:
+        key = target.strip().casefold()
+        matches = {
+            s.sensor_id
+            for s in plan.sensors
+            if key in (s.sensor_id.casefold(), s.city.casefold(), s.city_slug.casefold(), city_service_slug(s.city_slug))
+        }
+        if not matches:
+            known = ", ".join(dict.fromkeys(s.city for s in plan.sensors))
+            raise UsageError(f"unknown city or sensor {target!r}; the plan has: {known}")
+        chosen |= matches
+    sensors = tuple(s for s in plan.sensors if s.sensor_id in chosen)
+    return replace(plan, sensors=sensors, cities=_city_order(sensors))

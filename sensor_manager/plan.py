@@ -381,3 +381,18 @@ def select_sensors(plan: FleetPlan, targets: Sequence[str]) -> FleetPlan:
         chosen |= matches
     sensors = tuple(s for s in plan.sensors if s.sensor_id in chosen)
     return replace(plan, sensors=sensors, cities=_city_order(sensors))
+
+
+BYTES_PER_ROW = 150  # an edge-DB row with its index entries, measured on the writer's schema
+
+
+def plan_totals(plan: FleetPlan, readings_per_second: float) -> dict[str, Any]:
+    """Fleet-wide figures for `plan`: sensors, readings per second, expected edge-DB growth per day."""
+    rate = len(plan.sensors) * readings_per_second
+    return {
+        "cities": len(plan.cities),
+        "sensors": len(plan.sensors),
+        "readings_per_second": rate,
+        "rows_per_day": round(rate * 86_400),
+        "disk_bytes_per_day": round(rate * 86_400 * BYTES_PER_ROW),
+    }

@@ -1,0 +1,82 @@
+"""Safe city names, service slugs and sensor codes: properties over arbitrary input."""
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sensor_manager.naming import (
+    CODE_PATTERN,
+    city_name_problem,
+    city_service_slug,
+    code_candidates,
+    is_valid_code,
+    safe_city_name,
+    slug_key,
+    stable_int,
+)
+
+SAFE = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*")
+names = st.text(min_size=0, max_size=40)
+
+
+def test_transliterates_to_ascii():
+    assert safe_city_name("São Paulo") == "Sao_Paulo"
+    assert safe_city_name("Zürich") == "Zurich"
+    assert safe_city_name("St. John's") == "St_John_s"
+    assert city_service_slug("Sao_Paulo") == "sao-paulo"
+
+
+@given(names)
+def test_safe_name_is_ascii_word_characters_only(name):
+    safe = safe_city_name(name)
+    assert safe == "" or SAFE.fullmatch(safe)
+
+
+@given(names)
+def test_safe_name_is_idempotent(name):
+    assert safe_city_name(safe_city_name(name)) == safe_city_name(name)
+
+
+@given(names)
+def test_accepted_names_stay_inside_the_data_directory(name):
+    if city_name_problem(name) is None:
+        safe = safe_city_name(name)
+        assert safe and "/" not in safe and ".." not in safe and "\x00" not in safe
+        assert safe not in (".", "..")
+
+
+@given(st.sampled_from(["..", "a/b", "a\\b", "x\x00y", "../etc", "", "  Berlin", "!!!"]))
+def test_escaping_names_are_rejected(name):
+    assert city_name_problem(name) is not None
+
+
+@given(names, names)
+def test_names_with_different_slug_keys_get_different_directories(a, b):
+    # Uniqueness: the clash check compares slug_key; distinct keys can never share a directory,
+    # even on a case-insensitive file system.
+    if slug_key(a) != slug_key(b):
+        assert safe_city_name(a).casefold() != safe_city_name(b).casefold()
+
+
+def test_clashing_spellings_share_a_slug_key():
+    assert slug_key("New York") == slug_key("New_York") == slug_key("new york")
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1), names, st.integers(min_value=0, max_value=10_000))
+@settings(max_examples=200)
+def test_codes_are_valid_and_deterministic(seed, city, index):
+    first = code_candidates(seed, city, index)
+    second = code_candidates(seed, city, index)
+    codes = [next(first) for _ in range(12)]
+    assert codes == [next(second) for _ in range(12)]
+    assert all(is_valid_code(code) and CODE_PATTERN.fullmatch(code) for code in codes)
+    assert len(codes[0]) == 4
+    assert len(set(codes)) == len(codes)
+
+
+def test_stable_int_does_not_depend_on_hash_randomisation():
+    # A fixed value: SHA-256 based, so identical on every machine and interpreter run.
+    assert stable_int("sensor", 20250101, "Berlin", 0) == stable_int("sensor", 20250101, "Berlin", 0)
+    assert next(code_candidates(20250101, "Amsterdam", 0)) == "QBT6"

@@ -1,0 +1,110 @@
+"""Choosing the runtime and remembering it: `auto` | `docker` | `local`, recorded in state/runtime.json.
+
+`start` records the runtime it used; every later command uses the recorded one. Asking for a different
+runtime explicitly (`--runtime`) while the recorded one still runs is a `RuntimeConflictError` (exit 2).
+`auto` picks docker when an engine answers and Compose v2 is present, else local, and says why.
+The docker runtime is imported only when chosen.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sensor_manager.errors import EngineUnavailableError, RuntimeConflictError, UsageError
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.statusfile import utc_now_iso
+
+if TYPE_CHECKING:
+    from sensor_manager.config import Config
+    from sensor_manager.runtimes.base import Runtime
+
+RUNTIME_SCHEMA_VERSION = 1
+RUNTIME_NAMES = ("auto", "docker", "local")
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    name: str  # "local" | "docker"
+    reason: str  # one line: why this runtime
+    recorded: bool  # taken from state/runtime.json
+
+
+def read_runtime_record(layout: ProjectLayout) -> dict[str, Any] | None:
+    try:
+        document = json.loads(layout.runtime_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) and document.get("runtime") in ("local", "docker") else None
+
+
+def recorded_runtime(layout: ProjectLayout) -> str | None:
+    """The runtime `start` recorded for this project, or None."""
+    record = read_runtime_record(layout)
+    return record["runtime"] if record else None
+
+
+def record_runtime(layout: ProjectLayout, name: str, reason: str = "") -> None:
+    """Write state/runtime.json atomically."""
+    layout.runtime_file.parent.mkdir(parents=True, exist_ok=True)
+    document = {"schema_version": RUNTIME_SCHEMA_VERSION, "runtime": name, "started_at": utc_now_iso(), "reason": reason}
+    tmp = layout.runtime_file.with_name(f".{layout.runtime_file.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, layout.runtime_file)
+
+
+def detect_runtime() -> RuntimeChoice:
+    """What `auto` means on this machine."""
+    try:
+        from sensor_manager.runtimes.engine import engine_available
+    except ImportError:
+        return RuntimeChoice("local", "auto: the docker runtime is not installed; using local processes", False)
+    ok, why = engine_available()
+    if ok:
+        return RuntimeChoice("docker", f"auto: {why} found; using Docker", False)
+    return RuntimeChoice("local", f"auto: no usable Docker ({why.split(';')[0]}); using local processes", False)
+
+
+def choose_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> RuntimeChoice:
+    """The runtime a command uses: the recorded one, else `--runtime`, else the config's `runtime`.
+
+    An explicit `requested` that differs from the recorded runtime raises RuntimeConflictError, unless
+    `starting` and the recorded runtime no longer runs anything (then the new choice replaces it).
+    """
+    if requested is not None and requested not in RUNTIME_NAMES:
+        raise UsageError(f"--runtime {requested!r}: choose one of {', '.join(RUNTIME_NAMES)}")
+    recorded = recorded_runtime(layout)
+    explicit = requested if requested not in (None, "auto") else None
+    if recorded and explicit and explicit != recorded:
+        if not (starting and not runtime_for(recorded, layout).is_running()):
+            raise RuntimeConflictError(
+                f"this project runs on the {recorded} runtime ({layout.runtime_file}); "
+                f"--runtime {explicit} conflicts: stop it first, then start with --runtime {explicit}"
+            )
+        return RuntimeChoice(explicit, f"--runtime {explicit} (replaces the stopped {recorded} runtime)", False)
+    if recorded and not explicit:
+        return RuntimeChoice(recorded, f"recorded in {layout.runtime_file}", True)
+    wanted = explicit or (config.runtime if config is not None and requested is None else "auto")
+    if wanted == "auto":
+        return detect_runtime()
+    source = "--runtime" if explicit else "config runtime"
+    return RuntimeChoice(wanted, f"{source}: {wanted}", False)
+
+
+def runtime_for(name: str, layout: ProjectLayout) -> "Runtime":
+    """The Runtime object of `name` for this project (docker is imported only here)."""
+    if name == "local":
+        from sensor_manager.runtimes.local import LocalRuntime
+
+        return LocalRuntime(layout)
+    try:
+        from sensor_manager.runtimes.compose import ComposeRuntime
+    except ImportError as exc:
+        raise EngineUnavailableError(f"the docker runtime is not available in this installation ({exc}); use --runtime local") from None
+    return ComposeRuntime(layout)
+
+
+def open_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> "Runtime":
+    """The Runtime a command drives (see choose_runtime for which, and why)."""
+    return runtime_for(choose_runtime(layout, config, requested, starting=starting).name, layout)

@@ -1,0 +1,109 @@
+"""Preflight: every check `start` makes before it changes anything on disk.
+
+Config validity is established by loading it; here: the plan still matches the config, the project's
+paths are writable, there is disk space, the configured sinks have credentials, and the runtime's
+programs are installed. All problems are collected and reported together.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sensor_manager.config import Config
+from sensor_manager.errors import ConfigError, PlanChangedError, ResourceLimitError, UsageError
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.plan import FleetPlan, resolve_plan
+
+MIN_FREE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str  # what was found, or what is wrong and what to do
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(layout: ProjectLayout) -> Check:
+    problems = []
+    for path in (layout.root, layout.data, layout.lake, layout.archive, layout.state):
+        if path.exists() and not path.is_dir():
+            problems.append(f"{path} exists and is not a directory")
+            continue
+        target = _existing_ancestor(path)
+        if not os.access(target, os.W_OK | os.X_OK):
+            problems.append(f"{target} is not writable (needed for {path.name}/); fix its permissions or choose another --project-dir")
+    return Check("paths writable", not problems, "; ".join(problems) or str(layout.root))
+
+
+def check_disk_space(layout: ProjectLayout, min_free_bytes: int = MIN_FREE_BYTES) -> Check:
+    free = shutil.disk_usage(_existing_ancestor(layout.root)).free
+    ok = free >= min_free_bytes
+    detail = f"{free / 2**30:.1f} GiB free"
+    if not ok:
+        detail += f" under {layout.root}; at least {min_free_bytes / 2**20:.0f} MiB needed: free some space"
+    return Check("disk space", ok, detail)
+
+
+def check_sink_credentials(config: Config) -> Check:
+    sinks = config.uploader.sinks
+    problems = []
+    if sinks.s3.enabled:
+        if not sinks.s3.bucket:
+            problems.append("uploader.sinks.s3.bucket is not set")
+        has_keys = os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")
+        has_profile = sinks.s3.profile or os.environ.get("AWS_PROFILE") or Path("~/.aws/credentials").expanduser().exists()
+        if not (has_keys or has_profile):
+            problems.append("the s3 sink has no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or uploader.sinks.s3.profile")
+    if sinks.cosmos.enabled:
+        if not (sinks.cosmos.endpoint or os.environ.get("COSMOS_ENDPOINT")):
+            problems.append("the cosmos sink has no endpoint: set uploader.sinks.cosmos.endpoint or COSMOS_ENDPOINT")
+        if not (sinks.cosmos.key or os.environ.get("COSMOS_KEY")):
+            problems.append("the cosmos sink has no key: set COSMOS_KEY (or uploader.sinks.cosmos.key)")
+    enabled = [name for name in ("delta", "parquet", "s3", "cosmos") if getattr(sinks, name).enabled]
+    if not enabled:
+        problems.append("no sink is enabled under uploader.sinks: enable at least one (delta is the default)")
+    return Check("sink credentials", not problems, "; ".join(problems) or ", ".join(enabled))
+
+
+def check_local_programs() -> Check:
+    missing = [name for name in ("uploader", "sensor_manager.simulator") if importlib.util.find_spec(name) is None]
+    detail = f"missing Python packages: {', '.join(missing)}; reinstall the project" if missing else "simulator, uploader"
+    return Check("programs installed", not missing, detail)
+
+
+def check_plan(config: Config, layout: ProjectLayout) -> tuple[Check, FleetPlan | None]:
+    try:
+        plan = resolve_plan(config, layout, persist=False)
+    except (PlanChangedError, UsageError) as exc:
+        return Check("plan matches config", False, str(exc)), None
+    return Check("plan matches config", True, f"{len(plan.sensors)} sensors in {len(plan.cities)} cities"), plan
+
+
+def run_preflight(config: Config, layout: ProjectLayout, runtime: str) -> list[Check]:
+    """All checks, failing or not (nothing is written)."""
+    checks = [check_plan(config, layout)[0], check_writable(layout), check_disk_space(layout), check_sink_credentials(config)]
+    if runtime == "local":
+        checks.append(check_local_programs())
+    return checks
+
+
+def require_preflight(config: Config, layout: ProjectLayout, runtime: str) -> list[Check]:
+    """Run the checks; raise listing every failure (disk space: ResourceLimitError, else ConfigError)."""
+    checks = run_preflight(config, layout, runtime)
+    failed = [c for c in checks if not c.ok]
+    if not failed:
+        return checks
+    lines = [f"preflight: {c.name}: {c.detail}" for c in failed]
+    if all(c.name == "disk space" for c in failed):
+        raise ResourceLimitError("\n".join(lines))
+    raise ConfigError(lines)

@@ -1,0 +1,327 @@
+"""The local runtime: the plan's services as processes under one detached supervisor (supervisor.py).
+
+`render` writes `state/supervisor-spec.json` (what each service runs); `start`/`stop`/`restart` change
+the desired state in it and tell the supervisor (SIGHUP), launching it first when none runs.
+`state/supervisor.json`, written by the supervisor, is what `status` reads; a pid in it is trusted
+only with its start time and command line (processes.py) and while the supervisor lock is held.
+
+Services (from `plan_services(plan, None)`): `sensor-<city-slug>` runs
+`python -m sensor_manager simulate --cities <City>` (all of the city's sensors in one process) and
+`uploader-<city-slug>` runs `python -m uploader --continuous` over `data/<City>`.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import psutil
+
+from sensor_manager.config import Config
+from sensor_manager.errors import ProcessFailedError
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.naming import city_service_slug
+from sensor_manager.plan import FleetPlan, load_plan
+from sensor_manager.runtimes import logfiles
+from sensor_manager.runtimes import supervisor as sv
+from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus, plan_services
+from sensor_manager.runtimes.health import service_health
+from sensor_manager.runtimes.logfiles import open_followers, read_lines
+from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all
+from sensor_manager.statusfile import is_stale, read_status
+
+ACK_TIMEOUT_SECONDS = 20.0
+POLL_SECONDS = 0.05
+# Starts the supervisor in a new session and returns at once, so the supervisor is re-parented
+# (double fork): it survives the CLI and the terminal and is never left a zombie of the CLI.
+LAUNCHER = (
+    "import subprocess, sys\n"
+    "log = open(sys.argv[1], 'ab')\n"
+    "p = subprocess.Popen(sys.argv[2:], start_new_session=True, stdin=subprocess.DEVNULL,"
+    " stdout=log, stderr=subprocess.STDOUT, close_fds=True)\n"
+    "print(p.pid)\n"
+)
+
+
+def sensor_argv(layout: ProjectLayout, config: Config, city: str) -> list[str]:
+    argv = [sys.executable, "-m", "sensor_manager", "--project-dir", str(layout.root)]
+    if config.source_path:
+        argv += ["--config", config.source_path]
+    # Effective values (flags given to `start` included) so the child runs what was planned.
+    return argv + [
+        "simulate", "--cities", city,
+        "--sensors-per-city", str(config.sensors_per_city),
+        "--rate", repr(config.simulation.readings_per_second),
+        "--seed", str(config.seed),
+        "--anomaly-probability", repr(config.anomalies.probability),
+    ]
+
+
+def uploader_argv(layout: ProjectLayout, config: Config, city_slug: str) -> list[str]:
+    argv = [
+        sys.executable, "-m", "uploader", "--sqlite", str(layout.data / city_slug), "--project-dir", str(layout.root),
+        "--uploader-id", city_service_slug(city_slug), "--continuous", "--interval", repr(config.uploader.interval_seconds),
+    ]
+    if config.source_path:
+        argv += ["--config", config.source_path]
+    return argv
+
+
+class LocalRuntime:
+    name = "local"
+
+    def __init__(self, layout: ProjectLayout):
+        self.layout = layout
+
+    # --- spec and supervisor state -------------------------------------------------------------
+    def _read_spec(self) -> dict[str, Any]:
+        spec = sv.read_json(sv.spec_path(self.layout)) or {}
+        spec.setdefault("schema_version", sv.SCHEMA_VERSION)
+        spec.setdefault("generation", 0)
+        spec.setdefault("services", [])
+        spec.setdefault("desired", {})
+        spec.setdefault("restart_tokens", {})
+        return spec
+
+    def _read_state(self) -> dict[str, Any]:
+        return sv.read_json(sv.state_path(self.layout)) or {}
+
+    def supervisor(self) -> ProcessRecord | None:
+        """The live supervisor of this project, verified by start time, command line and its lock."""
+        record = ProcessRecord.from_dict(self._read_state().get("supervisor"))
+        if record is None or not record.is_alive():
+            return None
+        return record if sv.is_lock_held(self.layout) else None
+
+    def is_running(self) -> bool:
+        return self.supervisor() is not None
+
+    # --- Runtime -------------------------------------------------------------------------------
+    def services(self, plan: FleetPlan) -> list[Service]:
+        return plan_services(plan, None)
+
+    def render(self, plan: FleetPlan, config: Config) -> list[str]:
+        """Write the services of `plan` into the supervisor spec (others already there are kept)."""
+        self.layout.ensure_state()
+        spec = self._read_spec()
+        rendered = {}
+        for service in self.services(plan):
+            if service.role == "sensor":
+                argv = sensor_argv(self.layout, config, service.sensors[0].city)
+            else:
+                argv = uploader_argv(self.layout, config, service.city_slug)
+            rendered[service.name] = {
+                "name": service.name, "role": service.role, "city": service.city_slug,
+                "sensors": service.sensor_ids, "argv": argv, "env": {},
+            }
+        kept = [s for s in spec["services"] if s["name"] not in rendered]
+        spec["services"] = kept + list(rendered.values())
+        sv.write_json_atomic(sv.spec_path(self.layout), spec)
+        return [str(sv.spec_path(self.layout))]
+
+    def start(self, plan: FleetPlan, config: Config, services: list[str] | None = None) -> None:
+        names = services if services is not None else [s.name for s in self.services(plan)]
+        spec = self._read_spec()
+        for name in names:
+            spec["desired"][name] = "running"
+        self._deliver(spec)
+
+    def stop(self, services: list[str] | None = None) -> bool:
+        spec = self._read_spec()
+        for name in services if services is not None else [s["name"] for s in spec["services"]]:
+            spec["desired"][name] = "stopped"
+        record = self.supervisor()
+        if services is None:
+            sv.write_json_atomic(sv.spec_path(self.layout), spec)
+            was_running = record is not None and self._any_running()
+            self._stop_supervisor(record)
+            return was_running or bool(self._stop_orphans())
+        if record is None:
+            return False
+        was_running = self._any_running(services)
+        generation = self._deliver(spec)
+        self._wait_for(lambda state: all(self._entry(state, n).get("state") == "stopped" for n in services),
+                       f"services {', '.join(services)} to stop", generation, timeout=sv.STOP_GRACE_SECONDS * 2 + 5)
+        return was_running
+
+    def restart(self, services: list[str] | None = None) -> None:
+        spec = self._read_spec()
+        names = services if services is not None else [s["name"] for s in spec["services"]]
+        state = self._read_state() if self.is_running() else {}
+        before = {n: self._entry(state, n).get("pid") for n in names}
+        for name in names:
+            spec["desired"][name] = "running"
+            spec["restart_tokens"][name] = int(spec["restart_tokens"].get(name, 0)) + 1
+        generation = self._deliver(spec)
+        self._wait_for(
+            lambda st: all(self._entry(st, n).get("pid") not in (None, before[n]) or self._entry(st, n).get("state") in ("restarting", "crashloop", "stopped") for n in names),
+            "services to restart", generation, timeout=sv.STOP_GRACE_SECONDS * 2 + 5,
+        )
+
+    def wait_healthy(self, services: list[str] | None, timeout_seconds: float) -> list[str]:
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            statuses = [s for s in self.status() if services is None or s.name in services]
+            not_ready = [s for s in statuses if s.health != "healthy"]
+            if not not_ready:
+                return []
+            hopeless = [s for s in not_ready if s.state in ("crashloop", "stopped")]
+            if hopeless or time.monotonic() >= deadline:
+                return [f"{s.name} ({s.state}, {s.health})" for s in not_ready]
+            time.sleep(0.5)
+
+    def status(self) -> list[ServiceStatus]:
+        plan = load_plan(self.layout)
+        if plan is None:
+            return []
+        running = self.is_running()
+        state = self._read_state() if running else {}
+        names = {slug: sensors[0].city for slug, sensors in plan.by_city().items()}
+        now = time.time()
+        result = []
+        for service in self.services(plan):
+            entry = self._entry(state, service.name)
+            current = entry.get("state", "stopped") if running else "stopped"
+            pid = entry.get("pid") if current in ("running", "crashloop") else None
+            document = read_status(self.layout.status_dir / f"{service.name}.json")
+            health = service_health(service.role, document, service.sensor_ids, pid, entry.get("create_time"), now)
+            result.append(ServiceStatus(
+                name=service.name, role=service.role, city=names.get(service.city_slug, service.city_slug),
+                sensors=service.sensor_ids, state=current, health=health, restarts=int(entry.get("restarts", 0)),
+                pid=pid, started_at=entry.get("started_at") if pid else None,
+                detail={"exit_code": entry.get("exit_code"), "status": document},
+            ))
+        return result
+
+    def log_path(self, service: str) -> Path:
+        return self.layout.logs / f"{service}.log"
+
+    def logs(self, services: list[str] | None, follow: bool = False, tail: int | None = None, since: str | None = None) -> Iterator[LogLine]:
+        if services is None:
+            plan = load_plan(self.layout)
+            services = [s.name for s in self.services(plan)] if plan else []
+        paths = {name: self.log_path(name) for name in services}
+        followers = open_followers(paths) if follow else {}
+        history = [
+            [(line.timestamp or "", index, name, line) for index, line in enumerate(read_lines(path, tail, since))]
+            for name, path in paths.items()
+        ]
+        for _, _, name, line in heapq.merge(*history):
+            yield LogLine(name, line.text, line.timestamp)
+        if follow:
+            for name, line in logfiles.follow(followers):
+                yield LogLine(name, line.text, line.timestamp)
+
+    def cleanup(self, dry_run: bool) -> list[str]:
+        """Stale supervisor state, unheld lock files, stale status and temp files, orphaned processes."""
+        found: list[str] = []
+        record = self.supervisor()
+        for process in self._orphans(record):
+            found.append(f"orphaned process pid {process.pid} ({' '.join(process.cmdline()[:6])})")
+            if not dry_run:
+                terminate_all([process], sv.STOP_GRACE_SECONDS)
+        if record is None:
+            stale = ProcessRecord.from_dict(self._read_state().get("supervisor"))
+            if stale is not None:
+                found.append(f"stale supervisor record {sv.state_path(self.layout)} (pid {stale.pid} is not our supervisor)")
+                if not dry_run:
+                    sv.state_path(self.layout).unlink(missing_ok=True)
+            found += self._stale_files(dry_run)
+        return found
+
+    # --- helpers of the above -------------------------------------------------------------------
+    @staticmethod
+    def _entry(state: dict[str, Any], name: str) -> dict[str, Any]:
+        return (state.get("services") or {}).get(name) or {}
+
+    def _any_running(self, names: list[str] | None = None) -> bool:
+        entries = (self._read_state().get("services") or {})
+        return any(e.get("state") != "stopped" for n, e in entries.items() if names is None or n in names)
+
+    def _deliver(self, spec: dict[str, Any]) -> int:
+        """Write the spec with a new generation and make the supervisor act on it (launching it if needed)."""
+        spec["generation"] = int(spec.get("generation", 0)) + 1
+        sv.write_json_atomic(sv.spec_path(self.layout), spec)
+        record = self.supervisor()
+        if record is not None:
+            os.kill(record.pid, signal.SIGHUP)
+        else:
+            self._launch()
+        self._wait_for(lambda state: True, "the supervisor to take the new spec", spec["generation"])
+        return spec["generation"]
+
+    def _launch(self) -> None:
+        self.layout.ensure_state()
+        command = [sys.executable, "-m", "sensor_manager.runtimes.supervisor", "--project-dir", str(self.layout.root)]
+        log = self.layout.logs / "supervisor.log"
+        result = subprocess.run([sys.executable, "-c", LAUNCHER, str(log), *command], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise ProcessFailedError(f"could not launch the supervisor: {result.stderr.strip()[-500:]}")
+
+    def _wait_for(self, done, what: str, generation: int, timeout: float = ACK_TIMEOUT_SECONDS) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._read_state()
+            alive = state.get("supervisor") is not None
+            if alive and int(state.get("generation_seen", -1)) >= generation and done(state):
+                return state
+            if time.monotonic() >= deadline:
+                tail = "\n".join(line.text for line in read_lines(self.layout.logs / "supervisor.log", tail=5))
+                raise ProcessFailedError(f"timed out after {timeout:.0f} s waiting for {what}; state/logs/supervisor.log ends:\n{tail}")
+            time.sleep(POLL_SECONDS)
+
+    def _stop_supervisor(self, record: ProcessRecord | None) -> None:
+        """SIGTERM the supervisor (it stops every service gracefully), wait, then make sure nothing is left."""
+        children = [ProcessRecord.from_dict(e) for e in (self._read_state().get("services") or {}).values()]
+        if record is not None and (process := record.process()) is not None:
+            process.terminate()
+            try:
+                process.wait(sv.STOP_GRACE_SECONDS * 2 + 5)
+            except psutil.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        leftovers = [p for c in children if c is not None and (p := c.process()) is not None]
+        terminate_all(leftovers, sv.STOP_GRACE_SECONDS)
+
+    def _orphans(self, record: ProcessRecord | None) -> list[psutil.Process]:
+        """Processes proved to be this project's (by environment) that no live supervisor owns."""
+        root = str(self.layout.root)
+        orphans = []
+        for process in project_processes(root):
+            try:
+                if record is not None and (process.pid == record.pid or process.ppid() == record.pid):
+                    continue
+            except psutil.NoSuchProcess:
+                continue
+            orphans.append(process)
+        return orphans
+
+    def _stop_orphans(self) -> list[psutil.Process]:
+        orphans = self._orphans(self.supervisor())
+        terminate_all(orphans, sv.STOP_GRACE_SECONDS)
+        return orphans
+
+    def _stale_files(self, dry_run: bool) -> list[str]:
+        found = []
+        lock = sv.lock_path(self.layout)
+        if lock.exists() and not sv.is_lock_held(self.layout):
+            found.append(f"unheld lock file {lock}")
+            if not dry_run:
+                lock.unlink(missing_ok=True)
+        for path in sorted(self.layout.status_dir.glob("*.json")) if self.layout.status_dir.is_dir() else []:
+            document = read_status(path)
+            if document is None or (is_stale(document) and not psutil.pid_exists(int(document.get("pid") or 0) or -1)):
+                found.append(f"stale status file {path}")
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+        for folder in (self.layout.state, self.layout.status_dir):
+            for path in sorted(folder.glob(".*.tmp")) if folder.is_dir() else []:
+                found.append(f"leftover temp file {path}")
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+        return found

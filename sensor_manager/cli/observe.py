@@ -1,0 +1,140 @@
+"""Observability commands: monitor, diagnostics, query (→ sensor_manager/observe/)."""
+from __future__ import annotations
+
+import csv
+import sys
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sensor_manager.cli import app
+from sensor_manager.cli.options import ConfigOpt, JsonOpt, ProjectDirOpt, session
+from sensor_manager.cli.output import print_json, results
+from sensor_manager.errors import UsageError
+from sensor_manager.observe import query as query_lib
+from sensor_manager.observe.plot import plot_metric
+from sensor_manager.plan import load_plan
+
+
+class SourceChoice(str, Enum):
+    edge = "edge"
+    lake = "lake"
+
+
+class FormatChoice(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _wide(console: Console) -> Console:
+    """Pipes and files get whole cells instead of cells cut to 80 columns."""
+    if not console.is_terminal:
+        console.width = 10_000
+    return console
+
+
+def _render_rows(result: query_lib.QueryResult, fmt: FormatChoice) -> None:
+    if fmt is FormatChoice.json:
+        print_json(result.to_json())
+    elif fmt is FormatChoice.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=result.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result.rows)
+    else:
+        table = Table(*result.columns, box=None, header_style="bold")
+        for row in result.rows:
+            table.add_row(*(_cell(row.get(c)) for c in result.columns))
+        _wide(results()).print(table)
+
+
+def _render_reports(reports: list[query_lib.DatabaseReport], fmt: FormatChoice) -> None:
+    if fmt is FormatChoice.json:
+        print_json({"schema_version": query_lib.SCHEMA_VERSION, "databases": [r.to_dict() for r in reports]})
+        return
+    if fmt is FormatChoice.csv:
+        raise UsageError("--all prints a report: use --format table or json")
+    out = results()
+    for report in reports:
+        out.rule(report.path)
+        if report.error:
+            out.print(f"error: {report.error}")
+            continue
+        out.print(f"City: {_cell(report.city)}, Sensor: {_cell(report.sensor_id)}")
+        out.print(f"File size: {report.size_bytes} bytes (WAL {report.wal_bytes} bytes)")
+        out.print("Table schema:")
+        for statement in report.schema:
+            out.print(statement)
+        out.print(f"Total records: {report.rows}")
+        out.print("Sample records:")
+        sample = Table("id", "sensor_id", "timestamp", "temperature", "location", box=None)
+        for row in report.sample:
+            sample.add_row(*(_cell(row.get(c, row.get("source_id") if c == "id" else None)) for c in ("id", "sensor_id", "timestamp", "temperature", "location")))
+        out.print(sample)
+        out.print(f"Unique sensor_id values: {', '.join(map(_cell, report.sensor_ids))}")
+        out.print(f"Unique location values: {', '.join(map(_cell, report.locations))}")
+
+
+def _one_mode(**modes: bool) -> None:
+    chosen = [name for name, on in modes.items() if on]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one of {', '.join('--' + m.replace('_', '-') for m in modes)}; got {', '.join('--' + m.replace('_', '-') for m in chosen)}")
+
+
+@app.command("query")
+def query(
+    ctx: typer.Context,
+    source: Annotated[Optional[SourceChoice], typer.Option("--source", help="edge: the sensor DBs (default); lake: the Delta table.", show_default=False)] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Sensors with row counts and first/last timestamp.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Per-DB report: schema, count, sample rows, distinct ids and locations.")] = False,
+    sensor_id: Annotated[Optional[str], typer.Option("--sensor-id", "--sensor", help="Only this sensor.", show_default=False)] = None,
+    city: Annotated[Optional[str], typer.Option("--city", help="Only this city (display or safe name, any case).", show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only readings since: 10m, 2h, 1d or an ISO time (UTC).", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Newest N readings (default 10; 1000 with --plot).", show_default=False)] = None,
+    count: Annotated[bool, typer.Option("--count", help="Count the matching readings.")] = False,
+    latest: Annotated[bool, typer.Option("--latest", help="The newest reading of each sensor.")] = False,
+    sql: Annotated[Optional[str], typer.Option("--sql", help="Read-only DuckDB SQL over the lake table sensor_readings.", show_default=False)] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Draw METRIC over time (temperature, humidity, pressure, vibration, voltage).", metavar="METRIC", show_default=False)] = None,
+    fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FormatChoice.table,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Read sensor readings from the edge DBs (read-only) or the lake.
+
+    Example: ./sensor_manager.py query --source lake --sql "SELECT city, date_trunc('hour', timestamp) AS hour, avg(temperature) FROM sensor_readings GROUP BY ALL ORDER BY ALL"
+    """
+    opts = session(ctx, config, project_dir, json=json)
+    _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
+    fmt = FormatChoice.json if json else fmt
+    layout = opts.layout
+    if sql is not None:
+        if source is SourceChoice.edge:
+            raise UsageError("--sql runs over the lake only; drop --source edge")
+        _render_rows(query_lib.run_sql(layout, sql), fmt)
+        return
+    src = (source or SourceChoice.edge).value
+    plan = load_plan(layout)
+    filters = query_lib.Filters(sensor_id=sensor_id, city=city, since=query_lib.parse_since(since))
+    if plot is not None:
+        if plot not in query_lib.METRICS:
+            raise UsageError(f"--plot {plot!r}: choose one of {', '.join(query_lib.METRICS)}")
+        rows = query_lib.readings(layout, plan, src, filters, limit or 1000).rows
+        results().print(plot_metric(rows, plot), markup=False, highlight=False)
+    elif all_:
+        _render_reports(query_lib.report(layout, plan, src, filters), fmt)
+    elif list_:
+        _render_rows(query_lib.list_sensors(layout, plan, src, filters), fmt)
+    elif count:
+        _render_rows(query_lib.count(layout, plan, src, filters), fmt)
+    elif latest:
+        _render_rows(query_lib.latest(layout, plan, src, filters), fmt)
+    else:
+        _render_rows(query_lib.readings(layout, plan, src, filters, 10 if limit is None else limit), fmt)

@@ -1,0 +1,90 @@
+"""Read-only access to the lake's `sensor_readings` Delta table, shared by `monitor` and `query`.
+
+Per-city row counts and last writes come from the Delta log (each data file's `num_records` and
+modification time, by `city` partition), so the monitor never scans data files. SQL runs in an
+in-memory DuckDB connection that sees the table as an Arrow dataset opened by `deltalake`; DuckDB
+never installs or loads an extension, and the connection is locked so the SQL cannot touch files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from sensor_manager.layout import ProjectLayout
+
+TABLE = "sensor_readings"
+
+# Settings fixed when the connection opens; `lock_configuration` then forbids changing any of them.
+LOCKED_DUCKDB_CONFIG = {
+    "enable_external_access": False,  # no COPY TO, ATTACH, file readers, INSTALL or LOAD
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "python_enable_replacements": False,  # SQL cannot reach Python variables by name
+    "threads": 2,
+}
+
+
+@dataclass(frozen=True)
+class CityLakeStats:
+    rows: int
+    last_write_epoch: float | None  # newest data file of the city, seconds
+
+
+def table_path(layout: ProjectLayout) -> Path:
+    return layout.lake / TABLE
+
+
+def open_table(layout: ProjectLayout) -> DeltaTable | None:
+    """The lake table, or None when nothing has been uploaded yet."""
+    path = table_path(layout)
+    if not (path / "_delta_log").is_dir():
+        return None
+    try:
+        return DeltaTable(str(path))
+    except TableNotFoundError:
+        return None
+
+
+def city_stats(table: DeltaTable | None) -> dict[str, CityLakeStats]:
+    """Rows and newest write per `city` partition, from the Delta log alone."""
+    if table is None:
+        return {}
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
+    totals: dict[str, list] = {}
+    for city, records, modified in zip(
+        actions.get("partition.city", []), actions.get("num_records", []), actions.get("modification_time", [])
+    ):
+        entry = totals.setdefault(city, [0, None])
+        entry[0] += records or 0
+        if modified is not None:
+            entry[1] = max(entry[1] or 0, _epoch_seconds(modified))
+    return {city: CityLakeStats(rows, last) for city, (rows, last) in totals.items()}
+
+
+def _epoch_seconds(value) -> float:
+    # deltalake reports modification_time as epoch milliseconds (an int or a timestamp).
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    return float(value) / 1000.0
+
+
+def dataset(table: DeltaTable):
+    """The table's current version as a pyarrow dataset (files listed by the Delta log, read lazily)."""
+    return table.to_pyarrow_dataset()
+
+
+def locked_connection(table: DeltaTable | None) -> duckdb.DuckDBPyConnection:
+    """In-memory DuckDB with `sensor_readings` registered and every way out to files or extensions closed."""
+    conn = duckdb.connect(":memory:", config=dict(LOCKED_DUCKDB_CONFIG))
+    if table is not None:
+        conn.register(TABLE, dataset(table))
+    else:
+        conn.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM (SELECT 1) WHERE false")
+    conn.execute("SET lock_configuration = true")
+    return conn

@@ -1,0 +1,181 @@
+"""A small fleet written by hand: plan, edge DBs with the simulator's schema, status files and a Delta lake.
+
+The numbers are chosen so tests can compute every expectation by hand: sensor k of a city writes rows
+with ids and seq 1..n, one second apart, ending at `END`; every 5th row is a spike anomaly.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.naming import city_service_slug, safe_city_name
+from sensor_manager.plan import FleetPlan, PlannedSensor
+from sensor_manager.statusfile import write_status
+
+END = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+SEED_COLUMNS = (
+    "id INTEGER PRIMARY KEY", "timestamp TEXT", "sensor_id TEXT", "temperature REAL", "humidity REAL",
+    "pressure REAL", "vibration REAL", "voltage REAL", "status_code INTEGER", "anomaly_flag INTEGER",
+    "anomaly_type TEXT", "firmware_version TEXT", "model TEXT", "manufacturer TEXT", "location TEXT",
+    "latitude REAL", "longitude REAL", "original_timezone TEXT", "serial_number TEXT", "manufacture_date TEXT",
+    "deployment_type TEXT", "installation_date TEXT", "height_meters REAL", "orientation_degrees REAL",
+    "instance_id TEXT", "sensor_type TEXT", "seq INTEGER NOT NULL",
+)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def temperature(k: int, i: int) -> float:
+    return 60.0 + k + (i % 10) / 10
+
+
+def planned(city: str, index: int) -> PlannedSensor:
+    slug = safe_city_name(city)
+    code = f"{city_service_slug(slug)[:2].upper()}{index:02d}"
+    return PlannedSensor(
+        sensor_id=f"{slug}_{code}", city=city, city_slug=slug, code=code, index=index, latitude=52.0,
+        longitude=4.0, timezone="UTC", db_path=f"data/{slug}/{code}/sensor_data.db", manufacturer="SensorTech",
+        model="EnvMonitor-3000", firmware_version="1.4.0", serial_number=f"SN-{code}", manufacture_date="2024-01-01",
+        installation_date="2024-02-01", deployment_type="outdoor", height_meters=2.0, orientation_degrees=90.0,
+        instance_id=f"i-{code}", sensor_type="environmental", seed=index,
+    )
+
+
+@dataclass
+class Fleet:
+    layout: ProjectLayout
+    plan: FleetPlan
+    rows: dict[str, int] = field(default_factory=dict)  # sensor_id -> rows written
+    uploaded: dict[str, int] = field(default_factory=dict)  # sensor_id -> last id in the lake
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    def db(self, sensor_id: str) -> Path:
+        return self.layout.root / self.plan.sensor(sensor_id).db_path
+
+    def city_sensors(self, city_slug: str) -> list[PlannedSensor]:
+        return self.plan.by_city()[city_slug]
+
+    def write_rows(self, sensor: PlannedSensor, count: int) -> None:
+        """Append `count` rows (seq continues) to the sensor's DB, creating it with the simulator's schema."""
+        path = self.db(sensor.sensor_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS sensor_readings ({', '.join(SEED_COLUMNS)})")
+        conn.execute("CREATE TABLE IF NOT EXISTS sensor_meta (sensor_id TEXT, schema_version INTEGER, created_at TEXT, generation TEXT)")
+        if conn.execute("SELECT count(*) FROM sensor_meta").fetchone()[0] == 0:
+            conn.execute("INSERT INTO sensor_meta VALUES (?, 1, ?, ?)", (sensor.sensor_id, iso(END), str(uuid.uuid4())))
+        start = self.rows.get(sensor.sensor_id, 0)
+        total = start + count
+        k = sensor.index
+        rows = []
+        for seq in range(start + 1, total + 1):
+            anomaly = seq % 5 == 0
+            rows.append((
+                iso(END - timedelta(seconds=total - seq)), sensor.sensor_id, temperature(k, seq), 50.0, 1013.0, 2.5, 12.0,
+                int(anomaly), int(anomaly), "spike" if anomaly else None, sensor.firmware_version, sensor.model,
+                sensor.manufacturer, sensor.city, sensor.latitude, sensor.longitude, "+00:00", sensor.serial_number,
+                sensor.manufacture_date, sensor.deployment_type, sensor.installation_date, sensor.height_meters,
+                sensor.orientation_degrees, sensor.instance_id, sensor.sensor_type, seq,
+            ))
+        conn.executemany(f"INSERT INTO sensor_readings VALUES (NULL{', ?' * 26})", rows)
+        conn.commit()
+        conn.close()
+        self.rows[sensor.sensor_id] = total
+
+    def write_sensor_status(self, city_slug: str, rate: float = 1.0, interval: float = 2.0, active_anomaly: str | None = None) -> None:
+        sensors = {
+            s.sensor_id: {
+                "db_path": s.db_path, "rows_written": self.rows.get(s.sensor_id, 0), "seq": self.rows.get(s.sensor_id, 0),
+                "last_timestamp": iso(END), "readings_per_second": rate, "errors": 0, "skipped_readings": 0,
+                "active_anomaly": active_anomaly,
+            }
+            for s in self.city_sensors(city_slug)
+        }
+        name = f"sensor-{city_service_slug(city_slug)}"
+        write_status(self.layout.status_file("sensor", city_service_slug(city_slug)), {"role": "sensor", "name": name, "sensors": sensors}, interval)
+
+    def upload(self, city_slug: str, upto: dict[str, int] | None = None, state: str = "idle", interval: float = 2.0, dead_lettered: int = 0) -> None:
+        """Put rows 1..upto[sensor] (default: all) of a city into the lake and write the uploader's status file."""
+        upto = upto or {}
+        columns: dict[str, list] = {name: [] for name in LAKE_COLUMNS}
+        sources = []
+        for sensor in self.city_sensors(city_slug):
+            path = self.db(sensor.sensor_id)
+            last = upto.get(sensor.sensor_id, self.rows.get(sensor.sensor_id, 0))
+            conn = sqlite3.connect(path)
+            conn.row_factory = sqlite3.Row
+            generation = conn.execute("SELECT generation FROM sensor_meta").fetchone()[0]
+            done = self.uploaded.get(sensor.sensor_id, 0)
+            for row in conn.execute("SELECT * FROM sensor_readings WHERE id > ? AND id <= ? ORDER BY id", (done, last)):
+                moment = datetime.fromisoformat(row["timestamp"])
+                for name in LAKE_COLUMNS:
+                    columns[name].append({
+                        "timestamp": moment, "city": city_slug, "date": moment.date().isoformat(), "project": self.plan.project,
+                        "fleet_epoch": self.plan.fleet_epoch, "source": f"{city_slug}/{sensor.code}/sensor_data.db",
+                        "generation": generation, "source_id": row["id"], "uploader_id": city_service_slug(city_slug), "stage": "raw",
+                    }.get(name, row[name] if name in row.keys() else None))
+            conn.close()
+            self.uploaded[sensor.sensor_id] = max(done, last)
+            sources.append({"source": f"{city_slug}/{sensor.code}/sensor_data.db", "generation": generation, "sensor_id": sensor.sensor_id,
+                            "end_id": self.rows.get(sensor.sensor_id, 0), "positions": {"delta": self.uploaded[sensor.sensor_id]}, "locked": True})
+        if columns["timestamp"]:
+            write_deltalake(str(self.layout.lake / "sensor_readings"), pa.table(columns, schema=LAKE_SCHEMA), mode="append", partition_by=["city", "date"])
+        slug = city_service_slug(city_slug)
+        sink = {"rows_shipped": sum(self.uploaded.get(s.sensor_id, 0) for s in self.city_sensors(city_slug)), "lag_rows": 0, "lag_seconds": 0,
+                "last_success": iso(datetime.now(timezone.utc)), "last_error": None, "retries": 0, "dead_lettered": dead_lettered,
+                "failing_permanently": False}
+        write_status(self.layout.status_file("uploader", slug), {"role": "uploader", "name": f"uploader-{slug}", "uploader_id": slug,
+                     "state": state, "sinks": {"delta": sink}, "sources": sources}, interval)
+
+    def age_status_files(self, seconds: float = 3600) -> None:
+        """Make every status file look as if its writer stopped `seconds` ago (a stopped project)."""
+        for path in self.layout.status_dir.glob("*.json"):
+            document = json.loads(path.read_text())
+            document["updated_at_epoch"] = time.time() - seconds
+            path.write_text(json.dumps(document))
+
+
+LAKE_SCHEMA = pa.schema([
+    ("timestamp", pa.timestamp("us", tz="UTC")), ("sensor_id", pa.string()), ("temperature", pa.float64()),
+    ("humidity", pa.float64()), ("pressure", pa.float64()), ("vibration", pa.float64()), ("voltage", pa.float64()),
+    ("anomaly_flag", pa.int64()), ("anomaly_type", pa.string()), ("status_code", pa.int64()), ("location", pa.string()),
+    ("city", pa.string()), ("date", pa.string()), ("project", pa.string()), ("fleet_epoch", pa.int64()),
+    ("source", pa.string()), ("generation", pa.string()), ("source_id", pa.int64()), ("seq", pa.int64()),
+    ("uploader_id", pa.string()), ("stage", pa.string()),
+])
+LAKE_COLUMNS = LAKE_SCHEMA.names
+
+
+def build_fleet(root: Path, cities: dict[str, int], rows: int) -> Fleet:
+    layout = ProjectLayout.at(root)
+    sensors = tuple(planned(city, i) for city, count in cities.items() for i in range(count))
+    plan = FleetPlan("obs-test", 7, 1, sensors, tuple(dict.fromkeys(s.city_slug for s in sensors)))
+    layout.ensure_state()
+    layout.plan_file.write_text(json.dumps(plan.to_dict()))
+    fleet = Fleet(layout, plan)
+    for sensor in sensors:
+        fleet.write_rows(sensor, rows)
+    return fleet
+
+
+@pytest.fixture
+def fleet(project_dir: Path) -> Fleet:
+    """Two cities (Amsterdam: 2 sensors, São Paulo: 1), 20 rows each; nothing uploaded; no status files."""
+    return build_fleet(project_dir, {"Amsterdam": 2, "São Paulo": 1}, rows=20)

@@ -1,0 +1,267 @@
+"""Start, stop, restart, reset and cleanup of a project, the same for every runtime.
+
+Each verb picks the runtime (runtimes/__init__.py), works out the plan and the services its targets
+name, and drives the runtime through the `Runtime` protocol only. Nothing changes on disk before
+preflight passes; `start` never deletes data; `reset` wipes only what this project wrote (files it
+knows by name in each planned sensor's folder, the project's lake table, archive files, checkpoints),
+so foreign files in the data directory survive. A lock (`state/locks/lifecycle.lock`) serialises
+lifecycle commands of one project.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from sensor_manager.config import Config
+from sensor_manager.errors import UsageError
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.plan import FleetPlan, bump_epoch, load_plan, resolve_plan
+from sensor_manager.preflight import Check, require_preflight
+from sensor_manager.runtimes import RuntimeChoice, choose_runtime, record_runtime, runtime_for
+from sensor_manager.runtimes.base import Runtime, Service, plan_services
+from sensor_manager.runtimes.targets import resolve_targets
+
+DEFAULT_WAIT_TIMEOUT = 120.0
+# What a sensor writes into its own folder; anything else there is foreign and is left alone.
+SENSOR_FILE_PATTERNS = ("sensor_data.db", "sensor_data.db-*", "sensor_data.db.*", "identity.json", "seq.hwm", "status.json")
+
+
+@contextmanager
+def project_lock(layout: ProjectLayout) -> Iterator[None]:
+    """Serialise lifecycle commands of one project (blocks while another holds it)."""
+    layout.locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.locks / "lifecycle.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def runtime_services(runtime: Runtime, plan: FleetPlan) -> list[Service]:
+    """The services `runtime` runs for `plan` (a runtime may host several sensors per service)."""
+    services = getattr(runtime, "services", None)
+    return services(plan) if callable(services) else plan_services(plan, None)
+
+
+@dataclass
+class StartResult:
+    runtime: str
+    reason: str
+    plan: FleetPlan
+    services: list[str]  # the services this start is about
+    started: list[str] = field(default_factory=list)  # of those, the ones that were not running
+    unhealthy: list[str] = field(default_factory=list)  # after --wait: those that did not become healthy
+    checks: list[Check] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def already_running(self) -> bool:
+        return not self.started and not self.dry_run
+
+
+def _not_running(runtime: Runtime, names: list[str]) -> list[str]:
+    if not runtime.is_running():
+        return list(names)
+    states = {s.name: s.state for s in runtime.status()}
+    return [n for n in names if states.get(n, "stopped") == "stopped"]
+
+
+def start(
+    layout: ProjectLayout,
+    config: Config,
+    *,
+    runtime_name: str | None = None,
+    targets: list[str] | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+) -> StartResult:
+    """Preflight, persist the plan, render, start what is not running; with `wait`, wait for health."""
+    choice = choose_runtime(layout, config, runtime_name, starting=True)
+    checks = require_preflight(config, layout, choice.name)
+    runtime = runtime_for(choice.name, layout)
+    if dry_run:
+        plan = resolve_plan(config, layout, persist=False)
+        services = runtime_services(runtime, plan)
+        names = resolve_targets(services, targets) or [s.name for s in services]
+        return StartResult(choice.name, choice.reason, plan, names, _not_running(runtime, names), checks=checks, dry_run=True)
+    with project_lock(layout):
+        plan = resolve_plan(config, layout, persist=True)
+        services = runtime_services(runtime, plan)
+        names = resolve_targets(services, targets) or [s.name for s in services]
+        result = StartResult(choice.name, choice.reason, plan, names, _not_running(runtime, names), checks=checks)
+        runtime.render(plan, config)
+        if result.started:
+            runtime.start(plan, config, names)
+        record_runtime(layout, choice.name, choice.reason)
+    if wait:
+        result.unhealthy = runtime.wait_healthy(names, wait_timeout)
+    return result
+
+
+def open_recorded(layout: ProjectLayout, runtime_name: str | None) -> tuple[Runtime, RuntimeChoice]:
+    """The runtime of a project for commands that do not start it (stop, status, logs …)."""
+    choice = choose_runtime(layout, None, runtime_name)
+    if not choice.recorded and runtime_name in (None, "auto"):
+        choice = RuntimeChoice("local", "nothing recorded yet", False)
+    return runtime_for(choice.name, layout), choice
+
+
+def target_services(runtime: Runtime, layout: ProjectLayout, targets: list[str] | None) -> list[str] | None:
+    """Service names for `targets` from the stored plan (None: all)."""
+    if not targets:
+        return None
+    plan = load_plan(layout)
+    if plan is None:
+        raise UsageError(f"no plan yet ({layout.plan_file}); run `start` first")
+    return resolve_targets(runtime_services(runtime, plan), targets)
+
+
+@dataclass
+class StopResult:
+    runtime: str
+    was_running: bool
+    services: list[str] | None  # None: everything
+
+
+def stop(layout: ProjectLayout, *, runtime_name: str | None = None, targets: list[str] | None = None) -> StopResult:
+    """Stop gracefully (all, or the targeted services); data, ids and checkpoints are kept."""
+    runtime, choice = open_recorded(layout, runtime_name)
+    names = target_services(runtime, layout, targets)
+    if not layout.state.exists():
+        return StopResult(choice.name, False, names)
+    with project_lock(layout):
+        was_running = runtime.stop(names)
+    return StopResult(choice.name, was_running, names)
+
+
+def restart(layout: ProjectLayout, config: Config, *, runtime_name: str | None = None, targets: list[str] | None = None) -> list[str]:
+    """Re-render (picking up config changes) and restart the targeted services; returns their names."""
+    choice = choose_runtime(layout, config, runtime_name, starting=True)
+    require_preflight(config, layout, choice.name)
+    runtime = runtime_for(choice.name, layout)
+    with project_lock(layout):
+        plan = resolve_plan(config, layout, persist=True)
+        services = runtime_services(runtime, plan)
+        names = resolve_targets(services, targets) or [s.name for s in services]
+        runtime.render(plan, config)
+        if runtime.is_running():
+            runtime.restart(names)
+        else:
+            runtime.start(plan, config, names)
+        record_runtime(layout, choice.name, choice.reason)
+    return names
+
+
+def cleanup(layout: ProjectLayout, *, runtime_name: str | None = None, dry_run: bool = False) -> list[str]:
+    """Remove this project's provable leftovers; return what was (or would be) removed."""
+    runtime, _ = open_recorded(layout, runtime_name)
+    if not layout.state.exists():
+        return []
+    if dry_run:
+        return runtime.cleanup(True)
+    with project_lock(layout):
+        return runtime.cleanup(False)
+
+
+# --- reset -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ResetPlan:
+    paths: list[Path]  # files and folders that would be deleted
+    external: list[str]  # sinks outside the project that reset does not wipe
+    epoch: int  # the fleet_epoch after the reset
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _sink_location(layout: ProjectLayout, configured: str | None, default: Path) -> Path:
+    if not configured:
+        return default
+    path = Path(configured).expanduser()
+    return path if path.is_absolute() else layout.root / path
+
+
+def _sensor_files(layout: ProjectLayout, plan: FleetPlan) -> list[Path]:
+    found = []
+    for sensor in (*plan.sensors, *getattr(plan, "retired", ())):
+        folder = layout.root / sensor.sensor_dir
+        for pattern in SENSOR_FILE_PATTERNS:
+            found.extend(sorted(p for p in folder.glob(pattern) if p.is_file()))
+    return list(dict.fromkeys(found))
+
+
+def plan_reset(layout: ProjectLayout, config: Config) -> ResetPlan:
+    """What `reset` would delete (nothing is changed)."""
+    plan = load_plan(layout) or resolve_plan(config, layout, persist=False)
+    paths = _sensor_files(layout, plan)
+    external = []
+    sinks = config.uploader.sinks
+    lake = _sink_location(layout, sinks.delta.path, layout.lake / "sensor_readings")
+    if sinks.delta.enabled or lake.exists():
+        (paths.append(lake) if _inside(lake, layout.root) else external.append(f"delta table {lake}"))
+    archive = _sink_location(layout, sinks.parquet.path, layout.archive)
+    if _inside(archive, layout.root):
+        paths.extend(sorted(archive.rglob("*.parquet")) if archive.is_dir() else [])
+    elif sinks.parquet.enabled:
+        external.append(f"parquet archive {archive}")
+    if sinks.s3.enabled:
+        external.append(f"s3://{sinks.s3.bucket}/{sinks.s3.prefix}")
+    if sinks.cosmos.enabled:
+        external.append(f"cosmos {sinks.cosmos.database_name}/{sinks.cosmos.container_name}")
+    for folder in (layout.checkpoints, layout.status_dir, layout.deadletter):
+        paths.extend(sorted(folder.iterdir()) if folder.is_dir() else [])
+    return ResetPlan([p for p in paths if p.exists()], external, plan.fleet_epoch + 1)
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _prune_empty_dirs(layout: ProjectLayout, paths: list[Path]) -> None:
+    """Remove folders that deleting `paths` left empty, up to (not including) the project's top folders."""
+    tops = {layout.root, layout.data, layout.archive, layout.lake, layout.state}
+    for folder in sorted({p.parent for p in paths}, key=lambda p: len(p.parts), reverse=True):
+        while folder not in tops and _inside(folder, layout.root) and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+
+
+def reset(
+    layout: ProjectLayout,
+    config: Config,
+    *,
+    runtime_name: str | None = None,
+    wait: bool = False,
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+) -> tuple[ResetPlan, StartResult]:
+    """Stop, wipe this project's data, lake, archive and checkpoints, bump fleet_epoch, start."""
+    choice = choose_runtime(layout, config, runtime_name, starting=True)
+    require_preflight(config, layout, choice.name)
+    with project_lock(layout):
+        runtime_for(choice.name, layout).stop(None)
+        doomed = plan_reset(layout, config)
+        for path in doomed.paths:
+            _delete(path)
+        _prune_empty_dirs(layout, doomed.paths)
+        if load_plan(layout) is None:
+            resolve_plan(config, layout, persist=True)
+        bump_epoch(layout)
+    result = start(layout, config, runtime_name=choice.name, wait=wait, wait_timeout=wait_timeout)
+    return doomed, result

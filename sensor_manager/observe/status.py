@@ -1,0 +1,51 @@
+"""`status`: every planned service of the project with its state and health, from the recorded runtime.
+
+Works on a stopped project (every service `stopped`) and on a project never started (no services).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.lifecycle import open_recorded
+from sensor_manager.plan import load_plan
+from sensor_manager.runtimes.base import ServiceStatus
+
+STATUS_SCHEMA_VERSION = 1
+COLUMNS = ("SERVICE", "ROLE", "CITY", "SENSORS", "STATE", "HEALTH", "RESTARTS", "PID", "STARTED")
+
+
+@dataclass
+class StatusReport:
+    project: str | None
+    runtime: str
+    services: list[ServiceStatus]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": STATUS_SCHEMA_VERSION,
+            "project": self.project,
+            "runtime": self.runtime,
+            "services": [s.to_dict() for s in self.services],
+        }
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return [
+            (s.name, s.role, s.city, str(len(s.sensors)) if s.role == "sensor" else "-", s.state, s.health,
+             str(s.restarts), str(s.pid or "-"), (s.started_at or "-")[:19].replace("T", " "))
+            for s in self.services
+        ]
+
+    @property
+    def summary(self) -> str:
+        running = sum(s.state != "stopped" for s in self.services)
+        healthy = sum(s.health == "healthy" for s in self.services)
+        return f"{running}/{len(self.services)} services running, {healthy} healthy ({self.runtime} runtime)"
+
+
+def collect_status(layout: ProjectLayout, runtime_name: str | None = None) -> StatusReport:
+    """Status of every planned service as the project's recorded runtime sees it."""
+    runtime, choice = open_recorded(layout, runtime_name)
+    plan = load_plan(layout)
+    return StatusReport(plan.project if plan else None, choice.name, runtime.status())

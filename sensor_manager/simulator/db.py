@@ -1,0 +1,166 @@
+"""The edge DB of one sensor: its schema, and the read-only access every other component uses.
+
+Physical layout (schema version 1), normalised so a row costs well under 150 bytes on disk:
+
+- `readings`: one row per reading. `seq` is the INTEGER PRIMARY KEY, so the SQLite row id *is* the
+  per-sensor sequence number: strictly increasing, never reused (it continues across restarts and
+  across a corrupt-file move-aside), and `max(id)` / `max(seq)` are a single b-tree seek.
+  Timestamps are UTC epoch milliseconds, the local offset is minutes east of UTC, the anomaly is a
+  small code (0 = none).
+- `sensor_identity`: the constant per-sensor columns, one row per identity version.
+- `sensor_meta`: one row written at creation (sensor_id, schema_version, created_at, generation).
+- `sensor_readings`: a VIEW that reads exactly like the seed simulator's table, plus `seq`.
+
+Readers open with `open_readonly` (URI `mode=ro`) and never write, index or delete.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from sensor_manager.simulator.settings import ANOMALY_TYPES
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5_000
+
+READING_COLUMNS = (
+    "id", "timestamp", "sensor_id", "temperature", "humidity", "pressure", "vibration", "voltage",
+    "status_code", "anomaly_flag", "anomaly_type", "firmware_version", "model", "manufacturer", "location",
+    "latitude", "longitude", "original_timezone", "serial_number", "manufacture_date", "deployment_type",
+    "installation_date", "height_meters", "orientation_degrees", "instance_id", "sensor_type", "seq",
+)
+
+IDENTITY_COLUMNS = (
+    "sensor_id", "firmware_version", "model", "manufacturer", "location", "latitude", "longitude",
+    "serial_number", "manufacture_date", "deployment_type", "installation_date", "height_meters",
+    "orientation_degrees", "instance_id", "sensor_type",
+)
+
+# Anomaly codes stored in readings.anomaly: 0 = none, then the types in settings order.
+ANOMALY_CODES = {name: code for code, name in enumerate(ANOMALY_TYPES, start=1)}
+
+_ANOMALY_NAME_SQL = "CASE r.anomaly " + " ".join(f"WHEN {c} THEN '{n}'" for n, c in ANOMALY_CODES.items()) + " END"
+_OFFSET_SQL = (
+    "(CASE WHEN r.utc_offset_min < 0 THEN '-' ELSE '+' END"
+    " || printf('%02d:%02d', abs(r.utc_offset_min) / 60, abs(r.utc_offset_min) % 60))"
+)
+
+SCHEMA_SQL = f"""
+CREATE TABLE sensor_meta (
+    sensor_id TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    generation TEXT NOT NULL
+);
+CREATE TABLE sensor_identity (
+    identity_id INTEGER PRIMARY KEY,
+    sensor_id TEXT NOT NULL,
+    firmware_version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    manufacturer TEXT NOT NULL,
+    location TEXT NOT NULL,
+    latitude REAL NOT NULL,
+    longitude REAL NOT NULL,
+    serial_number TEXT NOT NULL,
+    manufacture_date TEXT NOT NULL,
+    deployment_type TEXT NOT NULL,
+    installation_date TEXT NOT NULL,
+    height_meters REAL NOT NULL,
+    orientation_degrees REAL NOT NULL,
+    instance_id TEXT NOT NULL,
+    sensor_type TEXT NOT NULL
+);
+CREATE TABLE readings (
+    seq INTEGER PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    utc_offset_min INTEGER NOT NULL,
+    identity_id INTEGER NOT NULL,
+    temperature REAL,
+    humidity REAL,
+    pressure REAL,
+    vibration REAL,
+    voltage REAL,
+    anomaly INTEGER NOT NULL
+);
+CREATE VIEW sensor_readings AS
+SELECT
+    r.seq AS id,
+    strftime('%Y-%m-%dT%H:%M:%f', r.ts_ms / 1000.0, 'unixepoch') || '+00:00' AS timestamp,
+    s.sensor_id AS sensor_id,
+    r.temperature AS temperature,
+    r.humidity AS humidity,
+    r.pressure AS pressure,
+    r.vibration AS vibration,
+    r.voltage AS voltage,
+    (r.anomaly > 0) AS status_code,
+    (r.anomaly > 0) AS anomaly_flag,
+    {_ANOMALY_NAME_SQL} AS anomaly_type,
+    s.firmware_version AS firmware_version,
+    s.model AS model,
+    s.manufacturer AS manufacturer,
+    s.location AS location,
+    s.latitude AS latitude,
+    s.longitude AS longitude,
+    {_OFFSET_SQL} AS original_timezone,
+    s.serial_number AS serial_number,
+    s.manufacture_date AS manufacture_date,
+    s.deployment_type AS deployment_type,
+    s.installation_date AS installation_date,
+    s.height_meters AS height_meters,
+    s.orientation_degrees AS orientation_degrees,
+    s.instance_id AS instance_id,
+    s.sensor_type AS sensor_type,
+    r.seq AS seq
+FROM readings AS r CROSS JOIN sensor_identity AS s ON s.identity_id = r.identity_id;
+"""
+
+INSERT_READING_SQL = (
+    "INSERT INTO readings (seq, ts_ms, utc_offset_min, identity_id, temperature, humidity, pressure,"
+    " vibration, voltage, anomaly) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True)
+class HighWater:
+    """Where a sensor DB ends: its last row id and seq (equal by construction), last timestamp, generation."""
+
+    max_id: int
+    max_seq: int
+    last_timestamp: str | None
+    generation: str | None
+
+
+def open_readonly(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A connection that cannot write: URI `mode=ro` plus `query_only`, with a busy timeout."""
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+def read_high_water(path: str | Path) -> HighWater:
+    """High-water mark of a sensor DB from indexed reads only (no COUNT(*))."""
+    conn = open_readonly(path)
+    try:
+        return high_water(conn)
+    finally:
+        conn.close()
+
+
+def high_water(conn: sqlite3.Connection) -> HighWater:
+    """`HighWater` of an open sensor DB (reader or writer connection)."""
+    last = conn.execute(
+        "SELECT seq, strftime('%Y-%m-%dT%H:%M:%f', ts_ms / 1000.0, 'unixepoch') || '+00:00'"
+        " FROM readings ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    meta = conn.execute("SELECT generation FROM sensor_meta LIMIT 1").fetchone()
+    max_seq, last_timestamp = last if last else (0, None)
+    return HighWater(max_seq, max_seq, last_timestamp, meta[0] if meta else None)
+
+
+def last_reading_ms(conn: sqlite3.Connection) -> int | None:
+    """Epoch milliseconds of the newest reading, or None for an empty DB."""
+    row = conn.execute("SELECT ts_ms FROM readings ORDER BY seq DESC LIMIT 1").fetchone()
+    return row[0] if row else None

@@ -1,0 +1,81 @@
+"""A sensor's readings on its schedule: timestamps, local offsets, values and anomalies, block by block.
+
+Reading k of a stream is scheduled at `start_ms + k * 1000 / rate` (UTC epoch milliseconds), so a
+backfill and the real-time phase that follows it form one evenly spaced series. The stream's random
+state is seeded from (sensor seed, first seq), so a resumed sensor does not replay old values and
+the same seed always gives the same readings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sensor_manager.simulator.anomalies import AnomalyProcess, AnomalyProfile
+from sensor_manager.simulator.localtime import offsets_minutes, zone
+from sensor_manager.simulator.values import MetricTable, ValueModel
+
+
+@dataclass
+class Block:
+    """Readings ready to write; skipped readings (missing_data in skip mode) are already removed."""
+
+    ts_ms: np.ndarray  # int64 UTC epoch milliseconds
+    utc_offset_min: np.ndarray  # int32 minutes east of UTC
+    values: np.ndarray  # float64 (n x 5), NaN where missing_data writes NULL
+    anomaly: np.ndarray  # int64 code, 0 = none
+    skipped: int  # scheduled readings not written
+    last_scheduled_ms: int  # timestamp of the last scheduled reading, written or skipped
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+
+class ReadingStream:
+    def __init__(self, *, timezone: str, table: MetricTable, profile: AnomalyProfile, readings_per_second: float,
+                 seed: int, first_seq: int, start_ms: int):
+        values_seed, anomaly_seed = np.random.SeedSequence([seed, first_seq]).spawn(2)
+        self.zone = zone(timezone)
+        self.table = table
+        self.rate = readings_per_second
+        self.period_ms = 1000.0 / readings_per_second
+        self.start_ms = start_ms
+        self.scheduled = 0  # readings generated so far
+        self.values = ValueModel(table, np.random.default_rng(values_seed), readings_per_second)
+        self.anomalies = AnomalyProcess(profile, np.random.default_rng(anomaly_seed), readings_per_second)
+
+    def scheduled_ms(self, k: int) -> int:
+        return self.start_ms + int(round(k * self.period_ms))
+
+    @property
+    def next_ms(self) -> int:
+        """When the next reading is due."""
+        return self.scheduled_ms(self.scheduled)
+
+    def due_count(self, until_ms: float) -> int:
+        """Readings scheduled at or before `until_ms` that are not generated yet."""
+        if until_ms < self.next_ms:
+            return 0
+        last = int((until_ms - self.start_ms) // self.period_ms)
+        while self.scheduled_ms(last + 1) <= until_ms:
+            last += 1
+        while last >= self.scheduled and self.scheduled_ms(last) > until_ms:
+            last -= 1
+        return max(0, last + 1 - self.scheduled)
+
+    def next_block(self, n: int) -> Block:
+        """The next n scheduled readings."""
+        k = np.arange(self.scheduled, self.scheduled + n, dtype=np.float64)
+        ts_ms = self.start_ms + np.rint(k * self.period_ms).astype(np.int64)
+        self.scheduled += n
+        offsets = offsets_minutes(self.zone, ts_ms)
+        local_hours = ((ts_ms // 1000 + offsets.astype(np.int64) * 60) % 86_400) / 3600.0
+        values = self.values.generate(local_hours)
+        codes, keep = self.anomalies.apply(values, self.table.std)
+        if codes.any():
+            flagged = codes > 0
+            values[flagged] = self.table.fold_into_bounds(values[flagged])
+        last = int(ts_ms[-1]) if n else self.next_ms
+        if keep.all():
+            return Block(ts_ms, offsets, values, codes, 0, last)
+        return Block(ts_ms[keep], offsets[keep], values[keep], codes[keep], int(n - keep.sum()), last)

@@ -1,0 +1,303 @@
+"""The multi-sensor runner: one process, one thread, 1..N sensors, each with its own DB.
+
+Real time runs on the monotonic clock with deadlines, not sleep-after-work: each sensor has a next
+commit deadline in a heap; at a deadline every reading scheduled up to now is generated as one
+vectorised block and committed in one transaction. The commit window restarts after each commit,
+so a commit holds at most `commit_interval_seconds` of readings (or `commit_max_rows`).
+
+An optional backfill first writes history ending now, as fast as possible, continuing after the
+last reading already in the DB. The status file is written from in-memory counters by the same
+thread, so nothing but the writer ever touches a connection.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sensor_manager.errors import ResourceLimitError
+from sensor_manager.simulator.anomalies import anomaly_profile
+from sensor_manager.simulator.identity import SensorIdentity, write_identity
+from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process
+from sensor_manager.simulator.readings import Block, ReadingStream
+from sensor_manager.simulator.settings import AnomalySettings, DeviceSettings, NormalParameters, SimulationSettings
+from sensor_manager.simulator.status import SimulationStatus
+from sensor_manager.simulator.values import MetricTable
+from sensor_manager.simulator.writer import SensorWriter
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 2.0
+MAX_SLEEP_SECONDS = 0.2  # bounds how late a stop request is noticed
+CLOSE_THREADS = 16
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """A sensor to host: who it is and the folder holding its DB, identity.json and seq.hwm."""
+
+    identity: SensorIdentity
+    directory: Path
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    simulation: SimulationSettings
+    normal_parameters: NormalParameters
+    anomalies: AnomalySettings
+    devices: DeviceSettings
+    backfill_seconds: float = 0.0
+    status_file: Path | None = None
+    status_name: str = "sensor-all"
+
+    @property
+    def rate(self) -> float:
+        return self.simulation.readings_per_second
+
+
+@dataclass
+class HostedSensor:
+    spec: SensorSpec
+    writer: SensorWriter
+    stream: ReadingStream | None = None
+    pending: list[Block] = field(default_factory=list)
+    rows_written: int = 0
+    skipped: int = 0
+    errors: int = 0
+    backoff: float = 0.0
+    retry_at: float = 0.0
+    next_checkpoint: float = 0.0
+    last_error: str | None = None
+
+    @property
+    def sensor_id(self) -> str:
+        return self.spec.identity.sensor_id
+
+
+@dataclass
+class SimulationSummary:
+    sensors: int
+    rows_written: int
+    skipped_readings: int
+    errors: int
+    seconds: float
+    stopped_by_signal: bool
+
+
+def wal_autocheckpoint_pages(readings_per_second: float) -> int:
+    """Small WALs for slow sensors (thousands of them may share a disk), 4 MB for fast ones."""
+    return int(min(1000, max(64, readings_per_second * 8)))
+
+
+class Simulation:
+    """Hosts sensors: `open`, then `run` (backfill + real time), then `close` (always)."""
+
+    def __init__(self, specs: list[SensorSpec], options: RunOptions, stop: threading.Event | None = None,
+                 wall_clock: Callable[[], float] = time.time):
+        self.specs = specs
+        self.options = options
+        self.stop = stop or threading.Event()
+        self.wall_clock = wall_clock
+        self.table = MetricTable(options.normal_parameters)
+        self.hosted: list[HostedSensor] = []
+        self.status = SimulationStatus(options.status_file, options.status_name,
+                                       options.simulation.status_interval_seconds)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        soft = raise_open_files_limit()
+        capacity = sensors_per_process(soft)
+        if len(self.specs) > capacity:
+            raise ResourceLimitError(
+                f"{len(self.specs)} sensors need about {len(self.specs) * 4 + 256} open files but RLIMIT_NOFILE "
+                f"is {soft}; host at most {capacity} sensors per process (split with --cities or --sensor-id)"
+            )
+        rate = self.options.rate
+        for spec in self.specs:
+            writer = SensorWriter(spec.directory, spec.identity,
+                                  wal_autocheckpoint_pages=wal_autocheckpoint_pages(rate))
+            writer.open()
+            self.hosted.append(HostedSensor(spec, writer))
+            write_identity(spec.directory / "identity.json", spec.identity)
+        now_ms = self.wall_clock() * 1000
+        for sensor in self.hosted:
+            sensor.stream = self._stream_for(sensor, now_ms)
+        self.status.update("starting", self.hosted, force=True)
+
+    def _stream_for(self, sensor: HostedSensor, now_ms: float) -> ReadingStream:
+        identity, writer, options = sensor.spec.identity, sensor.writer, self.options
+        period_ms = 1000.0 / options.rate
+        if options.backfill_seconds > 0:
+            start = now_ms - options.backfill_seconds * 1000
+        else:
+            # Spread sensors over one period so a thousand of them do not commit in the same instant.
+            phase = np.random.default_rng([identity.seed, writer.next_seq]).random() * min(period_ms, 1000.0)
+            start = now_ms + phase
+        if writer.last_ts_ms is not None:
+            start = max(start, writer.last_ts_ms + period_ms)
+        profile = anomaly_profile(options.anomalies, options.devices, identity.manufacturer, identity.model,
+                                  identity.firmware_version)
+        return ReadingStream(timezone=identity.timezone, table=self.table, profile=profile,
+                             readings_per_second=options.rate, seed=identity.seed, first_seq=writer.next_seq,
+                             start_ms=int(round(start)))
+
+    def run(self) -> SimulationSummary:
+        started = time.monotonic()
+        try:
+            if self.options.backfill_seconds > 0:
+                self._backfill()
+            if not self.stop.is_set():
+                self._run_realtime()
+        except BaseException as exc:
+            self.status.update("failed", self.hosted, force=True, fatal_error=str(exc) or type(exc).__name__)
+            raise
+        return SimulationSummary(
+            sensors=len(self.hosted),
+            rows_written=sum(s.rows_written for s in self.hosted),
+            skipped_readings=sum(s.skipped for s in self.hosted),
+            errors=sum(s.errors for s in self.hosted),
+            seconds=time.monotonic() - started,
+            stopped_by_signal=self.stop.is_set(),
+        )
+
+    def close(self) -> None:
+        """Write what is pending, TRUNCATE-checkpoint every WAL and release every lock."""
+        for sensor in self.hosted:
+            if sensor.pending:
+                self._flush(sensor, time.monotonic(), blocking=True)
+
+        def close_one(sensor: HostedSensor) -> None:
+            try:
+                sensor.writer.close()
+            except Exception as exc:  # one sensor's failed checkpoint must not keep the others open
+                sensor.errors += 1
+                log.warning("Sensor close failed. sensor_id=%s error=%s", sensor.sensor_id, exc)
+
+        if len(self.hosted) > 1:
+            with ThreadPoolExecutor(max_workers=min(CLOSE_THREADS, len(self.hosted))) as pool:
+                list(pool.map(close_one, self.hosted))
+        else:
+            for sensor in self.hosted:
+                close_one(sensor)
+        if self.status.state != "failed":
+            self.status.update("stopped", self.hosted, force=True)
+
+    # --- backfill --------------------------------------------------------------------------------
+
+    def _backfill(self) -> None:
+        end_ms = self.wall_clock() * 1000
+        max_rows = self.options.simulation.commit_max_rows
+        self.status.update("backfilling", self.hosted, force=True)
+        for sensor in self.hosted:
+            stream = sensor.stream
+            while not self.stop.is_set():
+                due = stream.due_count(end_ms)
+                if due == 0:
+                    break
+                self._take(sensor, min(due, max_rows))
+                self._flush(sensor, time.monotonic(), blocking=True)
+                self.status.update("backfilling", self.hosted)
+
+    # --- real time -------------------------------------------------------------------------------
+
+    def _run_realtime(self) -> None:
+        options = self.options
+        window = options.simulation.commit_interval_seconds
+        duration = options.simulation.run_time_seconds
+        mono0, wall0 = time.monotonic(), self.wall_clock()
+        end = mono0 + duration if duration > 0 else float("inf")
+
+        def mono_of(ms: float) -> float:
+            return mono0 + (ms / 1000.0 - wall0)
+
+        def wall_ms_at(mono: float) -> float:
+            return (wall0 + (mono - mono0)) * 1000.0
+
+        heap = [(mono_of(s.stream.next_ms), i) for i, s in enumerate(self.hosted)]
+        heapq.heapify(heap)
+        for i, sensor in enumerate(self.hosted):
+            sensor.next_checkpoint = mono0 + CHECKPOINT_INTERVAL_SECONDS * (1 + i / max(1, len(self.hosted)))
+        self.status.update("running", self.hosted, force=True)
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= end:
+                break
+            while heap and heap[0][0] <= now:
+                deadline, i = heapq.heappop(heap)
+                sensor = self.hosted[i]
+                self._commit_due(sensor, now, wall_ms_at(now))
+                if sensor.pending:
+                    next_at = sensor.retry_at
+                else:
+                    next_at = max(deadline + window, mono_of(sensor.stream.next_ms))
+                if now >= sensor.next_checkpoint:
+                    sensor.writer.checkpoint("PASSIVE")
+                    sensor.next_checkpoint = now + CHECKPOINT_INTERVAL_SECONDS
+                heapq.heappush(heap, (next_at, i))
+            self.status.update("running", self.hosted)
+            wake = min(heap[0][0] if heap else end, end, self.status.next_due)
+            delay = wake - time.monotonic()
+            if delay > 0:
+                self.stop.wait(min(delay, MAX_SLEEP_SECONDS))
+        # Readings due before the end (or the stop) are written; nothing later.
+        final_ms = wall_ms_at(min(time.monotonic(), end))
+        for sensor in self.hosted:
+            self._commit_due(sensor, time.monotonic(), final_ms, blocking=True)
+
+    def _commit_due(self, sensor: HostedSensor, now: float, until_ms: float, blocking: bool = False) -> None:
+        if sensor.pending and now < sensor.retry_at and not blocking:
+            return
+        max_rows = self.options.simulation.commit_max_rows
+        due = sensor.stream.due_count(until_ms)
+        while due > 0:
+            take = min(due, max_rows)
+            self._take(sensor, take)
+            due -= take
+            if due > 0:
+                self._flush(sensor, now, blocking=True)
+        self._flush(sensor, now, blocking=blocking)
+
+    def _take(self, sensor: HostedSensor, n: int) -> None:
+        block = sensor.stream.next_block(n)
+        sensor.skipped += block.skipped
+        sensor.pending.append(block)
+
+    def _flush(self, sensor: HostedSensor, now: float, blocking: bool) -> None:
+        """Write pending blocks; on a busy DB back off (sleeping only when `blocking`)."""
+        while sensor.pending:
+            block = sensor.pending[0]
+            if sensor.writer.write(block):
+                sensor.pending.pop(0)
+                sensor.rows_written += len(block)
+                sensor.backoff = 0.0
+                continue
+            sensor.errors += 1
+            sensor.last_error = "database is locked"
+            sensor.backoff = min(MAX_BACKOFF_SECONDS, max(0.05, sensor.backoff * 2))
+            sensor.retry_at = now + sensor.backoff
+            log.warning("Sensor DB busy; retrying. sensor_id=%s backoff=%.2fs", sensor.sensor_id, sensor.backoff)
+            if not blocking or self.stop.is_set() and sensor.errors > 50:
+                return
+            time.sleep(sensor.backoff)
+            now = time.monotonic()
+
+
+
+def run_simulation(specs: list[SensorSpec], options: RunOptions, stop: threading.Event | None = None,
+                   wall_clock: Callable[[], float] = time.time) -> SimulationSummary:
+    """Open every sensor, backfill, run in real time until the duration ends or `stop` is set, close."""
+    simulation = Simulation(specs, options, stop, wall_clock)
+    try:
+        simulation.open()
+        return simulation.run()
+    finally:
+        simulation.close()

@@ -1,0 +1,272 @@
+"""The only writer of one sensor DB: lock, open-or-resume, batched inserts, checkpoints, clean close.
+
+- Takes the single-writer lock before opening; never deletes or truncates an existing DB.
+- A DB failing `PRAGMA quick_check` (or not a database at all) is moved aside to
+  `sensor_data.db.corrupt-<utc>` (with its -wal) and a new one, with a new generation, is started.
+- `seq` is the row id. It continues from the DB on a restart; for a new or replaced DB it continues
+  from the sidecar `seq.hwm`, which reserves seq ranges *before* they are committed, so a seq is
+  never reused even when the DB that held it is lost.
+- A transient "database is locked" leaves the batch with the caller to retry later (`write` returns
+  False); disk full is a ResourceLimitError.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from itertools import repeat
+from pathlib import Path
+
+from sensor_manager.errors import ResourceLimitError, UsageError
+from sensor_manager.simulator import db
+from sensor_manager.simulator.identity import SensorIdentity
+from sensor_manager.simulator.lock import WriterLock, _emfile_message
+from sensor_manager.simulator.readings import Block
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "sensor_data.db"
+HWM_NAME = "seq.hwm"
+MIN_RESERVATION = 10_000
+WRITER_BUSY_TIMEOUT_MS = 50  # short: the runner retries with backoff instead of stalling other sensors
+_CORRUPT_MARKERS = ("malformed", "not a database", "corrupt")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.DatabaseError) and any(m in str(exc).lower() for m in _CORRUPT_MARKERS)
+
+
+def _is_disk_full(exc: sqlite3.Error) -> bool:
+    return "disk is full" in str(exc) or "database or disk is full" in str(exc)
+
+
+class SensorWriter:
+    def __init__(self, directory: Path, identity: SensorIdentity, *, cache_kib: int = 128,
+                 wal_autocheckpoint_pages: int = 1000):
+        self.directory = Path(directory)
+        self.identity = identity
+        self.path = self.directory / DB_NAME
+        self.hwm_path = self.directory / HWM_NAME
+        self.cache_kib = cache_kib
+        self.wal_autocheckpoint_pages = wal_autocheckpoint_pages
+        self.lock = WriterLock(self.directory / f"{DB_NAME}.lock")
+        self.conn: sqlite3.Connection | None = None
+        self.generation = ""
+        self.identity_id = 0
+        self.next_seq = 1
+        self.reserved_seq = 0
+        self.last_ts_ms: int | None = None
+        self.moved_aside: list[Path] = []
+
+    # --- opening -----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()
+        try:
+            self._open_checked()
+        except BaseException:
+            self._close_connection()
+            self.lock.release()
+            raise
+
+    def _open_checked(self) -> None:
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        try:
+            self._connect()
+            if existed:
+                self._check_integrity()
+            self._ensure_schema()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corrupt(exc):
+                raise
+            self._move_aside(str(exc))
+            self._connect()
+            self._ensure_schema()
+        self._resume_seq()
+
+    def _connect(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=WRITER_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.OperationalError as exc:
+            if "unable to open" in str(exc) and _fd_exhausted():
+                raise ResourceLimitError(_emfile_message()) from None
+            raise
+        self.conn = conn
+        conn.execute(f"PRAGMA busy_timeout = {WRITER_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.wal_autocheckpoint_pages)}")
+        conn.execute(f"PRAGMA journal_size_limit = {int(self.wal_autocheckpoint_pages) * 4096}")
+
+    def _check_integrity(self) -> None:
+        result = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise sqlite3.DatabaseError(f"quick_check failed (database disk image is malformed): {result}")
+
+    def _ensure_schema(self) -> None:
+        conn = self.conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if version == 0 and not tables:
+            self._create_schema()
+        elif version != db.SCHEMA_VERSION or "readings" not in tables:
+            raise UsageError(
+                f"{self.path}: not a sensor-manager v{db.SCHEMA_VERSION} database (user_version={version}); "
+                "move it out of the data directory and start again"
+            )
+        meta = conn.execute("SELECT sensor_id, generation FROM sensor_meta LIMIT 1").fetchone()
+        if meta[0] != self.identity.sensor_id:
+            raise UsageError(f"{self.path}: belongs to sensor {meta[0]}, not {self.identity.sensor_id}; check --data-dir")
+        self.generation = meta[1]
+        self.identity_id = self._identity_row()
+
+    def _create_schema(self) -> None:
+        created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self.conn.executescript(
+            f"BEGIN;{db.SCHEMA_SQL}"
+            f"PRAGMA user_version = {db.SCHEMA_VERSION};"
+            "COMMIT;"
+        )
+        self.conn.execute(
+            "INSERT INTO sensor_meta (sensor_id, schema_version, created_at, generation) VALUES (?, ?, ?, ?)",
+            (self.identity.sensor_id, db.SCHEMA_VERSION, created, str(uuid.uuid4())),
+        )
+
+    def _identity_row(self) -> int:
+        columns = db.IDENTITY_COLUMNS
+        values = self.identity.column_values(columns)
+        where = " AND ".join(f"{c} IS ?" for c in columns)
+        row = self.conn.execute(f"SELECT identity_id FROM sensor_identity WHERE {where} ORDER BY identity_id DESC LIMIT 1",
+                                values).fetchone()
+        if row:
+            return row[0]
+        cursor = self.conn.execute(
+            f"INSERT INTO sensor_identity ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
+        )
+        return cursor.lastrowid
+
+    def _resume_seq(self) -> None:
+        high = db.high_water(self.conn)
+        self.last_ts_ms = db.last_reading_ms(self.conn)
+        sidecar = self._read_sidecar()
+        if high.max_seq > 0 and sidecar.get("generation") == self.generation:
+            self.next_seq = high.max_seq + 1  # a plain restart: no gap
+        else:
+            self.next_seq = max(high.max_seq, int(sidecar.get("reserved_seq", 0))) + 1
+        same_generation = sidecar.get("generation") == self.generation
+        self.reserved_seq = int(sidecar.get("reserved_seq", 0)) if same_generation else self.next_seq - 1
+        self._reserve(self.next_seq)
+
+    def _move_aside(self, reason: str) -> None:
+        self._close_connection()
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        target = self.path.with_name(f"{DB_NAME}.corrupt-{stamp}")
+        os.replace(self.path, target)
+        for suffix in ("-wal", "-shm"):
+            companion = self.path.with_name(DB_NAME + suffix)
+            if companion.exists():
+                os.replace(companion, target.with_name(target.name + suffix))
+        self.moved_aside.append(target)
+        log.error("Corrupt sensor DB moved aside; starting a new generation. path=%s moved_to=%s error=%s",
+                  self.path, target.name, reason)
+
+    # --- seq reservations ----------------------------------------------------------------------
+
+    def _read_sidecar(self) -> dict:
+        try:
+            return json.loads(self.hwm_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _reserve(self, through_seq: int) -> None:
+        """Record in the sidecar that seqs up to beyond `through_seq` may be in use (before using them)."""
+        if through_seq <= self.reserved_seq:
+            return
+        reserved = through_seq + max(MIN_RESERVATION, 64 * (through_seq - self.next_seq + 1))
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".seq.", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"generation": self.generation, "reserved_seq": reserved, "sensor_id": self.identity.sensor_id}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.hwm_path)
+        self.reserved_seq = reserved
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def write(self, block: Block) -> bool:
+        """Insert a block in one transaction. False when the DB is busy (the caller retries later)."""
+        n = len(block)
+        if n == 0:
+            return True
+        first = self.next_seq
+        self._reserve(first + n - 1)
+        rows = zip(range(first, first + n), block.ts_ms.tolist(), block.utc_offset_min.tolist(),
+                   repeat(self.identity_id, n), *block.values.T.tolist(), block.anomaly.tolist())
+        conn = self.conn
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(db.INSERT_READING_SQL, rows)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _is_busy(exc):
+                return False
+            if _is_disk_full(exc):
+                raise ResourceLimitError(f"{self.path}: disk full; free space under {self.directory.parent}") from None
+            if _is_corrupt(exc):
+                self._move_aside(str(exc))
+                self._connect()
+                self._ensure_schema()
+                self._resume_seq()
+                return self.write(block)
+            raise
+        self.next_seq = first + n
+        self.last_ts_ms = int(block.ts_ms[-1])
+        return True
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        try:
+            self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+
+    def close(self) -> None:
+        """TRUNCATE-checkpoint the WAL, close, release the lock."""
+        try:
+            if self.conn is not None:
+                self.checkpoint("TRUNCATE")
+        finally:
+            self._close_connection()
+            self.lock.release()
+
+    def _close_connection(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    @property
+    def last_seq(self) -> int:
+        return self.next_seq - 1
+
+
+def _fd_exhausted() -> bool:
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno == errno.EMFILE
+    os.close(fd)
+    return False

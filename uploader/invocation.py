@@ -1,0 +1,99 @@
+"""What one uploader run works on, resolved from its flags, the project directory and the config.
+
+Defaults: inside a project (`--project-dir`, or `--sqlite` under `<dir>/data`) the lake is
+`<project>/lake`, the state root `<project>/state`, and project name and fleet epoch come from
+`state/plan.json`; standalone they are `./lake`, `./.uploader-state`, "standalone" and epoch 1.
+The uploader id defaults to the city directory of `--sqlite` as a slug (data/New_York → new-york).
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sensor_manager.errors import UsageError
+from sensor_manager.naming import city_service_slug
+from uploader.settings import UploaderSettings
+from uploader.sources.discovery import data_root_of
+
+UPLOADER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    sqlite: Path
+    data_root: Path
+    project_dir: Path | None
+    project: str
+    fleet_epoch: int
+    uploader_id: str
+    lake: Path
+    state_root: Path
+    settings: UploaderSettings
+    continuous: bool = False
+    interval: float = 30.0
+    development: bool = False
+
+    @property
+    def table_uri(self) -> str:
+        return self.settings.sinks.delta.path or str(self.lake / "sensor_readings")
+
+    @property
+    def status_path(self) -> Path:
+        return self.state_root / "status" / f"uploader-{self.uploader_id}.json"
+
+
+def project_dir_of(sqlite: Path) -> Path | None:
+    """The project whose data/ holds `sqlite`, if any."""
+    for parent in sqlite.resolve().parents:
+        if parent.name == "data":
+            return parent.parent
+    return None
+
+
+def read_plan_identity(project_dir: Path) -> tuple[str, int] | None:
+    """(project, fleet_epoch) from state/plan.json, or None when there is no readable plan."""
+    try:
+        plan = json.loads((project_dir / "state" / "plan.json").read_text())
+        return str(plan["project"]), int(plan.get("fleet_epoch", 1))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def default_uploader_id(sqlite: Path, data_root: Path, in_project: bool) -> str:
+    resolved = sqlite.resolve()
+    if in_project and resolved != data_root and resolved.is_relative_to(data_root):
+        return city_service_slug(resolved.relative_to(data_root).parts[0]) or "default"
+    return "default"
+
+
+def resolve_invocation(
+    *, sqlite: Path, settings: UploaderSettings, config_project: str | None = None,
+    project_dir: Path | None = None, uploader_id: str | None = None, lake: Path | None = None,
+    state_dir: Path | None = None, continuous: bool = False, interval: float | None = None,
+    development: bool = False,
+) -> Invocation:
+    if not sqlite.exists():
+        raise UsageError(f"--sqlite {sqlite}: no such file or directory; give a sensor_data.db or a directory holding some.")
+    project = project_dir.expanduser().resolve() if project_dir else project_dir_of(sqlite)
+    data_root = data_root_of(sqlite, project / "data" if project else None)
+    identity = read_plan_identity(project) if project else None
+    name, epoch = identity or ((config_project or "standalone") if project else "standalone", 1)
+    if development:
+        epoch = int(time.time())  # a fresh epoch: the demo replays without colliding with earlier keys
+    chosen_id = uploader_id or default_uploader_id(sqlite, data_root, project is not None)
+    if not UPLOADER_ID.fullmatch(chosen_id):
+        raise UsageError(f"--uploader-id {chosen_id!r}: use lowercase letters, digits and '-' (e.g. new-york).")
+    if interval is not None and interval <= 0:
+        raise UsageError(f"--interval {interval}: must be a positive number of seconds.")
+    return Invocation(
+        sqlite=sqlite.resolve(), data_root=data_root, project_dir=project, project=name, fleet_epoch=epoch,
+        uploader_id=chosen_id,
+        lake=(lake or (project / "lake" if project else Path("lake"))).expanduser().resolve(),
+        state_root=(state_dir or (project / "state" if project else Path(".uploader-state"))).expanduser().resolve(),
+        settings=settings, continuous=continuous,
+        interval=interval if interval is not None else settings.interval_seconds, development=development,
+    )
+

@@ -1,0 +1,307 @@
+"""The uploader loop: sources → stage → sinks, one checkpoint per sink per source, moved only on Delivered.
+
+A cycle re-scans the data path, opens (and locks) new DBs, notices replaced ones (a new generation is a
+new source; the old one, still open, is drained to its end first), then drains every source for every
+sink in batches of up to `batch_size` rows. A sink answering Retry backs off without holding up the
+others; in `--once` mode its attempts are bounded and the run exits 1.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sensor_manager.statusfile import utc_now_iso
+from uploader.batch import Batch, Lineage, Rejection
+from uploader.checkpoints import CheckpointStore, checkpoint_path
+from uploader.deadletter import DeadLetterStore
+from uploader.invocation import Invocation
+from uploader.locks import SourceLocks
+from uploader.retry import Backoff
+from uploader.shipping import ShipNamespace, read_ship_generation
+from uploader.sinks import SINKS
+from uploader.sinks.base import Delivered, Rejected, Retry, Sink
+from uploader.sources.discovery import find_databases
+from uploader.sources.sqlite import SourceNotReadyError, SourceUnreadableError, SqliteSource
+from uploader.stages import stage_named
+from uploader.status import SinkStatus, SourceStatus, write_uploader_status
+
+log = logging.getLogger("uploader")
+STATUS_EVERY_SECONDS = 2.0
+
+
+@dataclass
+class Tracked:
+    """A source this uploader holds: its open DB, targets and, per sink, the confirmed position."""
+
+    source: SqliteSource
+    status: SourceStatus
+    target: int | None = None  # --once: the end as of start
+    positions: dict[str, int] = field(default_factory=dict)
+    retiring: bool = False
+
+
+def build_sinks(invocation: Invocation) -> list[Sink]:
+    sinks: list[Sink] = []
+    delta = invocation.settings.sinks.delta
+    if delta.enabled:
+        sinks.append(SINKS["delta"](path=invocation.table_uri, settings=delta, stage=invocation.settings.stage))
+    return sinks
+
+
+class Uploader:
+    def __init__(self, invocation: Invocation, sinks: list[Sink] | None = None):
+        self.inv = invocation
+        self.sinks = build_sinks(invocation) if sinks is None else sinks
+        self.stage = stage_named(invocation.settings.stage)
+        self.stop_requested = threading.Event()
+        root = invocation.state_root
+        self.store = CheckpointStore(checkpoint_path(root, invocation.uploader_id))
+        if self.store.rebuilt_from:
+            log.warning("Checkpoint store was corrupt; rebuilding from the sinks. moved_to=%s", self.store.rebuilt_from)
+        self.locks = SourceLocks(root / "locks")
+        self.deadletters = DeadLetterStore(root / "deadletter")
+        self.namespace = ShipNamespace(invocation.project, invocation.fleet_epoch,
+                                       read_ship_generation(invocation.table_uri, invocation.project))
+        bounded = not invocation.continuous
+        self.backoffs = {s.name: Backoff(self._sink_settings(s).retry, bounded) for s in self.sinks}
+        self.sink_status = {s.name: SinkStatus() for s in self.sinks}
+        self.tracked: dict[Path, Tracked] = {}
+        self.retiring: list[Tracked] = []
+        self.others: dict[Path, SourceStatus] = {}  # skipped, not ready or unreadable
+        self.state = "starting"
+        self._status_written = 0.0
+
+    def _sink_settings(self, sink: Sink):
+        return getattr(self.inv.settings.sinks, sink.name)
+
+    # -- sources -----------------------------------------------------------------------------------
+    def discover(self, *, fixed_targets: bool) -> None:
+        for path in find_databases(self.inv.sqlite):
+            known = self.tracked.get(path)
+            if known is not None:
+                if not known.source.is_replaced():
+                    continue
+                known.retiring = True
+                self.retiring.append(self.tracked.pop(path))
+                log.info("Sensor DB replaced; draining the old generation first. source=%s", known.status.source)
+            self._open(path, fixed_targets)
+
+    def _open(self, path: Path, fixed_targets: bool) -> None:
+        relpath = path.relative_to(self.inv.data_root).as_posix() if path.is_relative_to(self.inv.data_root) else path.name
+        if not self.locks.acquire(path):
+            self.others[path] = SourceStatus(source=relpath, skipped="locked by another uploader")
+            return
+        try:
+            source = SqliteSource(path, self.inv.data_root, naive_local=self.inv.settings.naive_timestamps == "local")
+        except SourceNotReadyError as exc:
+            self.locks.release(path)
+            self.others[path] = SourceStatus(source=relpath, skipped=f"not ready: {exc}")
+            return
+        except SourceUnreadableError as exc:
+            self.locks.release(path)
+            self.others[path] = SourceStatus(source=relpath, error=str(exc))
+            log.warning("Sensor DB unreadable; skipping it. source=%s error=%s", relpath, exc)
+            return
+        self.others.pop(path, None)
+        status = SourceStatus(source=source.relpath, generation=source.generation, sensor_id=source.sensor_id(),
+                              shape=source.shape.name, locked=True)
+        tracked = Tracked(source, status)
+        app_id = self.namespace.app_id(source.key)
+        for sink in self.sinks:
+            tracked.positions[sink.name] = self._resume(sink, app_id)
+        if fixed_targets:
+            tracked.target = source.end_id()
+        self.tracked[path] = tracked
+
+    def _resume(self, sink: Sink, app_id: str) -> int:
+        """The sink's own durable position wins over the local cache, which is refreshed from it."""
+        try:
+            held = sink.resume_from(app_id)
+        except Exception as exc:  # noqa: BLE001 - an unreachable sink resumes from the cache and retries later
+            log.warning("Sink position unavailable; using the local checkpoint. sink=%s error=%s", sink.name, exc)
+            held = None
+        if held is None:
+            return self.store.get(sink.name, app_id) or 0
+        self.store.set(sink.name, app_id, held)
+        return held
+
+    # -- shipping ----------------------------------------------------------------------------------
+    def _batch(self, tracked: Tracked, sink: Sink, after: int, upto: int) -> Batch:
+        source = tracked.source
+        lineage = Lineage(self.inv.project, self.inv.fleet_epoch, source.relpath, source.generation,
+                          self.inv.uploader_id, city_fallback=_directory_city(source.path))
+
+        def chunks(rejected: list[Rejection]):
+            for chunk in source.read(after, upto):
+                kept, dropped = self.stage.apply(chunk, lineage)
+                rejected.extend(dropped)
+                if kept is not None:
+                    yield kept
+
+        def on_rejected(rejections: list[Rejection]) -> None:
+            self.deadletters.write(sink.name, source=source.relpath, generation=source.generation,
+                                   stage=self.stage.name, rejections=rejections,
+                                   raw_rows=source.raw_rows([r.source_id for r in rejections]))
+
+        return Batch(self.namespace.app_id(source.key), after, upto, lineage, chunks, on_rejected)
+
+    def drain(self, tracked: Tracked, sink: Sink, end: int) -> None:
+        backoff, status = self.backoffs[sink.name], self.sink_status[sink.name]
+        batch_rows = self._sink_settings(sink).batch_size
+        position = tracked.positions[sink.name]
+        while position < end and not self.stop_requested.is_set() and not backoff.is_waiting() and not status.failing_permanently:
+            upto = tracked.source.plan_upto(position, end, batch_rows)
+            batch = self._batch(tracked, sink, position, upto)
+            outcome = sink.write(batch)
+            if isinstance(outcome, Delivered):
+                position = outcome.position
+                self.store.set(sink.name, batch.app_id, position)
+                backoff.record_success()
+                status.rows_shipped += outcome.rows
+                status.dead_lettered += len(batch.rejected)
+                status.last_success = utc_now_iso()
+            elif isinstance(outcome, Retry):
+                self._failed(sink, outcome.reason)
+            elif isinstance(outcome, Rejected):
+                self._rejected(tracked, sink, batch, outcome.reason)
+                position = upto
+            tracked.positions[sink.name] = position
+            self._maybe_write_status()
+
+    def _failed(self, sink: Sink, reason: str) -> None:
+        backoff, status = self.backoffs[sink.name], self.sink_status[sink.name]
+        backoff.record_failure()
+        status.retries += 1
+        status.last_error = reason
+        if backoff.is_exhausted():
+            status.failing_permanently = True
+            log.error("Sink failing after its retry budget. sink=%s attempts=%d error=%s", sink.name, backoff.failures, reason)
+        else:
+            log.warning("Upload retry scheduled. sink=%s attempt=%d error=%s", sink.name, backoff.failures, reason)
+
+    def _rejected(self, tracked: Tracked, sink: Sink, batch: Batch, reason: str) -> None:
+        source = tracked.source
+        raw = source.raw_rows(list(range(batch.after + 1, batch.upto + 1)))
+        rejections = [Rejection(source_id, f"rejected by {sink.name}: {reason}") for source_id in sorted(raw)]
+        self.deadletters.write(sink.name, source=source.relpath, generation=source.generation,
+                               stage=self.stage.name, rejections=rejections, raw_rows=raw)
+        self.store.set(sink.name, batch.app_id, batch.upto)
+        status = self.sink_status[sink.name]
+        status.dead_lettered += len(rejections)
+        status.last_error = reason
+        log.error("Sink rejected a batch; rows dead-lettered. sink=%s source=%s rows=%d error=%s",
+                  sink.name, source.relpath, len(rejections), reason)
+
+    def cycle(self, *, fixed_targets: bool) -> None:
+        """Discover, then drain retiring sources and every held source for every sink."""
+        self.discover(fixed_targets=fixed_targets)
+        for tracked in list(self.retiring) + list(self.tracked.values()):
+            try:
+                end = tracked.target if tracked.target is not None else tracked.source.end_id()
+                tracked.status.end_id = end
+                for sink in self.sinks:
+                    self.drain(tracked, sink, end)
+            except SourceUnreadableError as exc:
+                tracked.status.error = str(exc)
+                log.warning("Sensor DB read failed; will retry next cycle. source=%s error=%s", tracked.status.source, exc)
+                continue
+            tracked.status.error = None
+        for tracked in list(self.retiring):
+            if all(tracked.positions[s.name] >= tracked.status.end_id for s in self.sinks):
+                self.retiring.remove(tracked)
+                tracked.source.close()
+
+    def is_done(self) -> bool:
+        """--once: every sink reached every source's target, or gave up."""
+        for tracked in self.tracked.values():
+            for sink in self.sinks:
+                if tracked.positions[sink.name] < (tracked.target or 0) and not self.sink_status[sink.name].failing_permanently:
+                    return False
+        return True
+
+    def succeeded(self) -> bool:
+        return (all(not s.failing_permanently for s in self.sink_status.values())
+                and all(t.positions[s.name] >= (t.target or 0) for t in self.tracked.values() for s in self.sinks)
+                and not any(o.error for o in self.others.values())
+                and not any(t.status.error for t in self.tracked.values()))
+
+    # -- running -----------------------------------------------------------------------------------
+    def run_once(self) -> bool:
+        self.state = "running"
+        self.write_status()
+        while True:
+            self.cycle(fixed_targets=True)
+            if self.is_done() or self.stop_requested.is_set():
+                break
+            waits = [b.not_before - time.monotonic() for b in self.backoffs.values() if b.is_waiting()]
+            self.stop_requested.wait(max(0.05, min(waits)) if waits else 0.05)
+        ok = self.succeeded()
+        self.state = "stopped" if ok else "failing"
+        self.write_status()
+        return ok
+
+    def run_continuous(self) -> None:
+        self.state = "idle"
+        self.write_status()
+        self.stop_requested.wait(random.uniform(0, self.inv.interval))
+        while not self.stop_requested.is_set():
+            self.state = "running"
+            started = time.monotonic()
+            self.cycle(fixed_targets=False)
+            failing = any(s.failing_permanently or self.backoffs[n].failures for n, s in self.sink_status.items())
+            self.state = "failing" if failing else "idle"
+            self.write_status()
+            self.stop_requested.wait(max(0.0, self.inv.interval - (time.monotonic() - started)))
+        self.state = "stopped"
+        self.write_status()
+
+    def close(self) -> None:
+        for tracked in list(self.tracked.values()) + self.retiring:
+            tracked.source.close()
+        self.locks.release_all()
+        self.store.close()
+
+    # -- status ------------------------------------------------------------------------------------
+    def _maybe_write_status(self) -> None:
+        if time.monotonic() - self._status_written >= STATUS_EVERY_SECONDS:
+            self.write_status()
+
+    def write_status(self) -> None:
+        now = time.time()
+        sources: list[SourceStatus] = []
+        for status in self.sink_status.values():
+            status.lag_rows, status.lag_seconds = 0, 0.0
+        for tracked in list(self.retiring) + list(self.tracked.values()):
+            tracked.status.positions = dict(tracked.positions)
+            for sink in self.sinks:
+                position, status = tracked.positions[sink.name], self.sink_status[sink.name]
+                behind = max(0, tracked.status.end_id - position)
+                status.lag_rows += behind
+                if behind:
+                    oldest = _safe(lambda: tracked.source.timestamp_after(position))
+                    if oldest is not None:
+                        status.lag_seconds = max(status.lag_seconds, round(now - oldest, 3))
+            sources.append(tracked.status)
+        sources.extend(self.others.values())
+        write_uploader_status(self.inv.status_path, uploader_id=self.inv.uploader_id, state=self.state,
+                              interval=self.inv.interval, sinks=self.sink_status, sources=sources,
+                              extra={"project": self.inv.project, "fleet_epoch": self.inv.fleet_epoch,
+                                     "mode": "continuous" if self.inv.continuous else "once",
+                                     "lake": str(self.inv.lake), "data": str(self.inv.sqlite)})
+        self._status_written = time.monotonic()
+
+
+def _directory_city(db_path: Path) -> str:
+    """The City of data/<City>/<CODE>/sensor_data.db: the city when a DB's location says nothing."""
+    return db_path.parent.parent.name or "unknown"
+
+
+def _safe(function):
+    try:
+        return function()
+    except SourceUnreadableError:
+        return None

@@ -1,0 +1,57 @@
+"""Run an uploader from options: load config, resolve the invocation, run once or continuously.
+
+The one library entry point behind `python -m uploader` and `./sensor_manager.py upload`.
+SIGTERM (and SIGINT) finish the batch in flight, record progress and return normally.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+from uploader.invocation import Invocation, resolve_invocation
+from uploader.status import check_health
+
+
+def load_invocation(*, sqlite: Path, config: Path | None = None, project_dir: Path | None = None, **options) -> Invocation:
+    from sensor_manager.config import load_config
+
+    loaded = load_config(config, project_dir)
+    return resolve_invocation(sqlite=sqlite, settings=loaded.uploader, config_project=loaded.project,
+                              project_dir=project_dir, **options)
+
+
+def check(**options) -> tuple[bool, str]:
+    """The container healthcheck: the status file is fresh and no sink is failing permanently."""
+    return check_health(load_invocation(**options).status_path)
+
+
+def upload(**options) -> bool:
+    """Ship; True when every sink confirmed everything it was asked to (always True after a clean SIGTERM stop)."""
+    from uploader.pipeline import Uploader
+
+    invocation = load_invocation(**options)
+    uploader = Uploader(invocation)
+    restore = _stop_on_signals(uploader.stop_requested)
+    try:
+        if invocation.continuous:
+            uploader.run_continuous()
+            return True
+        return uploader.run_once()
+    finally:
+        uploader.close()
+        restore()
+
+
+def _stop_on_signals(event: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: event.set())
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

@@ -1,0 +1,112 @@
+"""The Delta Lake sink (default): `<lake>/sensor_readings`, partitioned by city and date.
+
+Guarantee: exactly once per source row. Every commit carries a Delta app transaction
+(app id = the source's app id, version = the last source id in the batch) atomically with the data, so
+the table itself records how far each source got; that version is authoritative and the uploader's
+local checkpoint only a cache refreshed from it. A replayed range is harmless: `write` first reads the
+table's version for the app id and writes nothing it already holds, and two writers racing on one app
+id cannot both commit (the Delta conflict checker refuses the second). Idempotency key: (app id,
+source id), which maps 1:1 onto (sensor_id, fleet_epoch, seq).
+
+Several uploaders append to one table concurrently: appends never conflict logically, and the commit
+is retried against the newer table version up to `commit_retries` times.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, DeltaProtocolError, SchemaMismatchError, TableNotFoundError
+
+from uploader.batch import Batch
+from uploader.schema import CANONICAL_SCHEMA, PARTITION_COLUMNS
+from uploader.settings import DeltaSinkSettings
+from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry
+
+TABLE_NAME = "sensor_readings"
+REJECT_MARKERS = ("failed validation check", "Invariant", "Schema error", "schema mismatch", "Cast error")
+
+
+def table_path(lake: str | os.PathLike[str]) -> str:
+    return str(Path(lake) / TABLE_NAME)
+
+
+class DeltaSink:
+    name = "delta"
+
+    def __init__(self, path: str | os.PathLike[str], settings: DeltaSinkSettings | None = None, stage: str = "raw"):
+        self.path = str(path)
+        self.settings = settings or DeltaSinkSettings()
+        self.stage = stage
+        self._table: DeltaTable | None = None
+
+    # -- the table ---------------------------------------------------------------------------------
+    def _load(self) -> DeltaTable:
+        if self._table is None:
+            try:
+                self._table = DeltaTable(self.path)
+            except TableNotFoundError:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+                try:
+                    self._table = DeltaTable.create(self.path, CANONICAL_SCHEMA, mode="ignore",
+                                                    partition_by=PARTITION_COLUMNS, name=TABLE_NAME)
+                except (CommitFailedError, DeltaError):
+                    self._table = DeltaTable(self.path)  # another uploader created it first
+        else:
+            self._table.update_incremental()
+        return self._table
+
+    def _commit_properties(self, batch: Batch) -> CommitProperties:
+        return CommitProperties(
+            app_transactions=[Transaction(batch.app_id, batch.upto)],
+            max_commit_retries=self.settings.commit_retries,
+            custom_metadata={"sensor_manager.source": batch.lineage.source,
+                             "sensor_manager.uploader_id": batch.lineage.uploader_id},
+        )
+
+    # -- the contract ------------------------------------------------------------------------------
+    def resume_from(self, app_id: str) -> int | None:
+        return self._load().transaction_version(app_id) or 0
+
+    def write(self, batch: Batch) -> Outcome:
+        try:
+            table = self._load()
+            held = table.transaction_version(batch.app_id) or 0
+            if held > batch.after:
+                return Delivered(position=held, rows=0)
+            write_deltalake(table, batch.reader(), mode="append", partition_by=PARTITION_COLUMNS,
+                            commit_properties=self._commit_properties(batch),
+                            post_commithook_properties=PostCommitHookProperties(create_checkpoint=True))
+        except (CommitFailedError, OSError) as exc:
+            self._table = None
+            return Retry(f"{type(exc).__name__}: {exc}")
+        except (SchemaMismatchError, DeltaProtocolError) as exc:
+            self._table = None
+            return Rejected(f"{type(exc).__name__}: {exc}")
+        except (DeltaError, Exception) as exc:  # noqa: BLE001 - classified here so callers never see vendor types
+            self._table = None
+            if batch.source_error is not None:
+                raise batch.source_error from None
+            message = f"{type(exc).__name__}: {exc}"
+            return Rejected(message) if any(m in str(exc) for m in REJECT_MARKERS) else Retry(message)
+        return Delivered(position=batch.upto, rows=batch.rows)
+
+    def check(self) -> CheckResult:
+        """The table loads (or can be created) with the canonical columns, and its log directory takes a file."""
+        try:
+            table = self._load()
+        except Exception as exc:  # noqa: BLE001
+            return CheckResult(False, f"delta: cannot open or create {self.path}: {exc}")
+        names = {field.name for field in table.schema().fields}
+        missing = sorted(set(CANONICAL_SCHEMA.names) - names)
+        if missing:
+            return CheckResult(False, f"delta: {self.path} lacks columns {', '.join(missing)}: not a sensor_readings table")
+        probe = Path(self.path) / "_delta_log" / f".probe-{uuid.uuid4().hex}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return CheckResult(False, f"delta: cannot write to {probe.parent}: {exc.strerror}")
+        return CheckResult(True, f"delta: {self.path} ok (version {table.version()})")

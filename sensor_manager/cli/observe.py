@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
+import time
 from enum import Enum
 from typing import Annotated, Any, Optional
 
@@ -12,9 +14,11 @@ from rich.table import Table
 
 from sensor_manager.cli import app
 from sensor_manager.cli.options import ConfigOpt, JsonOpt, ProjectDirOpt, session
-from sensor_manager.cli.output import print_json, results
+from sensor_manager.cli.output import print_json, print_ndjson, results
 from sensor_manager.errors import UsageError
+from sensor_manager.observe import dashboard
 from sensor_manager.observe import query as query_lib
+from sensor_manager.observe.monitor import Monitor
 from sensor_manager.observe.plot import plot_metric
 from sensor_manager.plan import load_plan
 
@@ -138,3 +142,58 @@ def query(
         _render_rows(query_lib.latest(layout, plan, src, filters), fmt)
     else:
         _render_rows(query_lib.readings(layout, plan, src, filters, 10 if limit is None else limit), fmt)
+
+
+def _plain_text(renderable) -> str:
+    """Render without any escape code, whatever the terminal: `monitor --plain`."""
+    buffer = io.StringIO()
+    Console(file=buffer, force_terminal=False, color_system=None, width=200, highlight=False).print(renderable)
+    return buffer.getvalue()
+
+
+@app.command("monitor")
+def monitor(
+    ctx: typer.Context,
+    city: Annotated[Optional[str], typer.Option("--city", help="One row per sensor of this city.", show_default=False)] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="One snapshot as plain text, no colours or escape codes.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.", min=0.5)] = 2.0,
+    json: Annotated[bool, typer.Option("--json", help="With --once one JSON document; otherwise NDJSON, one line per refresh.")] = False,
+    config: ConfigOpt = None,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Live dashboard of the fleet: rates, rows, lag and uploads per city (read-only; works on a stopped project).
+
+    Example: ./sensor_manager.py monitor --city Amsterdam
+    """
+    layout = session(ctx, config, project_dir, json=json).layout
+    watch = Monitor(layout, load_plan(layout))
+    slug = watch.city(city) if city else None
+
+    def take():
+        snap = watch.refresh()
+        return snap.only(slug) if slug else snap
+
+    if json and once:
+        print_json(take().to_json())
+    elif plain:
+        sys.stdout.write(_plain_text(dashboard.render(take(), slug)))
+    elif once:
+        results().print(dashboard.render(take(), slug))
+    elif json:
+        _stream(lambda: print_ndjson(take().to_json()), interval)
+    else:
+        from rich.live import Live
+
+        with Live(dashboard.render(take(), slug), console=results(), auto_refresh=False) as live:
+            _stream(lambda: live.update(dashboard.render(take(), slug), refresh=True), interval)
+
+
+def _stream(step, interval: float) -> None:
+    """Run `step` every `interval` seconds until Ctrl-C, which ends the command with exit 0."""
+    try:
+        while True:
+            time.sleep(interval)
+            step()
+    except KeyboardInterrupt:
+        return

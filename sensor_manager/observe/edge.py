@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
+from sensor_manager.simulator.db import high_water, open_readonly
 
 DB_NAME = "sensor_data.db"
 READINGS = "sensor_readings"
@@ -61,9 +62,10 @@ def edge_databases(layout: ProjectLayout, plan: FleetPlan | None) -> list[EdgeDa
     return [EdgeDatabase(f"{p.parent.parent.name}_{p.parent.name}", p.parent.parent.name.replace("_", " "), p.parent.parent.name, p) for p in found]
 
 
-def connect_readonly(path: Path, timeout: float = 2.0) -> sqlite3.Connection:
-    """A `mode=ro` connection: it cannot write, and WAL readers never block the sensor's writer."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """The simulator's `mode=ro` connection with rows as mappings: it cannot write, and never blocks the writer."""
+    conn = open_readonly(path)
+    conn.isolation_level = None  # explicit BEGIN/COMMIT only: each read is one short transaction
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -75,33 +77,25 @@ def read_edge_state(path: Path, after_id: int | None = None) -> EdgeState | None
     conn = connect_readonly(path)
     try:
         conn.execute("BEGIN")
+        mark = high_water(conn)
         first = conn.execute(f"SELECT id, seq FROM {READINGS} ORDER BY id LIMIT 1").fetchone()
-        last = conn.execute(f"SELECT id, seq, timestamp FROM {READINGS} ORDER BY id DESC LIMIT 1").fetchone()
         pending = None
-        if after_id is not None and last is not None and last["id"] > after_id:
+        if after_id is not None and mark.max_id > after_id:
             row = conn.execute(f"SELECT timestamp FROM {READINGS} WHERE id > ? ORDER BY id LIMIT 1", (after_id,)).fetchone()
             pending = row["timestamp"] if row else None
-        generation = read_generation(conn)
         conn.execute("COMMIT")
     finally:
         conn.close()
+    empty = first is None
     return EdgeState(
-        first_id=first["id"] if first else None,
-        max_id=last["id"] if last else None,
-        first_seq=first["seq"] if first else None,
-        max_seq=last["seq"] if last else None,
-        last_timestamp=last["timestamp"] if last else None,
-        generation=generation,
+        first_id=None if empty else first["id"],
+        max_id=None if empty else mark.max_id,
+        first_seq=None if empty else first["seq"],
+        max_seq=None if empty else mark.max_seq,
+        last_timestamp=mark.last_timestamp,
+        generation=mark.generation,
         pending_timestamp=pending,
     )
-
-
-def read_generation(conn: sqlite3.Connection) -> str | None:
-    try:
-        row = conn.execute("SELECT generation FROM sensor_meta LIMIT 1").fetchone()
-    except sqlite3.OperationalError:  # a seed-generation DB has no sensor_meta
-        return None
-    return row["generation"] if row else None
 
 
 def file_sizes(path: Path) -> tuple[int, int]:

@@ -20,19 +20,10 @@ from deltalake import write_deltalake
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.naming import city_service_slug, safe_city_name
 from sensor_manager.plan import FleetPlan, PlannedSensor
+from sensor_manager.simulator import db as edge_schema
 from sensor_manager.statusfile import write_status
 
 END = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
-
-SEED_COLUMNS = (
-    "id INTEGER PRIMARY KEY", "timestamp TEXT", "sensor_id TEXT", "temperature REAL", "humidity REAL",
-    "pressure REAL", "vibration REAL", "voltage REAL", "status_code INTEGER", "anomaly_flag INTEGER",
-    "anomaly_type TEXT", "firmware_version TEXT", "model TEXT", "manufacturer TEXT", "location TEXT",
-    "latitude REAL", "longitude REAL", "original_timezone TEXT", "serial_number TEXT", "manufacture_date TEXT",
-    "deployment_type TEXT", "installation_date TEXT", "height_meters REAL", "orientation_degrees REAL",
-    "instance_id TEXT", "sensor_type TEXT", "seq INTEGER NOT NULL",
-)
-
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
@@ -72,29 +63,26 @@ class Fleet:
         return self.plan.by_city()[city_slug]
 
     def write_rows(self, sensor: PlannedSensor, count: int) -> None:
-        """Append `count` rows (seq continues) to the sensor's DB, creating it with the simulator's schema."""
+        """Append `count` rows (seq continues) to the sensor's DB, created with the simulator's own schema."""
         path = self.db(sensor.sensor_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS sensor_readings ({', '.join(SEED_COLUMNS)})")
-        conn.execute("CREATE TABLE IF NOT EXISTS sensor_meta (sensor_id TEXT, schema_version INTEGER, created_at TEXT, generation TEXT)")
-        if conn.execute("SELECT count(*) FROM sensor_meta").fetchone()[0] == 0:
-            conn.execute("INSERT INTO sensor_meta VALUES (?, 1, ?, ?)", (sensor.sensor_id, iso(END), str(uuid.uuid4())))
+        if not conn.execute("SELECT name FROM sqlite_master WHERE name = 'readings'").fetchone():
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(edge_schema.SCHEMA_SQL)
+            conn.execute("INSERT INTO sensor_meta VALUES (?, ?, ?, ?)", (sensor.sensor_id, edge_schema.SCHEMA_VERSION, iso(END), str(uuid.uuid4())))
+            conn.execute(
+                f"INSERT INTO sensor_identity VALUES (1{', ?' * len(edge_schema.IDENTITY_COLUMNS)})",
+                [getattr(sensor, "city" if name == "location" else name) for name in edge_schema.IDENTITY_COLUMNS],
+            )
         start = self.rows.get(sensor.sensor_id, 0)
         total = start + count
-        k = sensor.index
         rows = []
         for seq in range(start + 1, total + 1):
-            anomaly = seq % 5 == 0
-            rows.append((
-                iso(END - timedelta(seconds=total - seq)), sensor.sensor_id, temperature(k, seq), 50.0, 1013.0, 2.5, 12.0,
-                int(anomaly), int(anomaly), "spike" if anomaly else None, sensor.firmware_version, sensor.model,
-                sensor.manufacturer, sensor.city, sensor.latitude, sensor.longitude, "+00:00", sensor.serial_number,
-                sensor.manufacture_date, sensor.deployment_type, sensor.installation_date, sensor.height_meters,
-                sensor.orientation_degrees, sensor.instance_id, sensor.sensor_type, seq,
-            ))
-        conn.executemany(f"INSERT INTO sensor_readings VALUES (NULL{', ?' * 26})", rows)
+            moment = END - timedelta(seconds=total - seq)
+            anomaly = edge_schema.ANOMALY_CODES["spike"] if seq % 5 == 0 else 0
+            rows.append((seq, int(moment.timestamp() * 1000), 0, 1, temperature(sensor.index, seq), 50.0, 1013.0, 2.5, 12.0, anomaly))
+        conn.executemany(edge_schema.INSERT_READING_SQL, rows)
         conn.commit()
         conn.close()
         self.rows[sensor.sensor_id] = total

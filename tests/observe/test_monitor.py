@@ -1,0 +1,155 @@
+"""`monitor` through the CLI runner: its numbers against the DBs and the lake, on stopped and live-looking fleets."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from deltalake import DeltaTable
+
+from sensor_manager.cli import app
+
+
+def monitor(runner, fleet, *args):
+    result = runner.invoke(app, ["monitor", "--project-dir", str(fleet.root), *args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def snapshot(runner, fleet, *args):
+    result = monitor(runner, fleet, "--once", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def db_count(fleet, sensor_id):
+    conn = sqlite3.connect(fleet.db(sensor_id))
+    try:
+        return conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def lake_count(fleet, city):
+    table = DeltaTable(str(fleet.layout.lake / "sensor_readings"))
+    return table.to_pyarrow_table(filters=[("city", "=", city)]).num_rows
+
+
+def by_city(document):
+    return {c["city"]: c for c in document["cities"]}
+
+
+def test_json_shape_is_exactly_the_documented_one(runner, fleet):
+    document = snapshot(runner, fleet)
+    assert list(document) == ["schema_version", "cities", "sensors"]
+    assert list(document["cities"][0]) == [
+        "city", "sensors_total", "sensors_running", "readings_per_second", "rows", "anomalies", "uploader_state",
+        "lag_rows", "lag_seconds", "last_upload_age_seconds", "errors",
+    ]
+    assert list(document["sensors"][0]) == ["sensor_id", "city", "rows", "last_timestamp", "readings_per_second", "state"]
+
+
+def test_stopped_project_numbers_match_the_dbs_and_the_lake(runner, fleet):
+    fleet.upload("Amsterdam", upto={"Amsterdam_AM00": 15})
+    fleet.write_rows(fleet.plan.sensor("Sao_Paulo_SA00"), 7)
+    fleet.age_status_files()
+    document = snapshot(runner, fleet)
+    cities = by_city(document)
+    for sensor in document["sensors"]:
+        assert sensor["rows"] == db_count(fleet, sensor["sensor_id"])
+        assert sensor["state"] == "stopped" and sensor["readings_per_second"] == 0
+    amsterdam, sao_paulo = cities["Amsterdam"], cities["Sao_Paulo"]
+    assert amsterdam["rows"] == db_count(fleet, "Amsterdam_AM00") + db_count(fleet, "Amsterdam_AM01") == 40
+    assert amsterdam["lag_rows"] == amsterdam["rows"] - lake_count(fleet, "Amsterdam") == 5
+    assert amsterdam["uploader_state"] == "stopped" and amsterdam["sensors_running"] == 0
+    # The oldest row not in the lake is Amsterdam_AM00's seq 16, written 4 s before the fixture's END.
+    assert amsterdam["lag_seconds"] > 0
+    assert sao_paulo["rows"] == 27 and sao_paulo["lag_rows"] == 27 and sao_paulo["last_upload_age_seconds"] is None
+    by_sensor = {s["sensor_id"]: s for s in document["sensors"]}
+    assert by_sensor["Sao_Paulo_SA00"]["last_timestamp"] == "2025-06-01T12:00:00.000+00:00"
+
+
+def test_lag_rises_while_nothing_uploads_and_falls_after_an_upload(runner, fleet):
+    fleet.upload("Amsterdam")
+    assert by_city(snapshot(runner, fleet))["Amsterdam"]["lag_rows"] == 0
+    for sensor in fleet.city_sensors("Amsterdam"):
+        fleet.write_rows(sensor, 30)
+    risen = by_city(snapshot(runner, fleet))["Amsterdam"]
+    assert risen["lag_rows"] == 60 and risen["lag_seconds"] is not None
+    fleet.upload("Amsterdam")
+    fallen = by_city(snapshot(runner, fleet))["Amsterdam"]
+    assert fallen["lag_rows"] == 0 and fallen["lag_seconds"] is None
+    assert fallen["rows"] == 100 == lake_count(fleet, "Amsterdam")
+
+
+def test_live_project_uses_fresh_status_files(runner, fleet):
+    fleet.write_sensor_status("Amsterdam", rate=2.5, active_anomaly="trend")
+    fleet.upload("Amsterdam", state="running", dead_lettered=3)
+    document = snapshot(runner, fleet)
+    amsterdam = by_city(document)["Amsterdam"]
+    assert amsterdam["sensors_running"] == 2 and amsterdam["readings_per_second"] == 5.0
+    assert amsterdam["anomalies"] == 2 and amsterdam["uploader_state"] == "running"
+    assert 0 <= amsterdam["last_upload_age_seconds"] < 60
+    assert by_city(document)["Sao_Paulo"]["sensors_running"] == 0
+    states = {s["sensor_id"]: s["state"] for s in document["sensors"]}
+    assert states == {"Amsterdam_AM00": "running", "Amsterdam_AM01": "running", "Sao_Paulo_SA00": "stopped"}
+
+
+def test_city_drill_down(runner, fleet):
+    document = snapshot(runner, fleet, "--city", "são paulo")
+    assert [c["city"] for c in document["cities"]] == ["Sao_Paulo"]
+    assert [s["sensor_id"] for s in document["sensors"]] == ["Sao_Paulo_SA00"]
+    text = monitor(runner, fleet, "--plain", "--city", "Amsterdam")
+    assert text.exit_code == 0
+    assert "Amsterdam_AM00" in text.output and "DB+WAL" in text.output and "Sao_Paulo_SA00" not in text.output
+
+
+def test_plain_has_no_escape_codes_even_when_colour_is_forced(runner, fleet, monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    fleet.upload("Amsterdam")
+    result = monitor(runner, fleet, "--plain")
+    assert result.exit_code == 0
+    assert "Amsterdam" in result.output and "São Paulo" in result.output and "LAG ROWS" in result.output
+    assert "\x1b" not in result.output
+
+
+def test_unknown_city_is_a_usage_error(runner, fleet):
+    result = monitor(runner, fleet, "--once", "--city", "Atlantis")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --city 'Atlantis': not in this project; cities: Amsterdam, São Paulo")
+
+
+def test_empty_project_is_an_empty_snapshot(runner, project_dir):
+    result = runner.invoke(app, ["monitor", "--project-dir", str(project_dir), "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"schema_version": 1, "cities": [], "sensors": []}
+
+
+def test_json_without_once_streams_one_line_per_refresh(runner, fleet, monkeypatch):
+    calls = []
+
+    def sleep(seconds):
+        calls.append(seconds)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("sensor_manager.cli.observe.time.sleep", sleep)
+    result = monitor(runner, fleet, "--json", "--interval", "0.5")
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert len(lines) == 2 and all(line["schema_version"] == 1 for line in lines)
+    assert calls == [0.5, 0.5, 0.5]
+
+
+def test_rates_come_from_seq_changes_between_refreshes(fleet):
+    from sensor_manager.observe.monitor import Monitor
+
+    watch = Monitor(fleet.layout, fleet.plan)
+    watch.refresh(now=1000.0)
+    fleet.write_rows(fleet.plan.sensor("Amsterdam_AM00"), 12)
+    snap = watch.refresh(now=1004.0)
+    rates = {s.sensor_id: s.readings_per_second for s in snap.sensors}
+    assert rates == {"Amsterdam_AM00": 3.0, "Amsterdam_AM01": 0.0, "Sao_Paulo_SA00": 0.0}
+    assert [c.rate_history for c in snap.cities] == [[0.0, 3.0], [0.0, 0.0]]

@@ -6,6 +6,7 @@ import io
 import sys
 import time
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -14,9 +15,11 @@ from rich.table import Table
 
 from sensor_manager.cli import app
 from sensor_manager.cli.options import ConfigOpt, JsonOpt, ProjectDirOpt, session
-from sensor_manager.cli.output import print_json, print_ndjson, results
-from sensor_manager.errors import UsageError
+from sensor_manager.cli.output import info, print_json, print_ndjson, results
+from sensor_manager.errors import SensorManagerError, UsageError
 from sensor_manager.observe import dashboard
+from sensor_manager.observe.bundle import write_bundle
+from sensor_manager.observe.diagnostics import run_diagnostics
 from sensor_manager.observe import query as query_lib
 from sensor_manager.observe.monitor import Monitor
 from sensor_manager.observe.plot import plot_metric
@@ -197,3 +200,39 @@ def _stream(step, interval: float) -> None:
             step()
     except KeyboardInterrupt:
         return
+
+
+MARKS = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-"}
+
+
+@app.command("diagnostics")
+def diagnostics(
+    ctx: typer.Context,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Also write a redacted support bundle (tar.gz).", metavar="FILE.tar.gz", show_default=False)] = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+    project_dir: ProjectDirOpt = None,
+) -> None:
+    """Check config, runtime, services, DBs, disk, lake and lag; exit 1 when a check fails.
+
+    Example: ./sensor_manager.py diagnostics --bundle support.tar.gz
+    """
+    opts = session(ctx, config, project_dir, json=json)
+    report = run_diagnostics(opts.layout, opts.load_config)
+    if json:
+        print_json(report.to_json())
+    else:
+        out = results()
+        for check in report.checks:
+            hint = f"  → {check.hint}" if check.hint and check.status in ("warn", "fail") else ""
+            out.print(f"{MARKS[check.status]} {check.name}: {check.detail}{hint}", markup=False)
+    if bundle is not None:
+        try:
+            loaded = opts.load_config()
+        except UsageError:
+            loaded = None
+        members = write_bundle(bundle, opts.layout, report, loaded, load_plan(opts.layout))
+        info(f"Bundle written: {bundle} ({len(members)} files)", quiet=opts.quiet or json)
+    if not report.ok:
+        failed = [c.name for c in report.checks if c.status == "fail"]
+        raise SensorManagerError(f"{len(failed)} of {len(report.checks)} checks failed: {', '.join(failed)}")

@@ -1,0 +1,335 @@
+"""`diagnostics`: a checklist of what can be wrong with a project, each check pass | warn | fail | skip with a remedy.
+
+Checks only read: DBs are opened `mode=ro`; the lake write probe creates and removes one temp file.
+`skip` means the check does not apply (no recorded runtime, not the docker runtime, project stopped).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+
+from sensor_manager.errors import SensorManagerError
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.observe import lake
+from sensor_manager.observe.edge import EdgeDatabase, edge_databases, file_sizes
+from sensor_manager.observe.monitor import Monitor
+from sensor_manager.observe.services import service_statuses
+from sensor_manager.plan import FleetPlan, load_plan
+from sensor_manager.runtimes import read_runtime_record
+from sensor_manager.runtimes.base import ServiceStatus
+from sensor_manager.simulator.db import open_readonly
+
+SCHEMA_VERSION = 1
+Status = Literal["pass", "warn", "fail", "skip"]
+WAL_WARN_BYTES = 64 * 1024 * 1024
+FREE_WARN_BYTES = 1024**3
+FREE_FAIL_BYTES = 100 * 1024**2
+CLOCK_TOLERANCE_SECONDS = 5.0
+LAG_WARN_SECONDS = 300.0
+GAP_SCAN_ROWS = 1_000_000  # rows a seq-gap search reads at most; beyond that the gap is reported without a position
+ERROR_LINES = 3
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+    hint: str = ""
+
+
+@dataclass
+class Report:
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.status == "fail" for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+
+def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Report:
+    checks: list[Check] = []
+    config, check = _config(load_config)
+    checks.append(check)
+    record = read_runtime_record(layout)
+    checks.append(_runtime(record))
+    checks.extend(_docker(record))
+    plan = _plan(layout, checks)
+    services = service_statuses(layout) if record else []
+    running = any(s.state != "stopped" for s in services)
+    checks.extend(_services(layout, services))
+    checks.extend(database_checks(layout, plan, running))
+    checks.extend(_disk(layout))
+    checks.extend(_lake(layout))
+    checks.extend(_lag(layout, plan, running, config))
+    checks.append(_dead_letters(layout))
+    return Report(checks)
+
+
+# --- configuration and runtime --------------------------------------------------------------------
+
+
+def _config(load_config) -> tuple[Any, Check]:
+    try:
+        config = load_config()
+    except SensorManagerError as exc:
+        first = str(exc).splitlines()[0]
+        return None, Check("config", "fail", first, "fix the config; `config validate` lists every problem")
+    return config, Check("config", "pass", f"{getattr(config, 'source_path', None) or 'bundled default'} is valid")
+
+
+def _plan(layout: ProjectLayout, checks: list[Check]) -> FleetPlan | None:
+    try:
+        return load_plan(layout)
+    except SensorManagerError as exc:
+        checks.append(Check("plan", "fail", str(exc), "move state/plan.json away and run `plan` again"))
+        return None
+
+
+def _runtime(record: dict | None) -> Check:
+    if record is None:
+        return Check("runtime", "skip", "no runtime recorded: the project has not been started", "start it: ./sensor_manager.py start")
+    why = record.get("reason") or "recorded at start"
+    return Check("runtime", "pass", f"{record['runtime']} ({why}; started {record.get('started_at', '?')})")
+
+
+def _docker(record: dict | None) -> list[Check]:
+    names = ("engine", "compose", "image")
+    if not record or record.get("runtime") != "docker":
+        return [Check(name, "skip", "the recorded runtime is not docker") for name in names]
+    from sensor_manager.runtimes.engine import compose_command, docker_client
+
+    try:
+        client = docker_client(timeout=5)
+        version = client.version()
+        engine = Check("engine", "pass", f"Docker {version.get('Version', '?')}, API {version.get('ApiVersion', '?')}")
+    except SensorManagerError as exc:
+        return [Check("engine", "fail", str(exc), "start the Docker engine or set DOCKER_HOST"),
+                Check("compose", "skip", "no engine"), Check("image", "skip", "no engine")]
+    try:
+        compose = Check("compose", "pass", f"{' '.join(compose_command())} (Compose v2)")
+    except SensorManagerError as exc:
+        compose = Check("compose", "fail", str(exc), "install the Docker Compose v2 plugin")
+    image = record.get("image")
+    if not image:
+        return [engine, compose, Check("image", "skip", "runtime.json records no image tag")]
+    present = bool(client.images.list(name=image))
+    return [engine, compose, Check("image", "pass" if present else "fail", f"{image} {'present' if present else 'missing'}",
+                                   "" if present else "rebuild it: ./sensor_manager.py build")]
+
+
+# --- services -------------------------------------------------------------------------------------
+
+
+def _services(layout: ProjectLayout, services: list[ServiceStatus]) -> list[Check]:
+    if not services:
+        return [Check("services", "skip", "no runtime recorded or no planned services")]
+    if all(s.state == "stopped" for s in services):
+        return [Check("services", "skip", f"project stopped ({len(services)} services)", "start it: ./sensor_manager.py start")]
+    return [_service(layout, s) for s in services]
+
+
+def _service(layout: ProjectLayout, service: ServiceStatus) -> Check:
+    detail = f"{service.state}, {service.health}, {service.restarts} restarts"
+    name = f"service {service.name}"
+    if service.state == "crashloop":
+        errors = last_error_lines(layout.logs / f"{service.name}.log")
+        return Check(name, "fail", "; ".join([detail, *errors]), f"read `./sensor_manager.py logs {service.name}`, fix the cause, then `restart {service.name}`")
+    if service.state in ("restarting", "stopped") or service.health == "unhealthy":
+        return Check(name, "warn", detail, f"`./sensor_manager.py logs {service.name}`; `start {service.name}` if it should run")
+    return Check(name, "pass", detail)
+
+
+def last_error_lines(path: Path, count: int = ERROR_LINES, window: int = 64 * 1024) -> list[str]:
+    """The last lines mentioning an error in a service log (reads only the file's tail)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - window))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    flagged = [line.strip() for line in lines if any(word in line.lower() for word in ("error", "traceback", "exception", "fatal"))]
+    return (flagged or [line.strip() for line in lines if line.strip()])[-count:]
+
+
+# --- edge DBs ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DatabaseStats:
+    """What diagnostics learns about one DB (also written into the bundle)."""
+
+    sensor_id: str
+    path: str
+    exists: bool
+    db_bytes: int = 0
+    wal_bytes: int = 0
+    quick_check: str | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    rows: int | None = None
+    missing_seqs: int = 0
+    first_gap_after: int | None = None
+    last_timestamp: str | None = None
+    generation: str | None = None
+    error: str | None = None
+
+
+def database_stats(db: EdgeDatabase, root: Path) -> DatabaseStats:
+    stats = DatabaseStats(db.sensor_id, str(db.path.relative_to(root)), db.path.exists())
+    if not stats.exists:
+        return stats
+    stats.db_bytes, stats.wal_bytes = file_sizes(db.path)
+    try:
+        conn = open_readonly(db.path)
+        try:
+            stats.quick_check = "; ".join(r[0] for r in conn.execute("PRAGMA quick_check(5)"))
+            conn.execute("BEGIN")
+            _seq_facts(conn, stats)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        stats.error = str(exc)
+    return stats
+
+
+def _seq_facts(conn: sqlite3.Connection, stats: DatabaseStats) -> None:
+    """Seq range and gaps: `seq` numbers written rows, so (last - first + 1) - rows is the number lost."""
+    first = conn.execute("SELECT seq FROM sensor_readings ORDER BY id LIMIT 1").fetchone()
+    last = conn.execute("SELECT seq, timestamp FROM sensor_readings ORDER BY id DESC LIMIT 1").fetchone()
+    row = conn.execute("SELECT generation FROM sensor_meta LIMIT 1").fetchone()
+    stats.generation = row[0] if row else None
+    if not first:
+        stats.rows = 0
+        return
+    stats.first_seq, stats.last_seq, stats.last_timestamp = first[0], last[0], last[1]
+    # One pass over the DB: diagnostics may read a whole DB (quick_check already does), the monitor never does.
+    stats.rows = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0]
+    stats.missing_seqs = (stats.last_seq - stats.first_seq + 1) - stats.rows
+    if stats.missing_seqs > 0:
+        gap = conn.execute(
+            "SELECT prev FROM (SELECT seq, lag(seq) OVER (ORDER BY id) AS prev FROM "
+            "(SELECT id, seq FROM sensor_readings ORDER BY id LIMIT ?)) WHERE seq - prev > 1 LIMIT 1",
+            (GAP_SCAN_ROWS,),
+        ).fetchone()
+        stats.first_gap_after = gap[0] if gap else None
+
+
+def database_checks(layout: ProjectLayout, plan: FleetPlan | None, running: bool, now: float | None = None) -> list[Check]:
+    databases = edge_databases(layout, plan)
+    if not databases:
+        return [Check("databases", "skip", "no plan and no sensor DBs yet", "start the fleet or run `simulate`")]
+    now = time.time() if now is None else now
+    return [_database_check(database_stats(db, layout.root), running, now) for db in databases]
+
+
+def _database_check(stats: DatabaseStats, running: bool, now: float) -> Check:
+    name = f"db {stats.sensor_id}"
+    if not stats.exists:
+        return Check(name, "warn" if running else "skip", f"{stats.path} does not exist yet", "start the sensor: ./sensor_manager.py start")
+    if stats.error or stats.quick_check != "ok":
+        return Check(name, "fail", f"{stats.path}: {stats.error or stats.quick_check}",
+                     "stop the sensor and start it again: it moves a corrupt DB aside and starts a new one")
+    parts = [f"quick_check ok, {stats.rows} rows, seq {stats.first_seq}..{stats.last_seq}", f"WAL {stats.wal_bytes // 1024} KiB"]
+    problems: list[tuple[Status, str, str]] = []
+    if stats.missing_seqs > 0:
+        where = f" (first after seq {stats.first_gap_after})" if stats.first_gap_after is not None else ""
+        problems.append(("fail", f"{stats.missing_seqs} seq values missing{where}: rows were lost",
+                         "a seq gap always means loss; check the sensor's log for write errors"))
+    if stats.wal_bytes > WAL_WARN_BYTES:
+        problems.append(("warn", "WAL above 64 MiB", "a long-running reader blocks checkpoints; stop stuck queries or restart the uploader"))
+    written = _epoch(stats.last_timestamp)
+    if written is not None:
+        parts.append(f"last write {int(now - written)} s ago")
+        if written > now + CLOCK_TOLERANCE_SECONDS:
+            problems.append(("warn", f"last reading is {written - now:.0f} s in the future", "the sensor clock runs ahead: sync the host clock (NTP)"))
+    status: Status = "fail" if any(p[0] == "fail" for p in problems) else "warn" if problems else "pass"
+    return Check(name, status, "; ".join([*[p[1] for p in problems], *parts]), "; ".join(p[2] for p in problems))
+
+
+def _epoch(text: str | None) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+# --- disk, lake, lag, dead letters ------------------------------------------------------------------
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _disk(layout: ProjectLayout) -> list[Check]:
+    checks = []
+    for label, path in (("data", layout.data), ("lake", layout.lake)):
+        free = shutil.disk_usage(_existing_parent(path)).free
+        status: Status = "fail" if free < FREE_FAIL_BYTES else "warn" if free < FREE_WARN_BYTES else "pass"
+        checks.append(Check(f"disk {label}", status, f"{free / 1024**3:.1f} GiB free at {_existing_parent(path)}",
+                            "" if status == "pass" else "free space: sensors stop writing on a full disk"))
+    return checks
+
+
+def _lake(layout: ProjectLayout) -> list[Check]:
+    path = lake.table_path(layout)
+    try:
+        table = lake.open_table(layout)
+        readable = Check("lake readable", "pass", f"{path} version {table.version()}") if table else Check(
+            "lake readable", "skip", f"{path}: no table yet (nothing uploaded)")
+    except Exception as exc:  # any failure to read the Delta log is the finding itself
+        readable = Check("lake readable", "fail", f"{path}: {str(exc).splitlines()[0]}", "the Delta log is damaged or unreadable; check permissions")
+    return [readable, _lake_writable(path)]
+
+
+def _lake_writable(path: Path) -> Check:
+    """Create and remove one hidden temp file where the uploader writes (the table directory, else its nearest parent)."""
+    target = path if path.is_dir() else _existing_parent(path)
+    if target != path and not target.is_dir():
+        return Check("lake writable", "fail", f"{target} is not a directory", f"move {target} away so the lake can be created")
+    try:
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".diagnostics-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return Check("lake writable", "fail", f"{target}: {exc.strerror or exc}", f"make {target} writable for the uploader")
+    return Check("lake writable", "pass", f"{target} accepts writes")
+
+
+def _lag(layout: ProjectLayout, plan: FleetPlan | None, running: bool, config) -> list[Check]:
+    if not running:
+        return [Check("uploader lag", "skip", "project not running: lag grows until it starts")]
+    interval = float(getattr(getattr(config, "uploader", None), "interval_seconds", 30.0))
+    threshold = max(LAG_WARN_SECONDS, 3 * interval + 60)
+    checks = []
+    for city in Monitor(layout, plan).refresh().cities:
+        lagging = city.lag_seconds is not None and city.lag_seconds > threshold
+        checks.append(Check(f"lag {city.city}", "warn" if lagging else "pass",
+                            f"{city.lag_rows} rows, oldest {city.lag_seconds or 0:.0f} s (threshold {threshold:.0f} s), uploader {city.uploader_state}",
+                            f"check `./sensor_manager.py logs uploader-{city.city.lower().replace('_', '-')}`" if lagging else ""))
+    return checks
+
+
+def _dead_letters(layout: ProjectLayout) -> Check:
+    files = [p for p in _walk(layout.deadletter) if p.is_file()]
+    if not files:
+        return Check("dead letters", "pass", "none")
+    return Check("dead letters", "warn", f"{len(files)} files under {layout.deadletter}", "rows a sink rejected, with the reason: inspect and replay or discard")
+
+
+def _walk(path: Path) -> Iterable[Path]:
+    return path.rglob("*") if path.is_dir() else []

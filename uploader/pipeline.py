@@ -86,6 +86,7 @@ class Uploader:
                 if not known.source.is_replaced():
                     continue
                 known.retiring = True
+                known.source.retire()
                 self.retiring.append(self.tracked.pop(path))
                 log.info("Sensor DB replaced; draining the old generation first. source=%s", known.status.source)
             self._open(path, fixed_targets)

@@ -5,13 +5,19 @@ keyset pagination (`id > after AND id <= upto`), never indexed, modified or dele
 ADBC SQLite driver (faster than stdlib `sqlite3` → Python objects → Arrow; see
 benchmarks/uploader_throughput.py); small metadata queries use stdlib `sqlite3`.
 
-Type discipline happens in SQL so each output column has one type whatever the DB holds: text columns
-are CAST to TEXT, numbers are kept only when SQLite stored a number (a text in a metric column reads as
-null and sets a bit in `bad_metrics`, so the stage can dead-letter the row rather than zero-fill it), and
-the timestamp becomes integer microseconds since the epoch (REAL epoch seconds, or ISO text parsed by
-SQLite, offset honoured; naive text read as UTC or, if configured, local time). A typed first row is
-prepended because ADBC infers column types from the first rows it sees (an all-null column would
-otherwise become int64 and fail on the first string).
+Every batch comes out in one shape (`source_id`, `ts_us` = integer microseconds since the epoch, the
+reading columns, `seq`, `bad_metrics`), by one of two paths:
+
+- fast: a plain SELECT (column affinity already gives one type per column), timestamps parsed by
+  Arrow (ISO text with an offset, naive text as UTC, or REAL epoch seconds);
+- strict, when the fast path meets a value of the wrong type (ADBC reports a type mismatch) or a
+  timestamp Arrow cannot parse: type discipline in SQL. Text columns are CAST to TEXT, numbers kept
+  only when SQLite stored a number (a text in a metric column reads as null and sets a bit in
+  `bad_metrics`, so the stage can dead-letter the row rather than zero-fill it), and timestamps are
+  parsed by SQLite's julianday() (offset honoured; naive text as UTC or, if configured, local time).
+
+A typed first row is prepended to both because ADBC infers column types from the first rows it sees
+(an all-null column would otherwise become int64 and fail on the first string).
 """
 from __future__ import annotations
 
@@ -26,18 +32,23 @@ from urllib.parse import quote
 
 import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from uploader.schema import BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, METRICS, TEXT_COLUMNS
 from uploader.sources.generations import Shape
 
 DB_NAME = "sensor_data.db"
 BUSY_TIMEOUT_MS = 5_000
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 16_384
 NOT_READY_MESSAGES = ("no such table",)
 
 
 class SourceUnreadableError(Exception):
     """The DB cannot be read (corrupt, not a database, unreadable); `reason` says why."""
+
+
+class SourceTypeMismatch(Exception):
+    """A value of another type than the column's first rows: the fast path hands over to the strict one."""
 
 
 class SourceNotReadyError(Exception):
@@ -103,6 +114,45 @@ def _bad_metrics_sql(shape: Shape) -> str:
     return " | ".join(terms) if terms else "0"
 
 
+OUTPUT_TYPES = [pa.int64(), pa.int64(), *(pa.string() for _ in TEXT_COLUMNS), *(pa.float64() for _ in FLOAT_COLUMNS),
+                *(pa.int64() for _ in INT_COLUMNS), *(pa.int64() for _ in BOOL_COLUMNS), pa.int64(), pa.int64()]
+OUTPUT_NAMES = ["source_id", "ts_us", *TEXT_COLUMNS, *FLOAT_COLUMNS, *INT_COLUMNS, *BOOL_COLUMNS, "seq", "bad_metrics"]
+
+
+def _sentinel(timestamp_value: str) -> str:
+    values = ["-1", timestamp_value, *("''" for _ in TEXT_COLUMNS), *("0.0" for _ in FLOAT_COLUMNS),
+              *("0" for _ in INT_COLUMNS), *("0" for _ in BOOL_COLUMNS), "0", "0"]
+    return ", ".join(f"{value} AS {name}" for value, name in zip(values, OUTPUT_NAMES))
+
+
+def fast_select_sql(shape: Shape, timestamp_is_real: bool) -> str:
+    """The plain SELECT: raw timestamp, columns as stored (NULL where the shape lacks them)."""
+    def plain(column: str) -> str:
+        return f"{column}" if shape.has(column) else f"NULL AS {column}"
+
+    columns = ["id AS source_id", "timestamp AS ts_us", *(plain(c) for c in TEXT_COLUMNS), *(plain(c) for c in FLOAT_COLUMNS),
+               *(plain(c) for c in INT_COLUMNS), *(plain(c) for c in BOOL_COLUMNS),
+               "seq" if shape.has("seq") else "id AS seq", "0 AS bad_metrics"]
+    body = f"SELECT {', '.join(columns)} FROM sensor_readings WHERE id > ? AND id <= ? ORDER BY id"
+    return f"SELECT {_sentinel('0.0' if timestamp_is_real else chr(39) * 2)} UNION ALL SELECT * FROM ({body})"
+
+
+def parse_timestamps(values: pa.Array) -> pa.Array | None:
+    """Integer microseconds since the epoch from the raw column, or None when Arrow cannot parse all of it."""
+    if pa.types.is_floating(values.type):
+        return pc.cast(pc.round(pc.multiply(values, 1_000_000.0)), pa.int64())
+    if pa.types.is_integer(values.type):
+        return pc.multiply(values, 1_000_000)
+    try:
+        parsed = pc.cast(values, pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        try:
+            parsed = pc.cast(pc.cast(values, pa.timestamp("us")), pa.timestamp("us", tz="UTC"))  # naive: UTC
+        except pa.ArrowInvalid:
+            return None
+    return parsed.view(pa.int64()) if hasattr(parsed, "view") else pc.cast(parsed, pa.int64())
+
+
 def select_sql(shape: Shape, naive_local: bool) -> str:
     """The canonicalising SELECT for one shape, with a typed sentinel row (source_id -1) first."""
     seq = "CASE WHEN typeof(seq) = 'integer' THEN seq END" if shape.has("seq") else "id"
@@ -116,12 +166,8 @@ def select_sql(shape: Shape, naive_local: bool) -> str:
         f"{seq} AS seq",
         f"{_bad_metrics_sql(shape)} AS bad_metrics",
     ]
-    sentinel = ["-1", "0", *("''" for _ in TEXT_COLUMNS), *("0.0" for _ in FLOAT_COLUMNS),
-                *("0" for _ in INT_COLUMNS), *("0" for _ in BOOL_COLUMNS), "0", "0"]
-    names = ["source_id", "ts_us", *TEXT_COLUMNS, *FLOAT_COLUMNS, *INT_COLUMNS, *BOOL_COLUMNS, "seq", "bad_metrics"]
-    head = ", ".join(f"{value} AS {name}" for value, name in zip(sentinel, names))
     body = f"SELECT {', '.join(columns)} FROM sensor_readings WHERE id > ? AND id <= ? ORDER BY id"
-    return f"SELECT {head} UNION ALL SELECT * FROM ({body})"
+    return f"SELECT {_sentinel('0')} UNION ALL SELECT * FROM ({body})"
 
 
 @dataclass(frozen=True)
@@ -146,6 +192,7 @@ class SqliteSource:
         self.path = path
         self._bulk = None
         self._meta = None
+        self.is_retired = False
         self.relpath = path.relative_to(data_root).as_posix() if path.is_relative_to(data_root) else path.name
         self.immutable = needs_immutable_open(path)
         try:
@@ -164,7 +211,9 @@ class SqliteSource:
                 raise SourceNotReadyError(f"{path}: {exc}") from None
             raise SourceUnreadableError(f"{path}: {exc}") from None
         self.key = SourceKey(self.relpath, self.generation)
-        self._sql = select_sql(self.shape, naive_local)
+        self.naive_local = naive_local
+        self._strict_sql = select_sql(self.shape, naive_local)
+        self._fast_sql = fast_select_sql(self.shape, self._timestamp_is_real())
 
     def _read_shape(self) -> Shape:
         columns = frozenset(row[1] for row in self._meta.execute("PRAGMA table_info(sensor_readings)"))
@@ -173,6 +222,10 @@ class SqliteSource:
         has_meta = self._meta.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'sensor_meta' AND type IN ('table', 'view')").fetchone() is not None
         return Shape(columns, has_meta)
+
+    def _timestamp_is_real(self) -> bool:
+        declared = {row[1]: (row[2] or "").upper() for row in self._meta.execute("PRAGMA table_info(sensor_readings)")}
+        return declared.get("timestamp", "") in ("REAL", "FLOAT", "DOUBLE", "NUMERIC")
 
     def _read_generation(self) -> str:
         if self.shape.has_meta:
@@ -235,7 +288,55 @@ class SqliteSource:
         return found
 
     def read(self, after: int, upto: int, chunk_rows: int = CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
-        """Record batches of rows with after < id <= upto, in id order, typed as `select_sql` promises."""
+        """Record batches of rows with after < id <= upto, in id order, in the one output shape.
+
+        Raises SourceUnreadableError when the rows end before `upto` (a row the range promised is not
+        there: the file changed under the reader), so a sink never confirms rows it did not get.
+        """
+        last = after
+        for batch in self._read_rows(after, upto, chunk_rows):
+            last = batch.column(0)[-1].as_py()
+            yield batch
+        if last != upto:
+            raise SourceUnreadableError(f"{self.path}: read stopped at id {last}, expected {upto}; the file changed")
+
+    def _read_rows(self, after: int, upto: int, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        last = after
+        if self.is_retired:
+            yield from self._stream_stdlib(self._strict_sql, last, upto, chunk_rows)
+            return
+        if not self.naive_local:
+            try:
+                for batch in self._stream(self._fast_sql, last, upto, chunk_rows):
+                    converted = self._from_fast(batch)
+                    if converted is None:
+                        break
+                    last = converted.column(0)[-1].as_py()
+                    yield converted
+                else:
+                    return
+            except SourceTypeMismatch:
+                pass
+        yield from self._stream(self._strict_sql, last, upto, chunk_rows)
+
+    def _from_fast(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
+        ts_us = parse_timestamps(batch.column(1))
+        if ts_us is None:
+            return None
+        return pa.RecordBatch.from_arrays([batch.column(0), ts_us, *batch.columns[2:]], names=OUTPUT_NAMES)
+
+    def _stream_stdlib(self, sql: str, after: int, upto: int, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        """The strict SELECT through the long-open stdlib connection: it still sees a replaced file's WAL."""
+        try:
+            cursor = self._meta.execute(sql, (after, upto))
+            cursor.fetchone()  # the typed sentinel row
+            while rows := cursor.fetchmany(chunk_rows):
+                columns = list(zip(*rows))
+                yield pa.RecordBatch.from_arrays([pa.array(c, t) for c, t in zip(columns, OUTPUT_TYPES)], names=OUTPUT_NAMES)
+        except sqlite3.Error as exc:
+            raise SourceUnreadableError(f"{self.path}: {exc}") from None
+
+    def _stream(self, sql: str, after: int, upto: int, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         try:
             if self._bulk is None:
                 self._bulk = adbc.connect(_uri(self.path, self.immutable))
@@ -243,10 +344,9 @@ class SqliteSource:
             try:
                 cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(chunk_rows)})
                 cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                cursor.execute(self._sql, (after, upto))
-                reader = cursor.fetch_record_batch()
+                cursor.execute(sql, (after, upto))
                 first = True
-                for batch in reader:
+                for batch in cursor.fetch_record_batch():
                     if first:
                         batch, first = batch.slice(1), False  # the typed sentinel row
                     if batch.num_rows:
@@ -255,7 +355,17 @@ class SqliteSource:
                 cursor.close()
         except (adbc.Error, OSError) as exc:
             self._close_bulk()
+            if "Type mismatch" in str(exc):
+                raise SourceTypeMismatch(str(exc)) from None
             raise SourceUnreadableError(f"{self.path}: {exc}") from None
+
+    def retire(self) -> None:
+        """The path now names a newer generation: read what is left of this one through the stdlib connection.
+
+        (The ADBC connection was seen to lose the WAL of an unlinked file, the stdlib one keeps it.)
+        """
+        self.is_retired = True
+        self._close_bulk()
 
     def is_replaced(self) -> bool:
         """True when the path now names another file (the sensor started a new DB generation)."""

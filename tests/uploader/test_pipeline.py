@@ -1,0 +1,196 @@
+"""The pipeline end to end, in process: drain, resume, replace, corrupt, dead letters, status."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from uploader.checkpoints import CheckpointStore, checkpoint_path
+from uploader.deadletter import DeadLetterStore
+from uploader.pipeline import Uploader
+
+
+def run_once(invocation) -> tuple[bool, Uploader]:
+    uploader = Uploader(invocation)
+    try:
+        return uploader.run_once(), uploader
+    finally:
+        uploader.close()
+
+
+def keys(table) -> Counter:
+    return Counter(zip(table["sensor_id"].to_pylist(), table["fleet_epoch"].to_pylist(), table["seq"].to_pylist()))
+
+
+def test_once_drains_every_db_of_every_city_and_a_rerun_ships_nothing(project, sensor_db, invocation, lake_rows):
+    dbs = [sensor_db(project / "data" / city / code / "sensor_data.db", sensor_id=f"{city}_{code}", location=city.replace("_", " "))
+           for city, code in [("New_York", "AB12"), ("New_York", "CD34"), ("Berlin", "EF56")]]
+    for index, db in enumerate(dbs):
+        db.append(300 + index)
+    inv = invocation()
+    ok, uploader = run_once(inv)
+    assert ok
+    table = lake_rows(inv.table_uri)
+    assert table.num_rows == 903
+    assert max(keys(table).values()) == 1
+    assert sorted(pc.unique(table["city"]).to_pylist()) == ["Berlin", "New_York"]
+    assert set(table["project"].to_pylist()) == {"test"} and set(table["stage"].to_pylist()) == {"raw"}
+
+    ok, uploader = run_once(inv)
+    assert ok and uploader.sink_status["delta"].rows_shipped == 0
+    assert lake_rows(inv.table_uri).num_rows == 903
+
+
+def test_status_file_has_the_contract_shape(project, sensor_db, invocation):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(10)
+    inv = invocation(sqlite=project / "data" / "New_York")
+    run_once(inv)
+    status = json.loads((project / "state" / "status" / "uploader-new-york.json").read_text())
+    assert status["role"] == "uploader" and status["uploader_id"] == "new-york" and status["state"] == "stopped"
+    assert set(status["sinks"]["delta"]) >= {"rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error",
+                                            "retries", "dead_lettered", "failing_permanently"}
+    assert status["sinks"]["delta"]["rows_shipped"] == 10 and status["sinks"]["delta"]["lag_rows"] == 0
+    [source] = status["sources"]
+    assert source == {**source, "source": "New_York/AB12/sensor_data.db", "generation": db.generation,
+                      "sensor_id": "New_York_AB12", "end_id": 10, "positions": {"delta": 10}, "locked": True}
+
+
+def test_new_rows_after_a_run_ship_next_run_exactly_once(project, sensor_db, invocation, lake_rows):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(100)
+    inv = invocation()
+    run_once(inv)
+    db.append(50)
+    ok, _ = run_once(inv)
+    table = lake_rows(inv.table_uri)
+    assert ok and table.num_rows == 150 and max(keys(table).values()) == 1
+
+
+def test_small_batches_drain_everything_without_a_row_cap(project, sensor_db, invocation, lake_rows):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(2_500)
+    inv = invocation()
+    inv.settings.sinks.delta.batch_size = 1_000
+    ok, _ = run_once(inv)
+    assert ok and lake_rows(inv.table_uri).num_rows == 2_500
+
+
+def test_lost_or_stale_local_checkpoint_defers_to_the_table(project, sensor_db, invocation, lake_rows):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(100)
+    inv = invocation()
+    run_once(inv)
+    store = checkpoint_path(inv.state_root, inv.uploader_id)
+    with sqlite3.connect(store) as con:
+        con.execute("UPDATE checkpoints SET position = 10")
+    db.append(20)
+    ok, _ = run_once(inv)
+    assert ok and lake_rows(inv.table_uri).num_rows == 120
+    store.unlink()
+    ok, _ = run_once(inv)
+    assert ok and lake_rows(inv.table_uri).num_rows == 120
+
+
+def test_corrupt_checkpoint_store_is_moved_aside_and_rebuilt(project, sensor_db, invocation, lake_rows):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(40)
+    inv = invocation()
+    run_once(inv)
+    store = checkpoint_path(inv.state_root, inv.uploader_id)
+    for side in ("-wal", "-shm"):
+        Path(f"{store}{side}").unlink(missing_ok=True)
+    store.write_bytes(b"this is not a sqlite database" * 100)
+    db.append(5)
+    ok, uploader = run_once(inv)
+    assert ok and uploader.store.rebuilt_from is not None and uploader.store.rebuilt_from.exists()
+    assert lake_rows(inv.table_uri).num_rows == 45
+    assert CheckpointStore(store).get("delta", next(iter(CheckpointStore(store).all()))[1]) == 45
+
+
+def test_corrupt_db_among_good_ones_is_reported_and_the_others_flow(project, sensor_db, invocation, lake_rows):
+    good = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    good.append(30)
+    bad = project / "data" / "New_York" / "ZZ99" / "sensor_data.db"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"garbage, not a database " * 200)
+    inv = invocation()
+    ok, uploader = run_once(inv)
+    assert not ok  # the run did not drain everything it was pointed at
+    assert lake_rows(inv.table_uri).num_rows == 30
+    status = json.loads(inv.status_path.read_text())
+    [broken] = [s for s in status["sources"] if s["source"] == "New_York/ZZ99/sensor_data.db"]
+    assert "not a database" in broken["error"]
+
+
+def test_a_db_without_readings_yet_is_skipped_not_failed(project, sensor_db, invocation):
+    sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db", shape="current")  # no rows, no generation yet
+    ok, uploader = run_once(invocation())
+    assert ok
+    assert "not ready" in next(iter(uploader.others.values())).skipped
+
+
+def test_rows_that_cannot_be_canonical_are_dead_lettered_with_reasons(project, sensor_db, invocation, lake_rows):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(10)
+    db.append(1, timestamp="not a time")
+    db.append(1, temperature="warm")
+    db.append(1, sensor_id="")
+    db.append(7)
+    inv = invocation()
+    ok, uploader = run_once(inv)
+    table = lake_rows(inv.table_uri)
+    assert ok and table.num_rows == 17
+    assert sorted(table["source_id"].to_pylist()) == [*range(1, 11), *range(14, 21)]
+    dead = DeadLetterStore(inv.state_root / "deadletter").read("delta").sort_by("source_id")
+    assert dead["source_id"].to_pylist() == [11, 12, 13]
+    assert dead["reason"].to_pylist() == ["unparseable timestamp", "non-numeric temperature", "missing sensor_id"]
+    assert json.loads(dead["row_json"][1].as_py())["temperature"] == "warm"
+    assert uploader.sink_status["delta"].dead_lettered == 3
+    ok, uploader = run_once(inv)  # a rerun neither re-ships nor re-dead-letters
+    assert DeadLetterStore(inv.state_root / "deadletter").count("delta") == 3
+
+
+def test_missing_metric_stays_null_never_zero(project, sensor_db, invocation, lake_rows):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(3, humidity=None)
+    inv = invocation()
+    run_once(inv)
+    assert lake_rows(inv.table_uri)["humidity"].null_count == 3
+
+
+def test_replaced_db_is_a_new_source_and_both_generations_arrive_once(project, sensor_db, invocation, lake_rows):
+    path = project / "data" / "New_York" / "AB12" / "sensor_data.db"
+    first = sensor_db(path)
+    first.append(50)
+    uploader = Uploader(invocation(continuous=True))
+    try:
+        uploader.cycle(fixed_targets=False)
+        first.append(25)  # written after the last read, before the file is replaced
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            name.unlink(missing_ok=True)  # the sensor starts a new DB; the uploader still holds the old one open
+        second = sensor_db(path)
+        second.seq = first.seq  # ours: seq continues across generations (seq.hwm)
+        second.append(40)
+        uploader.cycle(fixed_targets=False)
+        uploader.cycle(fixed_targets=False)
+    finally:
+        uploader.close()
+    table = lake_rows(uploader.inv.table_uri)
+    generations = Counter(table["generation"].to_pylist())
+    assert generations == {first.generation: 75, second.generation: 40}
+    assert max(keys(table).values()) == 1
+
+
+def test_development_mode_reships_under_a_new_epoch(project, sensor_db, invocation, lake_rows):
+    db = sensor_db(project / "data" / "New_York" / "AB12" / "sensor_data.db")
+    db.append(20)
+    run_once(invocation())
+    ok, uploader = run_once(invocation(development=True))
+    table = lake_rows(uploader.inv.table_uri)
+    assert ok and table.num_rows == 40
+    assert sorted(Counter(table["fleet_epoch"].to_pylist()).values()) == [20, 20]
+    assert max(keys(table).values()) == 1

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from sensor_manager.cli import app
@@ -177,24 +178,27 @@ def monitor(
         snap = watch.refresh()
         return snap.only(slug) if slug else snap
 
-    if json and once:
-        print_json(take().to_json())
-    elif plain:
-        sys.stdout.write(_plain_text(dashboard.render(take(), slug)))
-    elif once:
-        results().print(dashboard.render(take(), slug))
-    elif json:
-        _stream(lambda: print_ndjson(take().to_json()), interval)
-    else:
-        from rich.live import Live
-
-        with Live(dashboard.render(take(), slug), console=results(), auto_refresh=False) as live:
-            _stream(lambda: live.update(dashboard.render(take(), slug), refresh=True), interval)
-
-
-def _stream(step, interval: float) -> None:
-    """Run `step` every `interval` seconds until Ctrl-C, which ends the command with exit 0."""
     try:
+        if json and once:
+            print_json(take().to_json())
+        elif plain:
+            sys.stdout.write(_plain_text(dashboard.render(take(), slug)))
+        elif once:
+            results().print(dashboard.render(take(), slug))
+        elif json:
+            _stream(lambda: print_ndjson(take().to_json()), interval, first=True)
+        else:
+            with Live(dashboard.render(take(), slug), console=results(), auto_refresh=False) as live:
+                _stream(lambda: live.update(dashboard.render(take(), slug), refresh=True), interval)
+    finally:
+        watch.close()
+
+
+def _stream(step, interval: float, first: bool = False) -> None:
+    """Run `step` (now when `first`, then) every `interval` seconds until Ctrl-C, which ends the command with exit 0."""
+    try:
+        if first:
+            step()
         while True:
             time.sleep(interval)
             step()

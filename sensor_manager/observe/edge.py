@@ -13,10 +13,13 @@ from pathlib import Path
 
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
-from sensor_manager.simulator.db import high_water, open_readonly
+from sensor_manager.simulator.db import open_readonly
+from sensor_manager.simulator.limits import RESERVED_FDS, raise_open_files_limit
 
 DB_NAME = "sensor_data.db"
 READINGS = "sensor_readings"
+BUSY_TIMEOUT_SECONDS = 2.0
+FDS_PER_READER = 3  # DB, WAL, shared-memory index
 
 
 @dataclass(frozen=True)
@@ -70,32 +73,83 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+# One statement, so one implicit read transaction (a consistent snapshot) and one round trip per DB.
+_STATE_SQL = f"""
+SELECT f.id, f.seq, l.id, l.seq, l.timestamp,
+       (SELECT generation FROM sensor_meta LIMIT 1),
+       (SELECT timestamp FROM {READINGS} WHERE id > ?1 ORDER BY id LIMIT 1)
+FROM (SELECT id, seq FROM {READINGS} ORDER BY id LIMIT 1) AS f,
+     (SELECT id, seq, timestamp FROM {READINGS} ORDER BY id DESC LIMIT 1) AS l
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # A bare `mode=ro` open with no per-open pragmas: the monitor reads every DB on every refresh.
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+
+
+def _state(conn: sqlite3.Connection, after_id: int | None) -> EdgeState:
+    row = conn.execute(_STATE_SQL, (after_id,)).fetchone()
+    if row is None:
+        generation = conn.execute("SELECT generation FROM sensor_meta LIMIT 1").fetchone()
+        return EdgeState(None, None, None, None, None, generation[0] if generation else None)
+    first_id, first_seq, max_id, max_seq, last_timestamp, generation, pending = row
+    return EdgeState(first_id, max_id, first_seq, max_seq, last_timestamp, generation, pending)
+
+
 def read_edge_state(path: Path, after_id: int | None = None) -> EdgeState | None:
-    """Index lookups only; None when the DB does not exist yet. `after_id` asks for the first pending row's timestamp."""
+    """Index seeks only; None when the DB does not exist yet. `after_id` asks for the first pending row's timestamp."""
     if not path.exists():
         return None
-    conn = connect_readonly(path)
+    conn = _connect(path)
     try:
-        conn.execute("BEGIN")
-        mark = high_water(conn)
-        first = conn.execute(f"SELECT id, seq FROM {READINGS} ORDER BY id LIMIT 1").fetchone()
-        pending = None
-        if after_id is not None and mark.max_id > after_id:
-            row = conn.execute(f"SELECT timestamp FROM {READINGS} WHERE id > ? ORDER BY id LIMIT 1", (after_id,)).fetchone()
-            pending = row["timestamp"] if row else None
-        conn.execute("COMMIT")
+        return _state(conn, after_id)
     finally:
         conn.close()
-    empty = first is None
-    return EdgeState(
-        first_id=None if empty else first["id"],
-        max_id=None if empty else mark.max_id,
-        first_seq=None if empty else first["seq"],
-        max_seq=None if empty else mark.max_seq,
-        last_timestamp=mark.last_timestamp,
-        generation=mark.generation,
-        pending_timestamp=pending,
-    )
+
+
+class EdgeReader:
+    """Read-only connections kept open between refreshes (opening a WAL DB costs far more than the seeks).
+
+    A kept connection holds no transaction between reads, so it never holds back the writer's
+    checkpoints. A file replaced under it (moved aside, reset) has a new inode and is reopened. At most
+    `capacity` connections stay open (each holds the DB, WAL and shared-memory files); the rest are
+    opened per read.
+    """
+
+    def __init__(self) -> None:
+        soft = raise_open_files_limit()
+        self.capacity = max(0, (soft - RESERVED_FDS) // FDS_PER_READER)
+        self._open: dict[Path, tuple[sqlite3.Connection, int]] = {}
+
+    def read(self, path: Path, after_id: int | None = None) -> EdgeState | None:
+        try:
+            inode = path.stat().st_ino
+        except OSError:
+            self._drop(path)
+            return None
+        kept = self._open.get(path)
+        if kept is not None and kept[1] != inode:
+            self._drop(path)
+            kept = None
+        if kept is None and len(self._open) >= self.capacity:
+            return read_edge_state(path, after_id)
+        if kept is None:
+            kept = self._open[path] = (_connect(path), inode)
+        try:
+            return _state(kept[0], after_id)
+        except sqlite3.Error:
+            self._drop(path)
+            raise
+
+    def _drop(self, path: Path) -> None:
+        kept = self._open.pop(path, None)
+        if kept is not None:
+            kept[0].close()
+
+    def close(self) -> None:
+        for path in list(self._open):
+            self._drop(path)
 
 
 def file_sizes(path: Path) -> tuple[int, int]:

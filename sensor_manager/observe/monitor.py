@@ -11,6 +11,7 @@ Where each figure comes from, so nothing scans a big table:
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sensor_manager.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.naming import city_service_slug
 from sensor_manager.observe import lake
-from sensor_manager.observe.edge import EdgeDatabase, edge_databases, file_sizes, read_edge_state
+from sensor_manager.observe.edge import EdgeDatabase, EdgeReader, edge_databases, file_sizes
 from sensor_manager.observe.services import service_statuses
 from sensor_manager.plan import FleetPlan
 from sensor_manager.statusfile import is_stale, read_status
@@ -117,6 +118,7 @@ class Monitor:
         self._seq_history: dict[str, deque[tuple[float, int]]] = {}
         self._rate_history: dict[str, deque[float]] = {}
         self._table = None
+        self._reader = EdgeReader()
 
     def refresh(self, now: float | None = None) -> Snapshot:
         now = time.time() if now is None else now
@@ -173,7 +175,7 @@ class Monitor:
 
     def _sensor(self, db: EdgeDatabase, now: float, status: dict | None, positions: dict | None, services: dict) -> tuple[SensorRow, tuple[int, float | None] | None]:
         position = (positions or {}).get(db.relative_path)
-        state = read_edge_state(db.path, after_id=position[1] if position else None)
+        state = self._read(db, position[1] if position else None)
         rows = state.rows if state else 0
         seq = state.max_seq if state else None
         running_state = _sensor_state(db, services, status)
@@ -187,12 +189,22 @@ class Monitor:
             generation, uploaded = position if position else (None, None)
             if uploaded is None or (generation and state.generation and generation != state.generation):
                 uploaded = (state.first_id or 1) - 1  # this DB (generation) has not been shipped at all
-                pending = read_edge_state(db.path, after_id=uploaded).pending_timestamp if rows else None
+                first_pending = self._read(db, uploaded) if rows else None
+                pending = first_pending.pending_timestamp if first_pending else None
             else:
                 pending = state.pending_timestamp
             lag_rows = max(0, (state.max_id or 0) - uploaded)
             lag = (lag_rows, now - _epoch(pending) if lag_rows and _epoch(pending) else None)
         return row, lag
+
+    def _read(self, db: EdgeDatabase, after_id: int | None):
+        try:
+            return self._reader.read(db.path, after_id)
+        except sqlite3.DatabaseError:
+            return None  # unreadable right now (diagnostics says why); the row shows 0 rows
+
+    def close(self) -> None:
+        self._reader.close()
 
     def _rate(self, sensor_id: str, now: float, seq: int | None, status: dict | None) -> float:
         """Readings per second over the last 10 s from seq changes; the status file's figure until there is history."""
@@ -276,4 +288,8 @@ def _add_sensor(city: CityRow, row: SensorRow, lag: tuple[int, float | None] | N
 
 def snapshot(layout: ProjectLayout, plan: FleetPlan | None) -> Snapshot:
     """One snapshot (`monitor --once`)."""
-    return Monitor(layout, plan).refresh()
+    watch = Monitor(layout, plan)
+    try:
+        return watch.refresh()
+    finally:
+        watch.close()

@@ -139,7 +139,7 @@ def test_json_without_once_streams_one_line_per_refresh(runner, fleet, monkeypat
     result = monitor(runner, fleet, "--json", "--interval", "0.5")
     assert result.exit_code == 0
     lines = [json.loads(line) for line in result.output.splitlines()]
-    assert len(lines) == 2 and all(line["schema_version"] == 1 for line in lines)
+    assert len(lines) == 3 and all(line["schema_version"] == 1 for line in lines)
     assert calls == [0.5, 0.5, 0.5]
 
 

@@ -26,7 +26,7 @@ from uploader.settings import DeltaSinkSettings
 from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry
 
 TABLE_NAME = "sensor_readings"
-REJECT_MARKERS = ("failed validation check", "Invariant", "Schema error", "schema mismatch", "Cast error")
+REJECT_MARKERS = ("failed validation check", "Invariant", "non-nullable", "Schema error", "schema mismatch", "Cast error")
 
 
 def table_path(lake: str | os.PathLike[str]) -> str:

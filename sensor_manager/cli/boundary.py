@@ -1,20 +1,22 @@
 """The one place an exception becomes a message and an exit code.
 
 `GuardedGroup` is the typer app's click group, so the boundary applies both to the real CLI and to
-tests driving the app through typer's CliRunner.
+tests driving the app through typer's CliRunner. (Typer vendors its own click: its exceptions are
+the ones to pass through, not the standalone `click` package's.)
 """
 from __future__ import annotations
 
 import sys
 import traceback
 
-import click
+import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from sensor_manager.errors import ExitCode, SensorManagerError
 
 
-def wants_traceback(ctx: click.Context | None) -> bool:
+def wants_traceback(ctx) -> bool:
     if "--traceback" in sys.argv:
         return True
     while ctx is not None:
@@ -31,20 +33,20 @@ def report(message: str) -> None:
 
 
 class GuardedGroup(TyperGroup):
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort, TyperException):
             raise
         except SensorManagerError as exc:
             if wants_traceback(ctx):
                 traceback.print_exc()
             report(str(exc))
-            raise click.exceptions.Exit(int(exc.exit_code)) from None
+            raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            raise click.exceptions.Exit(130) from None
+            raise typer.Exit(130) from None
         except Exception as exc:  # the boundary: anything unexpected becomes one line
             if wants_traceback(ctx):
                 traceback.print_exc()
             report(f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback)")
-            raise click.exceptions.Exit(int(ExitCode.FAILURE)) from None
+            raise typer.Exit(int(ExitCode.FAILURE)) from None

@@ -61,8 +61,10 @@ class ComposeRuntime:
         project_name: str | None = None,
         image: ImageOptions | None = None,
         progress: Progress | None = None,
+        settings: DockerSettings | None = None,
     ):
         self.layout = layout
+        self.settings_override = settings  # wins over the config's `docker:` section (tests, embedding)
         self.image_options = image or ImageOptions()
         self.progress: Progress = progress or _stderr
         self._project_name = cr.validate_project_name(project_name) if project_name else None
@@ -95,10 +97,15 @@ class ComposeRuntime:
         return self._client
 
     def services(self, plan: FleetPlan, config=None) -> list[Service]:
-        settings = docker_settings(config) if config is not None else self._recorded_settings()
+        settings = self._settings(config) if config is not None else self._recorded_settings()
         return cr.stack_services(plan, settings)
 
+    def _settings(self, config) -> DockerSettings:
+        return self.settings_override or docker_settings(config)
+
     def _recorded_settings(self) -> DockerSettings:
+        if self.settings_override:
+            return self.settings_override
         return DockerSettings(sensors_per_container=self._record().get("sensors_per_container", 1))
 
     def _compose(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -118,13 +125,13 @@ class ComposeRuntime:
     # --- image ------------------------------------------------------------------------------------
     def image_tag(self, config) -> str:
         """The tag the stack runs (content tag, or --tag); computed without building."""
-        settings = docker_settings(config)
+        settings = self._settings(config)
         base = resolve_base_image(settings, self.image_options.base_image)
         return images.plan_image(self.client, self.layout, settings, base, self.image_options.tag, self.progress).tag
 
     def ensure_image(self, config) -> str:
         """The image tag to run, building it (progress streamed) when it is missing and building is allowed."""
-        settings = docker_settings(config)
+        settings = self._settings(config)
         base = resolve_base_image(settings, self.image_options.base_image)
         tag = self.image_tag(config)
         if images.image_exists(self.client, tag):
@@ -137,7 +144,7 @@ class ComposeRuntime:
 
     # --- render -----------------------------------------------------------------------------------
     def stack(self, plan: FleetPlan, config, image: str, *, secrets: tuple[str, ...] = ()) -> tuple[dict[str, Any], cr.StackInputs]:
-        settings = docker_settings(config)
+        settings = self._settings(config)
         memory_limit = True
         try:
             memory_limit = engine_info(self.client).memory_limit
@@ -159,7 +166,7 @@ class ComposeRuntime:
         written.append(str(cr.write_stack(self.compose_path, document)))
         if output is not None and Path(output).resolve() != self.compose_path.resolve():
             written.append(str(cr.write_stack(Path(output), document)))
-        self._write_record(image, docker_settings(config))
+        self._write_record(image, self._settings(config))
         return written
 
     def _write_record(self, image: str, settings: DockerSettings) -> None:
@@ -184,13 +191,14 @@ class ComposeRuntime:
 
     def stop(self, services: list[str] | None = None) -> bool:
         """Stop gracefully (SIGTERM, then SIGKILL after stop_grace_period); False when nothing ran."""
-        if not self.is_running(services):
-            return False
+        was_running = self.is_running(services)
         if services:
-            self._compose("stop", *services)
-        else:
+            if was_running:
+                self._compose("stop", *services)
+        elif self._containers() and self.compose_path.is_file():
+            # Also removes exited (crashlooped) containers; networks: none were created.
             self._compose("down", "--remove-orphans")
-        return True
+        return was_running
 
     def restart(self, services: list[str] | None = None) -> None:
         self._compose("restart", *(services or []))

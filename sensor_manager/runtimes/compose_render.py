@@ -36,7 +36,10 @@ PROJECT_DIR_LABEL = f"{LABEL}.project-dir"
 
 NONROOT_UID = 65532  # used when the invoking user is root (the distroless "nonroot" id)
 CONTAINER_ROOT = "/project"  # the project directory inside a container (only parts of it are mounted)
-CONFIG_MOUNT = "/config"  # the rendered per-role config directory
+CONFIG_MOUNT = "/config"  # the rendered per-role config directory (uploaders)
+# Sensors see their role directory as the project's state/: `simulate` resolves the plan from
+# <project-dir>/state/plan.json, and a read-only copy that matches the config is never rewritten.
+SENSOR_STATE_MOUNT = f"{CONTAINER_ROOT}/state"
 CONFIG_FILE = "sensor-manager.yaml"
 PLAN_FILE = "plan.json"
 SECRETS_MOUNT = "/run/secrets"
@@ -199,8 +202,8 @@ def sensor_service(service: Service, inputs: StackInputs, plan_digest: str) -> d
     layout = inputs.layout
     first = service.sensors[0]
     status_file = _in_container(f"{first.sensor_dir}/status.json")
-    command = ["python", "-m", "sensor_manager", "simulate", "--config", f"{CONFIG_MOUNT}/{CONFIG_FILE}",
-               "--project-dir", CONTAINER_ROOT]
+    config_file = f"{SENSOR_STATE_MOUNT}/{CONFIG_FILE}"
+    command = ["python", "-m", "sensor_manager", "simulate", "--config", config_file, "--project-dir", CONTAINER_ROOT]
     for sensor in service.sensors:
         command += ["--sensor-id", sensor.sensor_id]
     command += ["--status-file", status_file]
@@ -208,10 +211,9 @@ def sensor_service(service: Service, inputs: StackInputs, plan_digest: str) -> d
     spec.update({
         "command": command,
         "network_mode": "none",
-        "environment": {"SENSOR_MANAGER_PLAN": f"{CONFIG_MOUNT}/{PLAN_FILE}"},
-        "volumes": [_config_mount(inputs, "sensor")]
+        "volumes": [_bind(role_config_dir(layout, "sensor"), SENSOR_STATE_MOUNT, read_only=True)]
         + [_bind(layout.root / s.sensor_dir, _in_container(s.sensor_dir)) for s in service.sensors],
-        "healthcheck": _healthcheck(inputs.settings, ["python", "-m", "sensor_manager", "simulate", "--check", "--status-file", status_file]),
+        "healthcheck": _healthcheck(inputs.settings, ["python", "-m", "sensor_manager", "simulate", "--check", "--config", config_file, "--project-dir", CONTAINER_ROOT, "--status-file", status_file]),
         "labels": _labels(inputs, plan_digest, service),
     })
     return spec
@@ -244,7 +246,7 @@ def uploader_service(service: Service, config, inputs: StackInputs, plan_digest:
         "environment": {SECRET_ENV[name]: f"{SECRETS_MOUNT}/{name}" for name in inputs.secrets},
         "volumes": volumes,
         "healthcheck": _healthcheck(inputs.settings, [
-            "python", "-m", "uploader", "--check", "--config", f"{CONFIG_MOUNT}/{CONFIG_FILE}",
+            "python", "-m", "uploader", "--check", "--config", f"{CONFIG_MOUNT}/{CONFIG_FILE}", "--sqlite", _in_container(city_data),
             "--project-dir", CONTAINER_ROOT, "--uploader-id", slug, "--state-dir", _in_container("state"),
         ]),
         "labels": _labels(inputs, plan_digest, service),
@@ -283,11 +285,21 @@ def dump_stack(document: dict[str, Any]) -> str:
 
 # ---- the files behind the render -----------------------------------------------------------------
 
-def role_config(config, role: str) -> dict[str, Any]:
-    """The config a container of `role` sees: the resolved config without secrets (and, for sensors, without the uploader)."""
+def role_config(config, role: str, plan: FleetPlan | None = None) -> dict[str, Any]:
+    """The config a container of `role` sees: the resolved config without secrets (and, for sensors, without the uploader).
+
+    With a plan, only the plan's cities are listed (and no max_cities), so the plan a container
+    resolves from this config is exactly the stored one.
+    """
     document = config.model_dump(mode="json")
     if role == "sensor":
         document.pop("uploader", None)
+    if plan is not None:
+        from sensor_manager.naming import safe_city_name
+
+        planned = set(plan.cities or (s.city_slug for s in plan.sensors))
+        document["cities"] = [c for c in document.get("cities", []) if safe_city_name(c["name"]) in planned]
+        document["max_cities"] = None
     return _without_secrets(document)
 
 
@@ -318,7 +330,7 @@ def write_role_configs(layout: ProjectLayout, config, plan: FleetPlan) -> list[P
     plan_text = json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
     for role in ("sensor", "uploader"):
         directory = role_config_dir(layout, role)
-        config_text = yaml.safe_dump(role_config(config, role), sort_keys=False, allow_unicode=True)
+        config_text = yaml.safe_dump(role_config(config, role, plan), sort_keys=False, allow_unicode=True)
         _write_if_changed(directory / CONFIG_FILE, config_text, 0o644)
         _write_if_changed(directory / PLAN_FILE, plan_text, 0o644)
         os.chmod(directory, 0o755)

@@ -13,7 +13,7 @@ import numpy as np
 
 from sensor_manager.simulator.settings import METRICS, NormalParameters
 
-CORRELATION_SECONDS = 300.0
+CORRELATION_SECONDS = 600.0
 PEAK_HOUR = 15.0
 # Diurnal amplitude per metric in units of its std_dev; humidity runs opposite to temperature.
 DIURNAL_AMPLITUDE = np.array([1.0, -0.8, 0.3, 0.3, 0.2])

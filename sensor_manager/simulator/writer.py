@@ -161,7 +161,7 @@ class SensorWriter:
         high = db.high_water(self.conn)
         self.last_ts_ms = db.last_reading_ms(self.conn)
         sidecar = self._read_sidecar()
-        if high.max_seq > 0 and sidecar.get("generation") == self.generation:
+        if sidecar.get("generation") == self.generation:
             self.next_seq = high.max_seq + 1  # a plain restart: no gap
         else:
             self.next_seq = max(high.max_seq, int(sidecar.get("reserved_seq", 0))) + 1

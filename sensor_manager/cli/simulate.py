@@ -20,6 +20,7 @@ from sensor_manager.cli.options import (
     JsonOpt,
     MaxCitiesOpt,
     ProjectDirOpt,
+    QuietOpt,
     RateOpt,
     SeedOpt,
     SensorsPerCityOpt,
@@ -83,6 +84,7 @@ def simulate(
     config: ConfigOpt = None,
     project_dir: ProjectDirOpt = None,
     json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run sensors in the foreground, each writing data/<City>/<CODE>/sensor_data.db.
 
@@ -91,7 +93,7 @@ def simulate(
     from sensor_manager.simulator.hosting import HostingRequest, check_health, plan_hosting
     from sensor_manager.simulator.runner import run_simulation
 
-    opts = session(ctx, config, project_dir, json=json_output, cities=cities, max_cities=max_cities,
+    opts = session(ctx, config, project_dir, json=json_output, quiet=quiet, cities=cities, max_cities=max_cities,
                    sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
     layout = opts.layout
     request = HostingRequest(

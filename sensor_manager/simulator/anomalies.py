@@ -29,7 +29,8 @@ _METRIC_INDEX = {name: i for i, name in enumerate(METRICS)}
 def variant_keys(manufacturer: str, model: str, firmware_version: str) -> list[str]:
     """Modifier-table keys a device matches: its names, its firmware and the firmware's prefixes."""
     parts = firmware_version.split(".")
-    prefixes = [".".join(parts[:i]) + ".x" for i in range(len(parts) - 1, 0, -1)]
+    # "1.4.0" matches "1.4.x" and "1.x"; the seed's two-part "1.4" matches "1.4.x" too.
+    prefixes = [".".join(parts[:i]) + ".x" for i in range(min(len(parts), 2), 0, -1)]
     return [manufacturer, model, firmware_version, *prefixes]
 
 

@@ -77,6 +77,7 @@ def test_modifier_table_lookups():
     devices = DeviceSettings()
     settings = AnomalySettings(probability=0.1)
     assert variant_keys("SensorTech", "EnvMonitor-5000", "1.5.2") == ["SensorTech", "EnvMonitor-5000", "1.5.2", "1.5.x", "1.x"]
+    assert variant_keys("SensorTech", "EnvMonitor-3000", "1.4") == ["SensorTech", "EnvMonitor-3000", "1.4", "1.4.x", "1.x"]
     profile = anomaly_profile(settings, devices, "DataSense", "EnvMonitor-5000", "1.5.2")
     assert profile.fraction == pytest.approx(0.1 * 0.8 * 0.7)
     weights = dict(zip(profile.types, profile.weights))

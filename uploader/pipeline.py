@@ -64,8 +64,7 @@ class Uploader:
             log.warning("Checkpoint store was corrupt; rebuilding from the sinks. moved_to=%s", self.store.rebuilt_from)
         self.locks = SourceLocks(root / "locks")
         self.deadletters = DeadLetterStore(root / "deadletter")
-        self.namespace = ShipNamespace(invocation.project, invocation.fleet_epoch,
-                                       read_ship_generation(invocation.table_uri, invocation.project))
+        self.namespace: ShipNamespace | None = None  # read from the lake before the first write
         bounded = not invocation.continuous
         self.backoffs = {s.name: Backoff(self._sink_settings(s).retry, bounded) for s in self.sinks}
         self.sink_status = {s.name: SinkStatus() for s in self.sinks}
@@ -111,11 +110,9 @@ class Uploader:
         status = SourceStatus(source=source.relpath, generation=source.generation, sensor_id=source.sensor_id(),
                               shape=source.shape.name, locked=True)
         tracked = Tracked(source, status)
-        app_id = self.namespace.app_id(source.key)
-        for sink in self.sinks:
-            tracked.positions[sink.name] = self._resume(sink, app_id)
+        status.end_id = source.end_id()
         if fixed_targets:
-            tracked.target = source.end_id()
+            tracked.target = status.end_id
         self.tracked[path] = tracked
 
     def _resume(self, sink: Sink, app_id: str) -> int:
@@ -197,10 +194,28 @@ class Uploader:
         log.error("Sink rejected a batch; rows dead-lettered. sink=%s source=%s rows=%d error=%s",
                   sink.name, source.relpath, len(rejections), reason)
 
+    def _resolve_namespace(self) -> bool:
+        """The ship generation must come from the lake before anything is written under it."""
+        if self.namespace is None:
+            try:
+                generation = read_ship_generation(self.inv.table_uri, self.inv.project)
+            except Exception as exc:  # noqa: BLE001 - the lake is unreachable: every sink waits and retries
+                for sink in self.sinks:
+                    if not self.backoffs[sink.name].is_waiting():
+                        self._failed(sink, f"cannot read the lake's ship generation: {exc}")
+                return False
+            self.namespace = ShipNamespace(self.inv.project, self.inv.fleet_epoch, generation)
+        return True
+
     def cycle(self, *, fixed_targets: bool) -> None:
         """Discover, then drain retiring sources and every held source for every sink."""
         self.discover(fixed_targets=fixed_targets)
+        if not self._resolve_namespace():
+            return
         for tracked in list(self.retiring) + list(self.tracked.values()):
+            if not tracked.positions:
+                app_id = self.namespace.app_id(tracked.source.key)
+                tracked.positions = {sink.name: self._resume(sink, app_id) for sink in self.sinks}
             try:
                 end = tracked.target if tracked.target is not None else tracked.source.end_id()
                 tracked.status.end_id = end
@@ -212,21 +227,24 @@ class Uploader:
                 continue
             tracked.status.error = None
         for tracked in list(self.retiring):
-            if all(tracked.positions[s.name] >= tracked.status.end_id for s in self.sinks):
+            if all(tracked.positions.get(s.name, 0) >= tracked.status.end_id for s in self.sinks):
                 self.retiring.remove(tracked)
                 tracked.source.close()
 
     def is_done(self) -> bool:
         """--once: every sink reached every source's target, or gave up."""
+        if self.namespace is None:
+            return all(s.failing_permanently for s in self.sink_status.values())
         for tracked in self.tracked.values():
             for sink in self.sinks:
-                if tracked.positions[sink.name] < (tracked.target or 0) and not self.sink_status[sink.name].failing_permanently:
+                if tracked.positions.get(sink.name, 0) < (tracked.target or 0) and not self.sink_status[sink.name].failing_permanently:
                     return False
         return True
 
     def succeeded(self) -> bool:
-        return (all(not s.failing_permanently for s in self.sink_status.values())
-                and all(t.positions[s.name] >= (t.target or 0) for t in self.tracked.values() for s in self.sinks)
+        return (self.namespace is not None
+                and all(not s.failing_permanently for s in self.sink_status.values())
+                and all(t.positions.get(s.name, 0) >= (t.target or 0) for t in self.tracked.values() for s in self.sinks)
                 and not any(o.error for o in self.others.values())
                 and not any(t.status.error for t in self.tracked.values()))
 
@@ -279,7 +297,7 @@ class Uploader:
         for tracked in list(self.retiring) + list(self.tracked.values()):
             tracked.status.positions = dict(tracked.positions)
             for sink in self.sinks:
-                position, status = tracked.positions[sink.name], self.sink_status[sink.name]
+                position, status = tracked.positions.get(sink.name, 0), self.sink_status[sink.name]
                 behind = max(0, tracked.status.end_id - position)
                 status.lag_rows += behind
                 if behind:

@@ -81,7 +81,9 @@ def timestamp_sql(naive_local: bool) -> str:
         "CASE typeof(timestamp)"
         " WHEN 'real' THEN CAST(round(timestamp * 1000000.0) AS INTEGER)"
         " WHEN 'integer' THEN timestamp * 1000000"
-        f" WHEN 'text' THEN CAST(round((julianday(timestamp, {text_modifier}) - 2440587.5) * 86400000.0) AS INTEGER) * 1000"
+        " WHEN 'text' THEN CASE WHEN timestamp GLOB '[0-9]*' AND timestamp NOT GLOB '*[^0-9.]*'"  # epoch seconds as text
+        "  THEN CAST(round(CAST(timestamp AS REAL) * 1000000.0) AS INTEGER)"
+        f"  ELSE CAST(round((julianday(timestamp, {text_modifier}) - 2440587.5) * 86400000.0) AS INTEGER) * 1000 END"
         " END"
     )
 

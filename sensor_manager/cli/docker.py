@@ -65,6 +65,7 @@ def build(
         raise UsageError("--push and --registry go together: `build --push --registry R` pushes to R; nothing is pushed otherwise")
     if tag and no_tag:
         raise UsageError("--tag and --no-tag exclude each other")
+    images.validate_tag(tag)
     s = session(ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose)
     settings = docker_settings(s.load_config())
     progress = _progress(s.quiet)
@@ -111,13 +112,17 @@ def compose(
     from sensor_manager.errors import EngineUnavailableError
     from sensor_manager.plan import resolve_plan
     from sensor_manager.runtimes.compose import ComposeRuntime, ImageOptions
-    from sensor_manager.runtimes.compose_render import collect_secrets, dump_stack
+    from sensor_manager.runtimes import image as images
+    from sensor_manager.runtimes.compose_render import collect_secrets, dump_stack, validate_project_name
     from sensor_manager.runtimes.compose_settings import docker_settings
 
     s = session(
         ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, dry_run=dry_run, cities=cities,
         max_cities=max_cities, sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
     )
+    images.validate_tag(tag)
+    if project_name:
+        validate_project_name(project_name)
     cfg = s.load_config()
     fleet = resolve_plan(cfg, s.layout, persist=not s.dry_run, replan=replan)
     runtime = ComposeRuntime(s.layout, project_name=project_name, image=ImageOptions(tag=tag, base_image=base_image), progress=_progress(s.quiet))

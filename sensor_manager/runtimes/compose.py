@@ -207,8 +207,10 @@ class ComposeRuntime:
         """Poll until every service's container is healthy; return those that are not at the timeout."""
         deadline = time.monotonic() + timeout_seconds
         while True:
-            pending = [s.name for s in self.status() if (services is None or s.name in services) and s.health != "healthy"]
-            if not pending or time.monotonic() >= deadline:
+            rows = [s for s in self.status() if (services is None or s.name in services) and s.health != "healthy"]
+            pending = [s.name for s in rows]
+            # A crashloop is final (its restart budget is spent): waiting longer cannot make it healthy.
+            if not pending or time.monotonic() >= deadline or all(s.state == "crashloop" for s in rows):
                 return pending
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
 

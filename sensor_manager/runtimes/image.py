@@ -127,11 +127,15 @@ def content_hash(root: Path, requirements: Iterable[str], base_image_id: str) ->
     return digest.hexdigest()[:12]
 
 
+def validate_tag(tag: str | None) -> str | None:
+    if tag is not None and (not TAG_PATTERN.match(tag) or tag == "latest"):
+        raise UsageError(f"--tag {tag!r}: use letters, digits, '_', '.', '-' (at most 128), and not 'latest'")
+    return tag
+
+
 def image_tag(settings: DockerSettings, content: str, tag: str | None = None) -> str:
     """`<repository>:<version>-<hash>`, or `<repository>:<tag>` when asked for one (never `latest`)."""
-    if tag is not None:
-        if not TAG_PATTERN.match(tag) or tag == "latest":
-            raise UsageError(f"--tag {tag!r}: use letters, digits, '_', '.', '-' (at most 128), and not 'latest'")
+    if validate_tag(tag) is not None:
         return f"{settings.image_repository}:{tag}"
     return f"{settings.image_repository}:{__version__}-{content}"
 

@@ -95,9 +95,11 @@ def _remove_older_project_images(client, keep: str) -> None:
 
     from sensor_manager.runtimes.image import IMAGE_LABEL
 
-    for image in client.images.list(filters={"label": f"{IMAGE_LABEL}=1"}):
-        if keep in image.tags:
-            continue
+    older = [image for image in client.images.list(filters={"label": f"{IMAGE_LABEL}=1"}) if keep not in image.tags]
+    # The dependency stage stays as an untagged image (the layer cache): keep only the newest one.
+    stages = sorted(client.images.list(filters={"label": f"{IMAGE_LABEL}=deps", "dangling": True}),
+                    key=lambda image: image.attrs.get("Created", ""))
+    for image in older + stages[:-1]:
         try:
             client.images.remove(image.id, noprune=False)
         except APIError:

@@ -32,7 +32,7 @@ from sensor_manager.runtimes import supervisor as sv
 from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus, plan_services
 from sensor_manager.runtimes.health import service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
-from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all
+from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
 from sensor_manager.statusfile import is_stale, read_status
 
 ACK_TIMEOUT_SECONDS = 20.0
@@ -111,6 +111,8 @@ class LocalRuntime:
         spec = self._read_spec()
         rendered = {}
         for service in self.services(plan):
+            # The uploader watches data/<City>; create it so it need not wait for the first sensor DB.
+            (self.layout.data / service.city_slug).mkdir(parents=True, exist_ok=True)
             if service.role == "sensor":
                 argv = sensor_argv(self.layout, config, service.sensors[0].city)
             else:
@@ -280,11 +282,9 @@ class LocalRuntime:
         children = [ProcessRecord.from_dict(e) for e in (self._read_state().get("services") or {}).values()]
         if record is not None and (process := record.process()) is not None:
             process.terminate()
-            try:
-                process.wait(sv.STOP_GRACE_SECONDS * 2 + 5)
-            except psutil.TimeoutExpired:
+            if wait_gone([process], sv.STOP_GRACE_SECONDS * 2 + 5):
                 process.kill()
-                process.wait(5)
+                wait_gone([process], 5)
         leftovers = [p for c in children if c is not None and (p := c.process()) is not None]
         terminate_all(leftovers, sv.STOP_GRACE_SECONDS)
 

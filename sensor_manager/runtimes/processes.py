@@ -7,6 +7,7 @@ and `is_alive` checks all three with psutil before anything is signalled.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,25 @@ def project_processes(project_dir: str) -> list[psutil.Process]:
     return found
 
 
+def _is_gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE  # dead, waiting for a parent (maybe init) to reap it
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except psutil.AccessDenied:
+        return False
+
+
+def wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited (zombies count as exited); return those still alive."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in processes if not _is_gone(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if not _is_gone(p)]
+    return alive
+
+
 def terminate_all(processes: list[psutil.Process], grace_seconds: float) -> list[psutil.Process]:
     """SIGTERM, wait up to `grace_seconds`, then SIGKILL whatever is left; return the processes killed hard."""
     for process in processes:
@@ -85,11 +105,11 @@ def terminate_all(processes: list[psutil.Process], grace_seconds: float) -> list
             process.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(processes, timeout=grace_seconds)
+    alive = wait_gone(processes, grace_seconds)
     for process in alive:
         try:
             process.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=5)
+    wait_gone(alive, 5)
     return alive

@@ -73,6 +73,22 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 @dataclass
+class Policy:
+    """Restart and stop timings; the spec's `policy` object may override any of them (tests do)."""
+
+    quick_exit_seconds: float = QUICK_EXIT_SECONDS
+    crashloop_after: int = CRASHLOOP_AFTER
+    backoff_initial_seconds: float = BACKOFF_INITIAL_SECONDS
+    backoff_max_seconds: float = BACKOFF_MAX_SECONDS
+    stop_grace_seconds: float = STOP_GRACE_SECONDS
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "Policy":
+        overrides = spec.get("policy") or {}
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in overrides.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
 class Child:
     """One service as the supervisor tracks it."""
 
@@ -112,6 +128,7 @@ class Supervisor:
     def __init__(self, layout: ProjectLayout):
         self.layout = layout
         self.children: dict[str, Child] = {}
+        self.policy = Policy()
         self.generation_seen = -1
         self.stopping = False
         self.reload = True
@@ -144,6 +161,7 @@ class Supervisor:
     # --- spec ----------------------------------------------------------------------------------
     def load_spec(self) -> None:
         spec = read_json(spec_path(self.layout)) or {}
+        self.policy = Policy.from_spec(spec)
         desired = spec.get("desired", {})
         tokens = spec.get("restart_tokens", {})
         for service in spec.get("services", []):
@@ -217,7 +235,7 @@ class Supervisor:
             child.process.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             pass
-        child.kill_at = time.monotonic() + STOP_GRACE_SECONDS
+        child.kill_at = time.monotonic() + self.policy.stop_grace_seconds
 
     def _read_output(self, child: Child) -> None:
         while child.fd is not None:
@@ -244,8 +262,8 @@ class Supervisor:
                 if child.kill_at is not None and now >= child.kill_at:
                     self._note(child, "Service did not stop in time; killing it.")
                     child.process.kill()
-                    child.kill_at = now + STOP_GRACE_SECONDS
-                elif child.state == "crashloop" and now - child.started_monotonic > QUICK_EXIT_SECONDS:
+                    child.kill_at = now + self.policy.stop_grace_seconds
+                elif child.state == "crashloop" and now - child.started_monotonic > self.policy.quick_exit_seconds:
                     child.state, child.quick_exits = "running", 0
                 continue
             if child.fd is not None:
@@ -255,7 +273,7 @@ class Supervisor:
                 child.process.stdout.close()
                 child.fd = None
             child.writer.flush_partial()
-            quick = now - child.started_monotonic < QUICK_EXIT_SECONDS
+            quick = now - child.started_monotonic < self.policy.quick_exit_seconds
             self._note(child, f"Service exited. pid={child.process.pid} exit_code={code}")
             child.process = None
             child.kill_at = None
@@ -281,9 +299,10 @@ class Supervisor:
             return
         child.restarts += 1
         child.quick_exits = child.quick_exits + 1 if quick else 1
-        delay = min(BACKOFF_INITIAL_SECONDS * 2 ** (child.quick_exits - 1), BACKOFF_MAX_SECONDS)
+        policy = self.policy
+        delay = min(policy.backoff_initial_seconds * 2 ** (child.quick_exits - 1), policy.backoff_max_seconds)
         child.restart_at = time.monotonic() + delay
-        if child.quick_exits >= CRASHLOOP_AFTER:
+        if child.quick_exits >= policy.crashloop_after:
             if child.state != "crashloop":
                 self._note(child, f"Service is crash-looping. quick_exits={child.quick_exits}")
             child.state = "crashloop"

@@ -1,0 +1,87 @@
+"""Fixtures of the runtime tests.
+
+A project whose supervisor runs small stand-in programs instead of the simulator and uploader:
+
+The supervisor runs whatever `state/supervisor-spec.json` lists, so these tests exercise restarts,
+crash loops, stops and logs with real processes in a second or two each.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.runtimes import supervisor as sv
+from sensor_manager.runtimes.local import LocalRuntime
+
+FAST_POLICY = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2, "quick_exit_seconds": 5, "stop_grace_seconds": 3}
+
+TICKER = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.1)\n"
+CRASHER = "import sys\nprint('about to fail', flush=True)\nsys.exit(3)\n"
+FINISHER = "print('all done', flush=True)\n"
+STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)\n"
+
+
+def write_spec(root: Path, programs: dict[str, str], policy: dict | None = None) -> LocalRuntime:
+    layout = ProjectLayout.at(root)
+    layout.ensure_state()
+    spec = {
+        "schema_version": 1,
+        "generation": 0,
+        "services": [{"name": name, "role": "sensor", "city": "X", "argv": [sys.executable, "-c", code], "env": {}} for name, code in programs.items()],
+        "desired": {},
+        "restart_tokens": {},
+        "policy": policy or FAST_POLICY,
+    }
+    sv.write_json_atomic(sv.spec_path(layout), spec)
+    return LocalRuntime(layout)
+
+
+def services_state(runtime: LocalRuntime) -> dict:
+    return (sv.read_json(sv.state_path(runtime.layout)) or {}).get("services", {})
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll until `predicate()` is truthy (returns it) or fail after `timeout` (a bound, not an assertion on speed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def programs() -> SimpleNamespace:
+    return SimpleNamespace(TICKER=TICKER, CRASHER=CRASHER, FINISHER=FINISHER, STUBBORN=STUBBORN)
+
+
+@pytest.fixture(name="wait_until", scope="session")
+def wait_until_fixture():
+    return wait_until
+
+
+@pytest.fixture(name="services_state")
+def services_state_fixture():
+    return services_state
+
+
+@pytest.fixture
+def supervised(project_dir):
+    """`supervised({name: python_code}, policy=None)` -> a LocalRuntime over those programs; stopped afterwards."""
+    runtimes = []
+
+    def make(programs, policy=None):
+        runtime = write_spec(project_dir, programs, policy)
+        runtimes.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in runtimes:
+        runtime.stop(None)
+        assert not runtime.is_running()

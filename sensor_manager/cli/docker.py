@@ -136,8 +136,8 @@ def compose(
         document, _ = runtime.stack(fleet, cfg, image, secrets=tuple(sorted(collect_secrets(cfg, os.environ))))
         results().out(dump_stack(document), end="", highlight=False)
         return
-    written = runtime.render(fleet, cfg, image=image, output=output)
-    paths = [p for p in written if p.endswith((".yml", ".yaml"))]
+    runtime.render(fleet, cfg, image=image, output=output)
+    paths = [str(runtime.compose_path)] + ([str(output.resolve())] if output and output.resolve() != runtime.compose_path else [])
     if s.json:
         print_json({"schema_version": SCHEMA_VERSION, "project_name": runtime.project_name, "image": image,
                     "compose_file": paths[0], "output": paths[1] if len(paths) > 1 else None,

@@ -90,7 +90,9 @@ def container_user(uid: int | None = None, gid: int | None = None) -> str:
 
 
 def plan_hash(plan: FleetPlan) -> str:
-    document = json.dumps(plan.to_dict(), sort_keys=True, separators=(",", ":"))
+    """12 hex of the plan's identity (what plan.json holds); vars() because asdict() deep-copies, 10x slower."""
+    document = json.dumps([plan.project, plan.seed, plan.fleet_epoch, [vars(s) for s in plan.sensors]],
+                          sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(document.encode()).hexdigest()[:12]
 
 

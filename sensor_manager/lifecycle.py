@@ -164,8 +164,9 @@ def cleanup(layout: ProjectLayout, *, runtime_name: str | None = None, dry_run: 
     runtime, _ = open_recorded(layout, runtime_name)
     if not layout.state.exists():
         return []
-    if dry_run:
-        return runtime.cleanup(True)
+    found = runtime.cleanup(True)
+    if dry_run or not found:
+        return found
     with project_lock(layout):
         return runtime.cleanup(False)
 

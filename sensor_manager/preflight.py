@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sensor_manager.config import Config
-from sensor_manager.errors import ConfigError, PlanChangedError, ResourceLimitError, UsageError
+from sensor_manager.errors import ConfigError, EngineUnavailableError, PlanChangedError, ResourceLimitError, UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan, resolve_plan
 
@@ -81,6 +81,13 @@ def check_local_programs() -> Check:
     return Check("programs installed", not missing, detail)
 
 
+def check_engine() -> Check:
+    from sensor_manager.runtimes.engine import engine_available
+
+    ok, why = engine_available()
+    return Check("container engine", ok, why)
+
+
 def check_plan(config: Config, layout: ProjectLayout) -> tuple[Check, FleetPlan | None]:
     try:
         plan = resolve_plan(config, layout, persist=False)
@@ -90,20 +97,24 @@ def check_plan(config: Config, layout: ProjectLayout) -> tuple[Check, FleetPlan 
 
 
 def run_preflight(config: Config, layout: ProjectLayout, runtime: str) -> list[Check]:
-    """All checks, failing or not (nothing is written)."""
+    """All checks, failing or not (nothing is written); docker: the engine answers and Compose v2 is present."""
     checks = [check_plan(config, layout)[0], check_writable(layout), check_disk_space(layout), check_sink_credentials(config)]
     if runtime == "local":
         checks.append(check_local_programs())
+    if runtime == "docker":
+        checks.append(check_engine())
     return checks
 
 
 def require_preflight(config: Config, layout: ProjectLayout, runtime: str) -> list[Check]:
-    """Run the checks; raise listing every failure (disk space: ResourceLimitError, else ConfigError)."""
+    """Run the checks; raise listing every failure (engine: exit 3, disk space: ResourceLimitError, else ConfigError)."""
     checks = run_preflight(config, layout, runtime)
     failed = [c for c in checks if not c.ok]
     if not failed:
         return checks
     lines = [f"preflight: {c.name}: {c.detail}" for c in failed]
+    if any(c.name == "container engine" for c in failed):
+        raise EngineUnavailableError("\n".join(lines))
     if all(c.name == "disk space" for c in failed):
         raise ResourceLimitError("\n".join(lines))
     raise ConfigError(lines)

@@ -1,0 +1,189 @@
+"""Lifecycle commands through the CLI where no fleet needs to run: refusals, dry runs, stopped projects."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sensor_manager.cli import app
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.runtimes import record_runtime
+
+CONFIG = """\
+project: cli-lifecycle
+seed: 99
+sensors_per_city: 2
+runtime: local
+cities:
+  - name: Amsterdam
+  - name: New York
+"""
+
+
+@pytest.fixture
+def project(project_dir):
+    (project_dir / "sensor-manager.yaml").write_text(CONFIG)
+    return project_dir
+
+
+@pytest.fixture
+def cli(runner, project):
+    def invoke(*args: str, input: str | None = None):
+        result = runner.invoke(app, ["--project-dir", str(project), *args], input=input)
+        assert "Traceback" not in result.output + result.stderr
+        return result
+
+    return invoke
+
+
+@pytest.fixture
+def planned(cli, project):
+    """A project with a stored plan, sensor files and a foreign file (as if it had run and stopped)."""
+    assert cli("plan").exit_code == 0
+    from sensor_manager.plan import build_plan, save_plan
+    from sensor_manager.config import load_config
+
+    layout = ProjectLayout.at(project)
+    plan = build_plan(load_config(project / "sensor-manager.yaml", project))
+    save_plan(layout, plan)
+    for sensor in plan.sensors:
+        folder = project / sensor.sensor_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sensor_data.db").write_bytes(b"not really sqlite")
+        (folder / "seq.hwm").write_text("12\n")
+    (project / plan.sensors[0].sensor_dir / "field-notes.txt").write_text("mine")
+    return plan
+
+
+def test_status_of_a_project_never_started(cli, project, tree_listing):
+    before = tree_listing(project)
+    table = cli("status")
+    assert table.exit_code == 0
+    assert "never started" in table.stdout
+    document = json.loads(cli("status", "--json").stdout)
+    assert document == {"schema_version": 1, "project": None, "runtime": "local", "services": []}
+    assert json.loads(cli("ps", "--json").stdout) == document
+    assert tree_listing(project) == before
+
+
+def test_status_of_a_stopped_project_lists_every_planned_service(cli, planned):
+    document = json.loads(cli("status", "--json").stdout)
+    assert document["project"] == "cli-lifecycle"
+    names = [s["name"] for s in document["services"]]
+    assert names == ["sensor-amsterdam", "sensor-new-york", "uploader-amsterdam", "uploader-new-york"]
+    assert {(s["state"], s["health"], s["pid"]) for s in document["services"]} == {("stopped", "unknown", None)}
+    assert document["services"][1]["city"] == "New York"
+    assert document["services"][1]["sensors"] == [s.sensor_id for s in planned.sensors if s.city == "New York"]
+    table = cli("ps").stdout
+    assert "0/4 services running" in table and "uploader-new-york" in table
+
+
+def test_stop_without_a_running_project_exits_0(cli, project, tree_listing):
+    before = tree_listing(project)
+    result = cli("stop")
+    assert result.exit_code == 0
+    assert result.stderr.strip() == "Already stopped: the fleet."
+    assert tree_listing(project) == before
+
+
+def test_reset_without_yes_and_without_a_terminal_exits_2_and_changes_nothing(cli, project, planned, tree_listing):
+    before = tree_listing(project)
+    result = cli("reset")
+    assert result.exit_code == 2
+    assert "needs confirmation: rerun with --yes (no terminal to ask on)" in result.stderr
+    assert tree_listing(project) == before
+
+
+def test_reset_dry_run_lists_what_would_go_and_the_external_sinks_it_keeps(cli, project, planned, tree_listing):
+    config = CONFIG + "uploader:\n  sinks:\n    s3:\n      enabled: true\n      bucket: shared-bucket\n"
+    (project / "sensor-manager.yaml").write_text(config)
+    before = tree_listing(project)
+    result = cli("reset", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert f"then start fleet_epoch {planned.fleet_epoch + 1}" in result.stdout
+    assert str(project / planned.sensors[0].sensor_dir / "sensor_data.db") in result.stdout
+    assert "not wiped (external): s3://shared-bucket/sensor_readings" in result.stdout
+    assert "field-notes.txt" not in result.stdout
+    assert tree_listing(project) == before
+
+
+def test_start_dry_run_runs_preflight_and_changes_nothing(cli, project, tree_listing):
+    before = tree_listing(project)
+    result = cli("start", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "Would start 4 of 4 services" in result.stdout
+    assert "✓ disk space" in result.stderr and "✓ paths writable" in result.stderr
+    assert tree_listing(project) == before
+
+
+def test_start_with_a_sink_missing_credentials_exits_2_before_touching_disk(cli, project, tree_listing):
+    (project / "sensor-manager.yaml").write_text(CONFIG + "uploader:\n  sinks:\n    cosmos:\n      enabled: true\n")
+    before = tree_listing(project)
+    result = cli("start")
+    assert result.exit_code == 2
+    assert "error: preflight: sink credentials: the cosmos sink has no endpoint" in result.stderr
+    assert "COSMOS_KEY" in result.stderr
+    assert tree_listing(project) == before
+
+
+def test_start_when_the_config_no_longer_matches_the_plan_exits_2_unchanged(cli, project, planned, tree_listing):
+    (project / "sensor-manager.yaml").write_text(CONFIG.replace("seed: 99", "seed: 100"))
+    before = tree_listing(project)
+    result = cli("start")
+    assert result.exit_code == 2
+    assert "preflight: plan matches config" in result.stderr and "seed: 99 -> 100" in result.stderr
+    assert tree_listing(project) == before
+
+
+def test_a_runtime_conflicting_with_the_recorded_one_exits_2(cli, project, planned):
+    record_runtime(ProjectLayout.at(project), "docker", "test")
+    result = cli("status", "--runtime", "local")
+    assert result.exit_code == 2
+    assert "runs on the docker runtime" in result.stderr and "--runtime local conflicts" in result.stderr
+
+
+def test_docker_runtime_without_an_engine_exits_3(cli, project, tree_listing, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    before = tree_listing(project)
+    result = cli("start", "--runtime", "docker")
+    assert result.exit_code == 3, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert tree_listing(project) == before
+
+
+def test_unknown_target_is_a_usage_error_with_a_suggestion(cli, planned):
+    result = cli("stop", "uploader-amsterdan")
+    assert result.exit_code == 2
+    assert "unknown service, city or sensor 'uploader-amsterdan'. Did you mean 'uploader-amsterdam'?" in result.stderr
+
+
+def test_logs_of_a_stopped_project(cli, project, planned):
+    logs = ProjectLayout.at(project).logs
+    logs.mkdir(parents=True)
+    (logs / "sensor-amsterdam.log").write_text(
+        "2025-01-01T10:00:00.000000Z first\n2025-01-01T10:00:02.000000Z third\n")
+    (logs / "uploader-amsterdam.log").write_text("2025-01-01T10:00:01.000000Z second\n")
+    merged = cli("logs", "Amsterdam")
+    assert merged.exit_code == 0
+    assert [line.split(" | ")[1] for line in merged.stdout.splitlines()] == ["first", "second", "third"]
+    tail = cli("logs", "--tail", "1", "-t", "sensor-amsterdam").stdout.splitlines()
+    assert tail == ["sensor-amsterdam | 2025-01-01T10:00:02.000000Z third"]
+    since = cli("logs", "--since", "2025-01-01T10:00:01Z", "--no-follow").stdout
+    assert "first" not in since and "second" in since and "third" in since
+    ndjson = [json.loads(line) for line in cli("logs", "--json", "--tail", "1", "uploader-amsterdam").stdout.splitlines()]
+    assert ndjson == [{"service": "uploader-amsterdam", "timestamp": "2025-01-01T10:00:01.000000Z", "text": "second"}]
+
+
+def test_logs_with_a_bad_since_exits_2(cli, planned):
+    result = cli("logs", "--since", "yesterday-ish")
+    assert result.exit_code == 2
+    assert "--since 'yesterday-ish'" in result.stderr
+
+
+def test_cleanup_of_a_clean_project_finds_nothing(cli, project, planned, tree_listing):
+    before = tree_listing(project)
+    result = cli("cleanup", "--dry-run")
+    assert result.exit_code == 0 and "No leftovers." in result.stderr
+    assert cli("cleanup").exit_code == 0
+    assert tree_listing(project) == before

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from sensor_manager.simulator.anomalies import AnomalyProcess, AnomalyProfile
+from sensor_manager.simulator.db import ANOMALY_CODES
 from sensor_manager.simulator.localtime import offsets_minutes, zone
 from sensor_manager.simulator.values import MetricTable, ValueModel
+
+LOOKAHEAD_SECONDS = 60.0
+MAX_LOOKAHEAD = 256
+ANOMALY_NAMES = {code: name for name, code in ANOMALY_CODES.items()}
 
 
 @dataclass
@@ -40,7 +45,11 @@ class ReadingStream:
         self.rate = readings_per_second
         self.period_ms = 1000.0 / readings_per_second
         self.start_ms = start_ms
-        self.scheduled = 0  # readings generated so far
+        self.scheduled = 0  # readings handed out so far
+        self.lookahead = max(1, min(MAX_LOOKAHEAD, int(readings_per_second * LOOKAHEAD_SECONDS)))
+        self._buffer: tuple[np.ndarray, ...] | None = None  # readings generated ahead
+        self._offset = 0
+        self.last_code = 0
         self.values = ValueModel(table, np.random.default_rng(values_seed), readings_per_second)
         self.anomalies = AnomalyProcess(profile, np.random.default_rng(anomaly_seed), readings_per_second)
 
@@ -53,7 +62,7 @@ class ReadingStream:
         return self.scheduled_ms(self.scheduled)
 
     def due_count(self, until_ms: float) -> int:
-        """Readings scheduled at or before `until_ms` that are not generated yet."""
+        """Readings scheduled at or before `until_ms` that are not handed out yet."""
         if until_ms < self.next_ms:
             return 0
         last = int((until_ms - self.start_ms) // self.period_ms)
@@ -64,10 +73,35 @@ class ReadingStream:
         return max(0, last + 1 - self.scheduled)
 
     def next_block(self, n: int) -> Block:
-        """The next n scheduled readings."""
-        k = np.arange(self.scheduled, self.scheduled + n, dtype=np.float64)
-        ts_ms = self.start_ms + np.rint(k * self.period_ms).astype(np.int64)
+        """The next n scheduled readings.
+
+        Slow sensors generate up to LOOKAHEAD_SECONDS of readings at once and hand them out as they
+        fall due: numpy's per-call cost is paid once per lookahead, not once per reading.
+        """
+        if self._buffer is None and n >= self.lookahead:
+            generated = self._generate(self.scheduled, n)  # backfill and fast sensors: no copies
+        else:
+            available = 0 if self._buffer is None else len(self._buffer[0]) - self._offset
+            if available < n:
+                more = self._generate(self.scheduled + available, max(n - available, self.lookahead))
+                self._buffer = more if available == 0 else tuple(
+                    np.concatenate((old[self._offset:], new)) for old, new in zip(self._buffer, more))
+                self._offset = 0
+            generated = tuple(a[self._offset:self._offset + n] for a in self._buffer)
+            self._offset += n
+            if self._offset >= len(self._buffer[0]):
+                self._buffer, self._offset = None, 0
         self.scheduled += n
+        ts_ms, offsets, values, codes, keep = generated
+        self.last_code = int(codes[-1]) if n else self.last_code
+        last = int(ts_ms[-1]) if n else self.next_ms
+        if keep.all():
+            return Block(ts_ms, offsets, values, codes, 0, last)
+        return Block(ts_ms[keep], offsets[keep], values[keep], codes[keep], int(n - keep.sum()), last)
+
+    def _generate(self, first: int, n: int) -> tuple[np.ndarray, ...]:
+        k = np.arange(first, first + n, dtype=np.float64)
+        ts_ms = self.start_ms + np.rint(k * self.period_ms).astype(np.int64)
         offsets = offsets_minutes(self.zone, ts_ms)
         local_hours = ((ts_ms // 1000 + offsets.astype(np.int64) * 60) % 86_400) / 3600.0
         values = self.values.generate(local_hours)
@@ -75,7 +109,9 @@ class ReadingStream:
         if codes.any():
             flagged = codes > 0
             values[flagged] = self.table.fold_into_bounds(values[flagged])
-        last = int(ts_ms[-1]) if n else self.next_ms
-        if keep.all():
-            return Block(ts_ms, offsets, values, codes, 0, last)
-        return Block(ts_ms[keep], offsets[keep], values[keep], codes[keep], int(n - keep.sum()), last)
+        return ts_ms, offsets, values, codes, keep
+
+    @property
+    def active_anomaly(self) -> str | None:
+        """The anomaly of the last reading handed out (not of readings generated ahead)."""
+        return ANOMALY_NAMES.get(self.last_code)

@@ -77,7 +77,7 @@ def _sensor_entry(sensor, rate: float) -> dict[str, Any]:
         "errors": sensor.errors,
         "last_error": sensor.last_error,
         "skipped_readings": sensor.skipped,
-        "active_anomaly": stream.anomalies.active if stream is not None else None,
+        "active_anomaly": stream.active_anomaly if stream is not None else None,
         "generation": writer.generation,
     }
 

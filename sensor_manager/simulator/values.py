@@ -19,6 +19,19 @@ PEAK_HOUR = 15.0
 DIURNAL_AMPLITUDE = np.array([1.0, -0.8, 0.3, 0.3, 0.2])
 BIAS_RANGE = (0.2, 0.4)  # |per-sensor bias| in std_devs
 _REDRAW_ROUNDS = 32
+_CHUNK = 64
+
+
+def _scan(x: np.ndarray, phi: float, axis: int) -> None:
+    """In place, along `axis`: x[t] += phi * x[t-1] + phi^2 * x[t-2] + ... (a log-depth prefix scan)."""
+    n = x.shape[axis]
+    shift, factor = 1, phi
+    while shift < n and factor > 1e-300:
+        head = [slice(None)] * x.ndim
+        tail = [slice(None)] * x.ndim
+        head[axis], tail[axis] = slice(shift, None), slice(None, -shift)
+        x[tuple(head)] += factor * x[tuple(tail)]
+        shift, factor = shift * 2, factor * factor
 
 
 class MetricTable:
@@ -52,35 +65,43 @@ class ValueModel:
 
     def generate(self, local_hours: np.ndarray) -> np.ndarray:
         """Values (n x 5) for readings at the given local hours of day."""
-        n = len(local_hours)
-        latent = self._advance(n)
-        diurnal = np.cos(2 * math.pi * (local_hours - PEAK_HOUR) / 24.0)[:, None] * DIURNAL_AMPLITUDE
-        centre = self.table.mean + self.bias + diurnal * self.table.std
-        values = centre + latent * self.table.std
-        return self._truncate(values, centre)
+        table = self.table
+        cycle = np.cos((local_hours - PEAK_HOUR) * (2 * math.pi / 24.0))
+        values = self._advance(len(local_hours))  # in place from here on: this runs per block
+        values *= table.std
+        values += table.mean + self.bias
+        values += cycle[:, None] * (DIURNAL_AMPLITUDE * table.std)
+        if (values.min(axis=0) < table.low).any() or (values.max(axis=0) > table.high).any():
+            centre = table.mean + self.bias + cycle[:, None] * (DIURNAL_AMPLITUDE * table.std)
+            self._truncate(values, centre)
+        return values
 
     def _advance(self, n: int) -> np.ndarray:
-        """The next n steps of the AR(1) latent: a log-depth scan instead of a Python loop."""
-        phi = self.phi
-        x = self.rng.standard_normal((n, len(METRICS))) * math.sqrt(1.0 - phi * phi)
-        x[0] += phi * self.latent
-        shift, factor = 1, phi
-        while shift < n and factor > 1e-300:
-            x[shift:] += factor * x[:-shift]
-            shift, factor = shift * 2, factor * factor
+        """The next n steps of the AR(1) latent, vectorised: a scan within chunks, then the chunk carries."""
+        phi, m, width = self.phi, min(_CHUNK, n), len(METRICS)
+        chunks = -(-n // m)
+        x = self.rng.standard_normal((chunks * m, width)) * math.sqrt(1.0 - phi * phi)
+        x = x.reshape(chunks, m, width)
+        _scan(x, phi, axis=1)
+        carries = x[:, -1, :].copy()  # each chunk's own contribution at its end
+        carries[0] += phi ** m * self.latent
+        _scan(carries, phi ** m, axis=0)  # carries[j]: the latent at the end of chunk j
+        start = np.vstack([self.latent[None, :], carries[:-1]])  # the latent before each chunk
+        x += (phi ** np.arange(1, m + 1))[None, :, None] * start[:, None, :]
+        x = x.reshape(chunks * m, width)[:n]
         self.latent = x[-1].copy()
         return x
 
-    def _truncate(self, values: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    def _truncate(self, values: np.ndarray, centre: np.ndarray) -> None:
+        """Redraw values outside [min, max] from the same normal, in place."""
         table = self.table
         outside = (values < table.low) | (values > table.high)
         for _ in range(_REDRAW_ROUNDS):
             if not outside.any():
-                return values
+                return
             rows, cols = np.nonzero(outside)
             values[rows, cols] = centre[rows, cols] + self.rng.standard_normal(len(rows)) * table.std[cols]
             outside = (values < table.low) | (values > table.high)
         # Bounds far narrower than std_dev: fall back to uniform within them.
         rows, cols = np.nonzero(outside)
         values[rows, cols] = self.rng.uniform(table.low[cols], table.high[cols])
-        return values

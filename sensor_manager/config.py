@@ -36,6 +36,7 @@ BUNDLED_CONFIG = REPO_CONFIG_DIR / CONFIG_FILE_NAME  # in a checkout; see bundle
 DEFAULT_CITIES = ("Amsterdam", "Berlin", "London", "New York", "Tokyo")
 MAX_CONFIG_BYTES = 1_000_000
 MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 100_000  # after aliases are expanded: a few aliases can still multiply into billions
 
 # The seed's environment variables and the key each one sets (they win over the file).
 ENV_VARS: dict[str, str] = {
@@ -305,10 +306,29 @@ def _read_yaml(path: Path, label: str, problems: _Problems) -> dict[str, Any] | 
         return None
     if data is None:
         return {}
+    if _expanded_size_exceeds(data, MAX_YAML_NODES):
+        problems.add(label, "", f"expands to more than {MAX_YAML_NODES} values through aliases (a YAML alias bomb?)")
+        return None
     if not isinstance(data, dict):
         problems.add(label, "", f"the top level must be a mapping of keys, not a {type(data).__name__}")
         return None
     return data
+
+
+def _expanded_size_exceeds(data: Any, limit: int) -> bool:
+    """Whether walking `data` (shared alias nodes counted each time they appear) exceeds `limit` values."""
+    count = 0
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 # --- ${VAR} expansion, environment and overrides --------------------------------------------------
@@ -328,9 +348,6 @@ def _expand(node: Any, env: Mapping[str, str], path: tuple, problems: _Problems,
         return {k: _expand(v, env, (*path, k), problems, label, origins) for k, v in node.items()}
     if isinstance(node, list):
         return [_expand(v, env, (*path, i), problems, label, origins) for i, v in enumerate(node)]
-    if isinstance(node, float) and not math.isfinite(node):
-        problems.add(label, _format_path(path), "NaN and infinity are not allowed")
-        return None
     if not isinstance(node, str) or "${" not in node:
         return node
 

@@ -59,5 +59,6 @@ def test_kill_9_twenty_times_while_a_sensor_writes_loses_and_duplicates_nothing(
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_kill_9_two_hundred_times(project, lake_rows):
     chaos(project, lake_rows, kills=200, seed=int(os.environ.get("KILL9_SEED", "7")))

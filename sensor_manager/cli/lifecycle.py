@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from sensor_manager import lifecycle
 from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
@@ -27,6 +26,7 @@ from sensor_manager.cli.options import (
 from sensor_manager.cli.output import info, print_json, print_ndjson, results, warn
 from sensor_manager.errors import ConfirmationRequiredError, ProcessFailedError
 
+DEFAULT_WAIT_TIMEOUT = 120.0  # = lifecycle.DEFAULT_WAIT_TIMEOUT; the library is imported per command to keep startup fast
 RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | docker | local (default: the recorded one, else the config's).", show_default=False)]
 TargetsArg = Annotated[Optional[list[str]], typer.Argument(help="Services, cities or sensor ids (default: all).", show_default=False)]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Return when every service is healthy; fail naming those that are not.")]
@@ -44,7 +44,7 @@ def _confirm(question: str, yes: bool) -> None:
         raise ConfirmationRequiredError(f"{question}: not confirmed; nothing changed")
 
 
-def _print_summary(layout, result: lifecycle.StartResult) -> None:
+def _print_summary(layout, result) -> None:
     console = results()
     console.print(f"Fleet {result.plan.project} (epoch {result.plan.fleet_epoch}) runs on the {result.runtime} runtime: "
                   f"{len(result.plan.sensors)} sensors in {len(result.plan.cities)} cities.")
@@ -59,7 +59,7 @@ def start(
     ctx: typer.Context,
     targets: TargetsArg = None,
     wait: WaitOpt = False,
-    wait_timeout: WaitTimeoutOpt = lifecycle.DEFAULT_WAIT_TIMEOUT,
+    wait_timeout: WaitTimeoutOpt = DEFAULT_WAIT_TIMEOUT,
     dry_run: DryRunOpt = False,
     no_diagnostics: NoDiagnosticsOpt = False,
     runtime: RuntimeOpt = None,
@@ -78,6 +78,8 @@ def start(
 
     Example: sensor_manager.py start --wait
     """
+    from sensor_manager import lifecycle
+
     s = session(ctx, config, project_dir, quiet=quiet, verbose=verbose, dry_run=dry_run, cities=cities, max_cities=max_cities,
                 sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
     result = lifecycle.start(s.layout, s.load_config(), runtime_name=runtime, targets=targets, dry_run=dry_run,
@@ -111,6 +113,8 @@ def stop(
 
     Example: sensor_manager.py stop uploader-berlin
     """
+    from sensor_manager import lifecycle
+
     s = session(ctx, config, project_dir, quiet=quiet)
     result = lifecycle.stop(s.layout, runtime_name=runtime, targets=targets)
     what = ", ".join(result.services) if result.services else "the fleet"
@@ -130,6 +134,8 @@ def restart(
 
     Example: sensor_manager.py restart sensor-amsterdam
     """
+    from sensor_manager import lifecycle
+
     s = session(ctx, config, project_dir, quiet=quiet)
     names = lifecycle.restart(s.layout, s.load_config(), runtime_name=runtime, targets=targets)
     info(f"Restarted {', '.join(names)}.", s.quiet)
@@ -141,7 +147,7 @@ def reset(
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     wait: WaitOpt = False,
-    wait_timeout: WaitTimeoutOpt = lifecycle.DEFAULT_WAIT_TIMEOUT,
+    wait_timeout: WaitTimeoutOpt = DEFAULT_WAIT_TIMEOUT,
     runtime: RuntimeOpt = None,
     config: ConfigOpt = None,
     project_dir: ProjectDirOpt = None,
@@ -151,6 +157,8 @@ def reset(
 
     Example: sensor_manager.py reset --dry-run
     """
+    from sensor_manager import lifecycle
+
     s = session(ctx, config, project_dir, quiet=quiet, dry_run=dry_run, yes=yes)
     cfg = s.load_config()
     doomed = lifecycle.plan_reset(s.layout, cfg)
@@ -184,6 +192,8 @@ def cleanup(
 
     Example: sensor_manager.py cleanup --dry-run
     """
+    from sensor_manager import lifecycle
+
     s = session(ctx, config, project_dir, quiet=quiet, dry_run=dry_run)
     found = lifecycle.cleanup(s.layout, runtime_name=runtime, dry_run=dry_run)
     verb = "Would remove" if dry_run else "Removed"

@@ -44,8 +44,9 @@ def _render_plan_table(document: dict[str, Any]) -> None:
 
     sensors = document["sensors"]
     table = Table(title=f"Fleet plan: {document['project']} (epoch {document['fleet_epoch']})")
+    styles = {"sensor_id": "cyan", "city": "green"}
     for column in ("sensor_id", "city", "latitude", "longitude", "timezone", "device", "db_path"):
-        table.add_column(column, justify="right" if column in ("latitude", "longitude") else "left")
+        table.add_column(column, justify="right" if column in ("latitude", "longitude") else "left", style=styles.get(column))
     for s in sensors[:TABLE_ROWS]:
         device = f"{s['manufacturer']} {s['model']} {s['firmware_version']}"
         table.add_row(s["sensor_id"], s["city"], f"{s['latitude']:.4f}", f"{s['longitude']:.4f}", s["timezone"], device, s["db_path"])

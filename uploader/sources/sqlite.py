@@ -342,7 +342,9 @@ class SqliteSource:
     def _stream(self, sql: str, after: int, upto: int, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         try:
             if self._bulk is None:
-                self._bulk = adbc.connect(_uri(self.path, self.immutable))
+                # autocommit: each query its own short read transaction (else the DB-API default holds one
+                # snapshot open, reads stale rows and pins the sensor's WAL)
+                self._bulk = adbc.connect(_uri(self.path, self.immutable), autocommit=True)
             cursor = self._bulk.cursor()
             try:
                 cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(chunk_rows)})

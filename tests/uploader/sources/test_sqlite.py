@@ -149,3 +149,16 @@ def test_discovery_finds_every_sensor_db_and_keeps_identity_relative_to_the_proj
     assert [p.parent.name for p in find_databases(tmp_path / "data")] == ["A1", "B2"]
     assert data_root_of(tmp_path / "data" / "Berlin", tmp_path / "data") == (tmp_path / "data").resolve()
     assert data_root_of(tmp_path / "data" / "Berlin", None) == (tmp_path / "data" / "Berlin").resolve()
+
+
+def test_each_read_sees_new_rows_and_leaves_no_snapshot_pinning_the_wal(tmp_path, sensor_db):
+    db = sensor_db(tmp_path / "data" / "X" / "A" / "sensor_data.db", journal="wal")
+    db.append(10)
+    source = SqliteSource(db.path, tmp_path / "data")
+    assert read_all(source).num_rows == 10
+    db.append(5)
+    assert source.end_id() == 15
+    assert sum(b.num_rows for b in source.read(10, 15)) == 5
+    with sqlite3.connect(db.path) as writer:
+        busy, _, _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0  # an idle reader holds no read transaction

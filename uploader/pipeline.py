@@ -149,7 +149,7 @@ class Uploader:
 
     def drain(self, tracked: Tracked, sink: Sink, end: int) -> None:
         backoff, status = self.backoffs[sink.name], self.sink_status[sink.name]
-        batch_rows = self._sink_settings(sink).batch_size
+        batch_rows = min(self._sink_settings(sink).batch_size, self.inv.settings.read_batch_rows)
         position = tracked.positions[sink.name]
         while position < end and not self.stop_requested.is_set() and not backoff.is_waiting() and not status.failing_permanently:
             upto = tracked.source.plan_upto(position, end, batch_rows)

@@ -84,7 +84,6 @@ def test_upload_command_runs_the_uploader_in_the_foreground(project, sensor_db, 
     assert json.loads((project / "state" / "status" / "uploader-berlin.json").read_text())["sinks"]["delta"]["rows_shipped"] == 12
 
 
-@pytest.mark.xfail(reason="cli/boundary.py raises click's Exit; typer 0.29 only catches its vendored click's (fix belongs to the boundary's owner)", strict=False)
 def test_upload_command_rejects_once_with_continuous(project, runner):
     result = runner.invoke(app, ["upload", "--sqlite", str(project / "data"), "--once", "--continuous"])
     assert result.exit_code == 2 and "error: --once and --continuous exclude each other" in result.output

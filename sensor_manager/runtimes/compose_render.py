@@ -43,6 +43,8 @@ SENSOR_STATE_MOUNT = f"{CONTAINER_ROOT}/state"
 CONFIG_FILE = "sensor-manager.yaml"
 PLAN_FILE = "plan.json"
 SECRETS_MOUNT = "/run/secrets"
+# `simulate --check` / `uploader --check` without the CLI start-up (see runtimes/healthcheck.py).
+HEALTHCHECK = ("python", "-m", "sensor_manager.runtimes.healthcheck")
 PROJECT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Secret name -> the environment variable that tells the container where the file is (never the value).
 SECRET_ENV = {
@@ -215,7 +217,7 @@ def sensor_service(service: Service, inputs: StackInputs, plan_digest: str) -> d
         "network_mode": "none",
         "volumes": [_bind(role_config_dir(layout, "sensor"), SENSOR_STATE_MOUNT, read_only=True)]
         + [_bind(layout.root / s.sensor_dir, _in_container(s.sensor_dir)) for s in service.sensors],
-        "healthcheck": _healthcheck(inputs.settings, ["python", "-m", "sensor_manager", "simulate", "--check", "--config", config_file, "--project-dir", CONTAINER_ROOT, "--status-file", status_file]),
+        "healthcheck": _healthcheck(inputs.settings, [*HEALTHCHECK, "sensor", status_file]),
         "labels": _labels(inputs, plan_digest, service),
     })
     return spec
@@ -247,10 +249,7 @@ def uploader_service(service: Service, config, inputs: StackInputs, plan_digest:
         "network_mode": "host" if uploader_needs_network(config, inputs.settings) else "none",
         "environment": {SECRET_ENV[name]: f"{SECRETS_MOUNT}/{name}" for name in inputs.secrets},
         "volumes": volumes,
-        "healthcheck": _healthcheck(inputs.settings, [
-            "python", "-m", "uploader", "--check", "--config", f"{CONFIG_MOUNT}/{CONFIG_FILE}", "--sqlite", _in_container(city_data),
-            "--project-dir", CONTAINER_ROOT, "--uploader-id", slug, "--state-dir", _in_container("state"),
-        ]),
+        "healthcheck": _healthcheck(inputs.settings, [*HEALTHCHECK, "uploader", _in_container(f"state/status/uploader-{slug}.json")]),
         "labels": _labels(inputs, plan_digest, service),
     })
     if inputs.secrets:

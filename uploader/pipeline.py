@@ -57,6 +57,8 @@ class Uploader:
         self.inv = invocation
         self.sinks = build_sinks(invocation) if sinks is None else sinks
         self.stage = stage_named(invocation.settings.stage)
+        if self.stage.name != invocation.settings.stage:
+            log.warning("Stage not implemented yet; shipping raw rows. stage=%s", invocation.settings.stage)
         self.stop_requested = threading.Event()
         root = invocation.state_root
         self.store = CheckpointStore(checkpoint_path(root, invocation.uploader_id))
@@ -224,6 +226,11 @@ class Uploader:
             except SourceUnreadableError as exc:
                 tracked.status.error = str(exc)
                 log.warning("Sensor DB read failed; will retry next cycle. source=%s error=%s", tracked.status.source, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one poisoned source must not stop the others
+                tracked.status.error = f"unexpected {type(exc).__name__}: {exc}"
+                log.error("Shipping a source failed; will retry next cycle. source=%s error=%s", tracked.status.source,
+                          tracked.status.error)
                 continue
             tracked.status.error = None
         for tracked in list(self.retiring):

@@ -29,6 +29,14 @@ TABLE_NAME = "sensor_readings"
 REJECT_MARKERS = ("failed validation check", "Invariant", "non-nullable", "Schema error", "schema mismatch", "Cast error")
 
 
+def classify(exc: Exception) -> Retry | Rejected:
+    """Rejected when the rows themselves cannot go into the table; Retry for everything that may pass."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (SchemaMismatchError, DeltaProtocolError)) or any(m in str(exc) for m in REJECT_MARKERS):
+        return Rejected(message)
+    return Retry(message)
+
+
 def table_path(lake: str | os.PathLike[str]) -> str:
     return str(Path(lake) / TABLE_NAME)
 
@@ -79,18 +87,11 @@ class DeltaSink:
             write_deltalake(table, batch.reader(), mode="append", partition_by=PARTITION_COLUMNS,
                             commit_properties=self._commit_properties(batch),
                             post_commithook_properties=PostCommitHookProperties(create_checkpoint=True))
-        except (CommitFailedError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - classified here so callers never see vendor types
             self._table = None
-            return Retry(f"{type(exc).__name__}: {exc}")
-        except (SchemaMismatchError, DeltaProtocolError) as exc:
-            self._table = None
-            return Rejected(f"{type(exc).__name__}: {exc}")
-        except (DeltaError, Exception) as exc:  # noqa: BLE001 - classified here so callers never see vendor types
-            self._table = None
-            if batch.source_error is not None:
+            if batch.source_error is not None:  # the source failed mid-stream: not this sink's problem
                 raise batch.source_error from None
-            message = f"{type(exc).__name__}: {exc}"
-            return Rejected(message) if any(m in str(exc) for m in REJECT_MARKERS) else Retry(message)
+            return classify(exc)
         return Delivered(position=batch.upto, rows=batch.rows)
 
     def check(self) -> CheckResult:

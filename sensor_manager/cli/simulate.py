@@ -91,7 +91,7 @@ def simulate(
     Example: ./sensor_manager.py simulate --cities Berlin --rate 10 --backfill 2h --duration 60
     """
     from sensor_manager.simulator.hosting import HostingRequest, check_health, plan_hosting
-    from sensor_manager.simulator.runner import run_simulation
+    from sensor_manager.simulator.sharding import run_sharded
 
     opts = session(ctx, config, project_dir, json=json_output, quiet=quiet, cities=cities, max_cities=max_cities,
                    sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
@@ -117,7 +117,7 @@ def simulate(
                         format="%(message)s")
     info(f"Simulating {len(specs)} sensor(s) at {options.rate:g} readings/s; status: {options.status_file}", opts.quiet)
     with _stop_on_signals() as stop:
-        summary = run_simulation(specs, options, stop)
+        summary = run_sharded(specs, options, stop)
     document = {
         "schema_version": 1,
         "sensors": summary.sensors,

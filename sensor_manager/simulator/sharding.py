@@ -1,0 +1,100 @@
+"""More sensors than one process can hold open: split them across child processes.
+
+Each hosted sensor keeps about FDS_PER_SENSOR descriptors open, so a process hosts at most
+`sensors_per_process(RLIMIT_NOFILE)` sensors. Beyond that `run_sharded` forks one child per shard;
+each child runs its shard with its own status file (`<status>.shard-<i>.json`), and the parent
+merges those into the one status file the caller asked for. A stop request is passed on as SIGTERM.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from sensor_manager.errors import ProcessFailedError
+from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process
+from sensor_manager.simulator.runner import RunOptions, SensorSpec, SimulationSummary, run_simulation
+from sensor_manager.statusfile import is_stale, read_status, write_status
+
+MERGE_STATES = ("failed", "starting", "backfilling", "stopping", "running", "stopped")  # first match wins
+
+
+def run_sharded(specs: list[SensorSpec], options: RunOptions, stop: threading.Event,
+                capacity: int | None = None) -> SimulationSummary:
+    """Run `specs` in this process when they fit, else in forked shards of at most `capacity` sensors."""
+    capacity = capacity or sensors_per_process(raise_open_files_limit())
+    if len(specs) <= capacity:
+        return run_simulation(specs, options, stop)
+    shards = [specs[i:i + capacity] for i in range(0, len(specs), capacity)]
+    status = options.status_file
+    shard_files = [_shard_status_path(status, i) if status else None for i in range(len(shards))]
+    context = multiprocessing.get_context("fork")
+    results = context.SimpleQueue()
+    children = [
+        context.Process(target=_shard_main, args=(shard, replace(options, status_file=path), results), daemon=False)
+        for shard, path in zip(shards, shard_files)
+    ]
+    for child in children:
+        child.start()
+    signalled = False
+    while any(child.is_alive() for child in children):
+        if stop.is_set() and not signalled:
+            for child in children:
+                if child.is_alive():
+                    os.kill(child.pid, signal.SIGTERM)
+            signalled = True
+        if status:
+            _merge(status, options, shard_files)
+        stop.wait(min(1.0, options.simulation.status_interval_seconds))
+    for child in children:
+        child.join()
+    if status:
+        _merge(status, options, shard_files)
+    summaries = [results.get() for _ in range(sum(1 for c in children if c.exitcode == 0))]
+    failed = [c for c in children if c.exitcode != 0]
+    if failed:
+        raise ProcessFailedError(
+            f"{len(failed)} of {len(children)} simulator shards failed (exit codes "
+            f"{', '.join(str(c.exitcode) for c in failed)}); see their status files next to {status}"
+        )
+    return SimulationSummary(
+        sensors=sum(s.sensors for s in summaries),
+        rows_written=sum(s.rows_written for s in summaries),
+        skipped_readings=sum(s.skipped_readings for s in summaries),
+        errors=sum(s.errors for s in summaries),
+        seconds=max(s.seconds for s in summaries),
+        stopped_by_signal=stop.is_set(),
+    )
+
+
+def _shard_status_path(status: Path, index: int) -> Path:
+    return status.with_name(f"{status.stem}.shard-{index}{status.suffix}")
+
+
+def _shard_main(specs: list[SensorSpec], options: RunOptions, results) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    summary = run_simulation(specs, options, stop)
+    results.put(summary)
+
+
+def _merge(path: Path, options: RunOptions, shard_files: list[Path | None]) -> None:
+    documents = [read_status(p) for p in shard_files if p is not None]
+    documents = [d for d in documents if d]
+    if not documents:
+        return
+    states = {d.get("state") for d in documents}
+    state = next((s for s in MERGE_STATES if s in states), "running")
+    sensors: dict = {}
+    for document in documents:
+        sensors.update(document.get("sensors", {}))
+    fatal = next((d["fatal_error"] for d in documents if d.get("fatal_error")), None)
+    if fatal is None and any(is_stale(d) for d in documents):
+        fatal = "a simulator shard stopped refreshing its status file"
+    write_status(path, {"role": "sensor", "name": options.status_name, "state": state, "fatal_error": fatal,
+                        "shards": len(shard_files), "sensors": sensors},
+                 options.simulation.status_interval_seconds)

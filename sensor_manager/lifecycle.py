@@ -266,3 +266,72 @@ def reset(
         bump_epoch(layout)
     result = start(layout, config, runtime_name=choice.name, wait=wait, wait_timeout=wait_timeout)
     return doomed, result
+
+
+# --- clean -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CleanResult:
+    table: Path
+    project: str
+    rows: int  # counted (dry run) or deleted
+    dry_run: bool
+    reship: bool
+    sources_moved: int = 0  # without --reship: sources whose position moved to their current end
+    ship_generation: int | None = None  # with --reship: the project's new ship generation
+    paused: list[str] = field(default_factory=list)  # uploaders stopped during the clean and started again
+
+
+def _lake_dir(layout: ProjectLayout, config: Config) -> Path:
+    """The lake directory holding `sensor_readings` (what uploader.maintenance takes)."""
+    table = _sink_location(layout, config.uploader.sinks.delta.path, layout.lake / "sensor_readings")
+    if table.name != "sensor_readings":
+        raise UsageError(f"clean works on a Delta table named sensor_readings; uploader.sinks.delta.path is {table}")
+    return table.parent
+
+
+def clean(
+    layout: ProjectLayout,
+    config: Config,
+    *,
+    runtime_name: str | None = None,
+    dry_run: bool = False,
+    reship: bool = False,
+) -> CleanResult:
+    """Delete this project's rows from the lake, with the uploaders paused.
+
+    Before the delete every source's position moves to its current end (table and checkpoints), so the
+    uploaders do not ship the history again; with `reship` the project moves to a new ship generation
+    instead, and everything still in the edge DBs is shipped again.
+    """
+    from uploader import maintenance
+
+    lake = _lake_dir(layout, config)
+    plan = load_plan(layout)
+    project = plan.project if plan else config.project
+    result = CleanResult(lake / "sensor_readings", project, 0, dry_run, reship)
+    if dry_run:
+        result.rows = maintenance.count_project_rows(lake, project)
+        return result
+    runtime, _ = open_recorded(layout, runtime_name)
+    with project_lock(layout):
+        if plan is not None and runtime.is_running():
+            uploaders = [s.name for s in runtime_services(runtime, plan) if s.role == "uploader"]
+            states = {s.name: s.state for s in runtime.status()}
+            result.paused = [name for name in uploaders if states.get(name, "stopped") != "stopped"]
+            if result.paused:
+                runtime.stop(result.paused)
+        try:
+            if reship:
+                result.rows = maintenance.delete_project_rows(lake, project)
+                result.ship_generation = maintenance.request_reship(lake, project)
+            else:
+                result.sources_moved = maintenance.mark_history_shipped(
+                    layout.root, lake=lake, state_root=layout.state, project=project,
+                    fleet_epoch=plan.fleet_epoch if plan else None)
+                result.rows = maintenance.delete_project_rows(lake, project)
+        finally:
+            if result.paused:
+                runtime.start(plan, config, result.paused)
+    return result

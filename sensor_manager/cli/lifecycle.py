@@ -180,6 +180,38 @@ def reset(
 
 
 @app.command()
+def clean(
+    ctx: typer.Context,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    reship: Annotated[bool, typer.Option("--reship", help="Ship the history still in the edge DBs again after the delete.")] = False,
+    runtime: RuntimeOpt = None,
+    config: ConfigOpt = None,
+    project_dir: ProjectDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Delete this project's rows from the lake (uploaders paused; history not re-shipped unless --reship).
+
+    Example: sensor_manager.py clean --dry-run
+    """
+    from sensor_manager import lifecycle
+
+    s = session(ctx, config, project_dir, quiet=quiet, dry_run=dry_run, yes=yes)
+    cfg = s.load_config()
+    if not dry_run:
+        _confirm(f"clean deletes project {cfg.project}'s rows from the lake", yes)
+    result = lifecycle.clean(s.layout, cfg, runtime_name=runtime, dry_run=dry_run, reship=reship)
+    if dry_run:
+        results().print(f"Would delete {result.rows} rows of project {result.project} from {result.table}.")
+        return
+    then = (f"history will be shipped again (ship generation {result.ship_generation})" if result.reship
+            else f"{result.sources_moved} sources marked shipped up to their current end")
+    info(f"Deleted {result.rows} rows of project {result.project} from {result.table}; {then}.", s.quiet)
+    if result.paused:
+        info(f"Uploaders paused and started again: {', '.join(result.paused)}.", s.quiet)
+
+
+@app.command()
 def cleanup(
     ctx: typer.Context,
     dry_run: DryRunOpt = False,

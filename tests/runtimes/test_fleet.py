@@ -90,6 +90,17 @@ class Fleet:
         data = DeltaTable(str(table)).to_pyarrow_table(columns=["sensor_id", "fleet_epoch", "seq"]).to_pydict()
         return list(zip(data["sensor_id"], data["fleet_epoch"], data["seq"]))
 
+    def explain(self) -> str:
+        """What the uploaders and the lake say, for a failure message."""
+        lake: dict[str, int] = {}
+        for sensor_id, _, seq in self.lake_keys():
+            lake[sensor_id] = max(seq, lake.get(sensor_id, 0))
+        edge = {sid: (seqs[-1] if seqs else 0) for sid, seqs in self.db_seqs().items()}
+        statuses = {p.name: json.loads(p.read_text()) for p in sorted(self.layout.status_dir.glob("uploader-*.json"))}
+        brief = {n: (d.get("pid"), d.get("state"), d.get("sinks"), [(s.get("end_id"), s.get("positions"), s.get("error")) for s in d.get("sources", [])])
+                 for n, d in statuses.items()}
+        return f"lake max seq {lake}; edge max seq {edge}; uploaders {brief}; services {self.services()}"
+
     def project_processes(self) -> list[psutil.Process]:
         return project_processes(str(self.layout.root))
 
@@ -214,8 +225,11 @@ def test_a_killed_simulator_is_restarted_and_seq_continues_without_duplicates(fl
     seqs = fleet.db_seqs()[sensor_id]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # strictly increasing, no gap, no reuse
     high = seqs[-1]
-    fleet.wait_until(lambda: max((k[2] for k in fleet.lake_keys() if k[0] == sensor_id), default=0) >= high, timeout=60,
-                     what="the lake to catch up past the crash")
+    try:
+        fleet.wait_until(lambda: max((k[2] for k in fleet.lake_keys() if k[0] == sensor_id), default=0) >= high, timeout=120,
+                         what="the lake to catch up past the crash")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {fleet.explain()}") from None
     keys = fleet.lake_keys()
     assert len(keys) == len(set(keys)), "duplicate (sensor_id, fleet_epoch, seq) rows in the lake"
 
@@ -275,6 +289,21 @@ def test_reset_starts_a_new_epoch_with_fresh_data(fleet):
     assert all(s["health"] == "healthy" for s in fleet.services())
     fleet.wait_until(lambda: fleet.lake_keys() and {k[1] for k in fleet.lake_keys()} == {epoch + 1}, timeout=60, what="new-epoch lake rows")
     assert all(seqs[0] == 1 for seqs in fleet.db_seqs().values())
+
+
+def test_clean_deletes_the_projects_lake_rows_without_reshipping_history(fleet):
+    dry = fleet.cli("clean", "--dry-run")
+    assert dry.exit_code == 0
+    counted = int(dry.stdout.split("Would delete ")[1].split(" rows")[0])
+    assert counted > 0
+    marks = {sid: seqs[-1] for sid, seqs in fleet.db_seqs().items()}
+    result = fleet.cli("clean", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "sources marked shipped" in result.stderr
+    assert all(s["state"] == "running" for s in fleet.services("uploader"))  # paused, then started again
+    fleet.wait_until(lambda: {k[0] for k in fleet.lake_keys()} == set(marks), timeout=60, what="new rows after clean")
+    shipped_again = [k for k in fleet.lake_keys() if k[2] <= marks[k[0]] - 1]
+    assert shipped_again == [], "history before the clean was shipped again"
 
 
 def test_cleanup_removes_only_this_projects_leftovers(fleet):

@@ -176,6 +176,14 @@ class Config(StrictModel):
     # Safe names chosen by --cities (None: every configured city); not a key users set.
     selected_cities: list[str] | None = Field(None, exclude=True)
 
+    @field_validator("cities", mode="before")
+    @classmethod
+    def _names_alone(cls, cities: Any) -> Any:
+        # `cities: [Berlin, Paris]` is short for `cities: [{name: Berlin}, {name: Paris}]`.
+        if isinstance(cities, list):
+            return [{"name": c} if isinstance(c, str) else c for c in cities]
+        return cities
+
     @field_validator("cities")
     @classmethod
     def _distinct_directories(cls, cities: list[CityConfig]) -> list[CityConfig]:
@@ -214,8 +222,8 @@ class Config(StrictModel):
         """The cities that run: the --cities selection (or all), then the first max_cities."""
         cities = self.cities
         if self.selected_cities is not None:
-            wanted = set(self.selected_cities)
-            cities = [c for c in cities if safe_city_name(c.name) in wanted]
+            wanted = {slug_key(name) for name in self.selected_cities}
+            cities = [c for c in cities if slug_key(c.name) in wanted]
         return cities[: self.max_cities] if self.max_cities else list(cities)
 
     def redacted(self) -> dict[str, Any]:
@@ -419,9 +427,10 @@ def _select_cities(raw: dict[str, Any], flag_value: Any, problems: _Problems) ->
     raw["cities"] = configured
     by_key: dict[str, str] = {}
     for entry in configured:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            by_key.setdefault(entry["name"].casefold(), entry["name"])
-            by_key.setdefault(slug_key(entry["name"]), entry["name"])
+        name = entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str):
+            by_key.setdefault(name.casefold(), name)
+            by_key.setdefault(slug_key(name), name)
     selected = []
     for name in names:
         key = name.casefold()

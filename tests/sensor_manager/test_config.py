@@ -193,3 +193,10 @@ def test_bundled_config_is_found_when_installed_without_the_checkout(tmp_path):
     module_file, source, count = result.stdout.split()
     assert module_file.startswith(str(target)) and source.startswith(str(target / "sensor_manager" / "config_data"))
     assert count == "5"
+
+
+def test_cities_may_be_plain_names(project_dir):
+    write(project_dir / "sensor-manager.yaml", "cities: [Rome, madrid]\n")
+    config = load_config(project_dir=project_dir, overrides={"select_cities": "MADRID"})
+    assert [c.name for c in config.cities] == ["Rome", "Madrid"]
+    assert [c.name for c in config.fleet_cities()] == ["Madrid"]

@@ -213,7 +213,7 @@ class Launcher:
     # --- hand-off --------------------------------------------------------------------------------
 
     def reexec(self) -> "NoReturn":  # noqa: F821
-        args = [self.python, os.path.abspath(__file__), *sys.argv[1:]]
+        args = [self.python, os.path.realpath(__file__), *sys.argv[1:]]
         if os.name == "nt":
             import subprocess
 
@@ -232,7 +232,7 @@ def _importable(module: str) -> bool:
 def main() -> None:
     if sys.version_info < MIN_PYTHON:
         _fail(f"needs Python {'.'.join(map(str, MIN_PYTHON))} or newer (this is {sys.version.split()[0]})")
-    launcher = Launcher(os.path.dirname(os.path.abspath(__file__)))
+    launcher = Launcher(os.path.dirname(os.path.realpath(__file__)))
     if not launcher.is_running_inside():
         launcher.ensure_installed()
         launcher.reexec()

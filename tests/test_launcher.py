@@ -137,3 +137,13 @@ def test_too_old_python_is_refused_with_a_message(tmp_path):
     code = f"import sys, runpy; sys.version_info = (3, 10, 0); sys.argv = ['{script}']; runpy.run_path('{script}', run_name='__main__')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1 and "needs Python 3.11 or newer" in result.stderr
+
+
+def test_works_through_a_symlink_from_another_directory(tmp_path):
+    # The already-built project venv: a symlinked launcher still finds its repo (and its .venv).
+    link = tmp_path / "bin" / "sensor-manager"
+    link.parent.mkdir()
+    link.symlink_to(REPO / "sensor_manager.py")
+    result = subprocess.run([str(REPO / ".venv/bin/python"), str(link), "--version"], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("sensor-manager ")

@@ -251,3 +251,23 @@ def test_totals():
     totals = plan_totals(build_plan(make_config()), 2.0)
     assert totals == {"cities": 5, "sensors": 25, "readings_per_second": 50.0, "rows_per_day": 4_320_000,
                       "disk_bytes_per_day": 648_000_000}
+
+
+@settings(max_examples=15, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(min_value=0, max_value=3), st.integers(min_value=0, max_value=4)),
+                      min_size=1, max_size=4))
+def test_stored_identities_survive_any_sequence_of_growth(steps):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        layout = ProjectLayout.at(root)
+        cities, per_city = 1, 1
+        seen: dict[tuple[str, int], object] = {}
+        for add_cities, add_sensors in steps:
+            cities, per_city = cities + add_cities, per_city + add_sensors
+            config = make_config(cities=[{"name": c} for c in TABLE[:cities]], sensors_per_city=per_city)
+            plan = resolve_plan(config, layout, persist=True)
+            assert len(plan.sensors) == cities * per_city
+            assert len({s.code for s in plan.sensors}) == len(plan.sensors)
+            for sensor in plan.sensors:
+                assert seen.setdefault((sensor.city_slug, sensor.index), sensor) == sensor

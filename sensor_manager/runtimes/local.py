@@ -258,6 +258,8 @@ class LocalRuntime:
         return spec["generation"]
 
     def _launch(self) -> None:
+        # Services a dead supervisor left behind would otherwise run twice.
+        terminate_all(self._orphans(None), sv.STOP_GRACE_SECONDS)
         self.layout.ensure_state()
         command = [sys.executable, "-m", "sensor_manager.runtimes.supervisor", "--project-dir", str(self.layout.root)]
         log = self.layout.logs / "supervisor.log"

@@ -46,6 +46,16 @@ STOP_GRACE_SECONDS = 10.0
 STATE_REFRESH_SECONDS = 2.0
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM if the supervisor dies, so a kill -9 of it strands nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def spec_path(layout: ProjectLayout) -> Path:
     return layout.state / "supervisor-spec.json"
 
@@ -207,6 +217,7 @@ class Supervisor:
             process = subprocess.Popen(
                 child.argv, env=env, cwd=self.layout.root, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, close_fds=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
             self._note(child, f"Service could not start. error={exc}")

@@ -119,3 +119,16 @@ def test_cleanup_ends_orphans_it_can_prove_are_its_own(supervised, project_dir):
         for process in (ours, other):
             process.kill()
             process.wait()
+
+
+def test_services_do_not_outlive_a_killed_supervisor_and_start_recovers(supervised, programs, wait_until, services_state):
+    runtime = supervised({"a": programs.TICKER})
+    runtime.start(None, None, ["a"])
+    child = wait_until(lambda: services_state(runtime).get("a", {}).get("pid"), what="pid of a")
+    record = ProcessRecord.of(child)
+    os.kill(runtime.supervisor().pid, signal.SIGKILL)
+    wait_until(lambda: not record.is_alive(), what="the child to end")
+    assert runtime.is_running() is False
+    assert all(s.state == "stopped" for s in runtime.status()) or runtime.status() == []
+    runtime.start(None, None, ["a"])
+    assert services_state(runtime)["a"]["pid"] not in (None, child)

@@ -95,7 +95,7 @@ def start(
     else:
         info(f"Started {len(result.started)} services: {', '.join(result.started)}.", s.quiet)
     if result.unhealthy:
-        raise ProcessFailedError(f"not healthy after {wait_timeout:g} s: {', '.join(result.unhealthy)}; see `logs SERVICE`")
+        raise ProcessFailedError(f"not healthy (waited up to {wait_timeout:g} s): {', '.join(result.unhealthy)}; see `logs SERVICE`")
     if wait and not no_diagnostics:
         _print_summary(s.layout, result)
 
@@ -176,7 +176,7 @@ def reset(
         warn(f"not wiped (external sink): {sink}")
     info(f"Reset: deleted {len(done.paths)} paths; fleet_epoch is now {result.plan.fleet_epoch}; started {len(result.started)} services.", s.quiet)
     if result.unhealthy:
-        raise ProcessFailedError(f"not healthy after {wait_timeout:g} s: {', '.join(result.unhealthy)}")
+        raise ProcessFailedError(f"not healthy (waited up to {wait_timeout:g} s): {', '.join(result.unhealthy)}; see `logs SERVICE`")
 
 
 @app.command()

@@ -169,12 +169,13 @@ class LocalRuntime:
         deadline = time.monotonic() + timeout_seconds
         while True:
             statuses = [s for s in self.status() if services is None or s.name in services]
+            unknown = sorted(set(services or ()) - {s.name for s in statuses})
             not_ready = [s for s in statuses if s.health != "healthy"]
-            if not not_ready:
+            if not not_ready and not unknown:
                 return []
             hopeless = [s for s in not_ready if s.state in ("crashloop", "stopped")]
-            if hopeless or time.monotonic() >= deadline:
-                return [f"{s.name} ({s.state}, {s.health})" for s in not_ready]
+            if hopeless or unknown or time.monotonic() >= deadline:
+                return [f"{s.name} ({s.state}, {s.health})" for s in not_ready] + [f"{n} (not planned)" for n in unknown]
             time.sleep(0.5)
 
     def status(self) -> list[ServiceStatus]:

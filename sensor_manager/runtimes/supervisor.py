@@ -44,6 +44,7 @@ BACKOFF_INITIAL_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 STOP_GRACE_SECONDS = 10.0
 STATE_REFRESH_SECONDS = 2.0
+POLL_SECONDS = 0.5  # children are also polled at once on SIGCHLD
 
 
 def _die_with_parent() -> None:
@@ -147,6 +148,9 @@ class Supervisor:
         self.record = ProcessRecord.of(os.getpid())
         self.started_at = utc_now_iso()
         self._last_state_write = 0.0
+        self._last_snapshot: tuple | None = None
+        self._child_exited = True
+        self._next_poll = 0.0
 
     # --- signals -------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -159,7 +163,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake the loop
+        signal.signal(signal.SIGCHLD, self._on_child)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     def _on_stop(self, *_: Any) -> None:
@@ -167,6 +171,9 @@ class Supervisor:
 
     def _on_reload(self, *_: Any) -> None:
         self.reload = True
+
+    def _on_child(self, *_: Any) -> None:
+        self._child_exited = True
 
     # --- spec ----------------------------------------------------------------------------------
     def load_spec(self) -> None:
@@ -328,6 +335,12 @@ class Supervisor:
 
     # --- state ---------------------------------------------------------------------------------
     def write_state(self, final: bool = False) -> None:
+        """Rewrite state/supervisor.json when something changed, or every STATE_REFRESH_SECONDS as a heartbeat."""
+        services = {name: child.to_dict() for name, child in self.children.items()}
+        snapshot = (self.generation_seen, self.stopping, final, services)
+        if snapshot == self._last_snapshot and time.monotonic() - self._last_state_write < STATE_REFRESH_SECONDS:
+            return
+        self._last_snapshot = snapshot
         document = {
             "schema_version": SCHEMA_VERSION,
             "updated_at": utc_now_iso(),
@@ -335,7 +348,7 @@ class Supervisor:
             "supervisor": None if final else {**self.record.to_dict(), "started_at": self.started_at},
             "generation_seen": self.generation_seen,
             "stopping": self.stopping,
-            "services": {name: child.to_dict() for name, child in self.children.items()},
+            "services": services,
         }
         write_json_atomic(state_path(self.layout), document)
         self._last_state_write = time.monotonic()
@@ -353,7 +366,11 @@ class Supervisor:
             if self.reload and not self.stopping:
                 self.reload = False
                 self.load_spec()
-            self.poll_children()
+            now = time.monotonic()
+            if self._child_exited or now >= self._next_poll:  # a chatty child's output need not poll every child
+                self._child_exited = False
+                self._next_poll = now + POLL_SECONDS
+                self.poll_children()
             self.reconcile()
             if self.stopping and all(c.process is None for c in self.children.values()):
                 break

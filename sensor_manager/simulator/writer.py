@@ -104,8 +104,10 @@ class SensorWriter:
             raise
         self.conn = conn
         conn.execute(f"PRAGMA busy_timeout = {WRITER_BUSY_TIMEOUT_MS}")
+        # No fsyncs while creating: the schema is one transaction (atomic against a crash), and a DB
+        # lost to power failure before its first reading is simply created again.
+        conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.wal_autocheckpoint_pages)}")
         conn.execute(f"PRAGMA journal_size_limit = {int(self.wal_autocheckpoint_pages) * 4096}")
@@ -131,6 +133,7 @@ class SensorWriter:
             raise UsageError(f"{self.path}: belongs to sensor {meta[0]}, not {self.identity.sensor_id}; check --data-dir")
         self.generation = meta[1]
         self.identity_id = self._identity_row()
+        conn.execute("PRAGMA synchronous = NORMAL")
 
     def _create_schema(self) -> None:
         created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -129,6 +129,8 @@ class LocalRuntime:
     def start(self, plan: FleetPlan, config: Config, services: list[str] | None = None) -> None:
         names = services if services is not None else [s.name for s in self.services(plan)]
         spec = self._read_spec()
+        if not self.is_running():  # a fresh supervisor runs exactly what was asked, whatever a dead one wanted
+            spec["desired"] = {}
         for name in names:
             spec["desired"][name] = "running"
         self._deliver(spec)

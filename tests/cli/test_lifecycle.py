@@ -187,3 +187,31 @@ def test_cleanup_of_a_clean_project_finds_nothing(cli, project, planned, tree_li
     assert result.exit_code == 0 and "No leftovers." in result.stderr
     assert cli("cleanup").exit_code == 0
     assert tree_listing(project) == before
+
+
+def test_reset_asks_on_a_terminal_and_a_no_changes_nothing(project, planned, tree_listing):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    before = tree_listing(project)
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "sensor_manager", "--project-dir", str(project), "reset"],
+                               stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    seen = b""
+    while b"[y/N]" not in seen:
+        chunk = os.read(leader, 1024)
+        assert chunk, seen
+        seen += chunk
+    os.write(leader, b"n\n")
+    assert process.wait(timeout=60) == 2
+    try:
+        while chunk := os.read(leader, 1024):
+            seen += chunk
+    except OSError:  # the terminal closes with the process
+        pass
+    os.close(leader)
+    assert b"reset deletes" in seen and b"not confirmed; nothing changed" in seen
+    assert tree_listing(project) == before

@@ -18,13 +18,10 @@ from sensor_manager.cli import app
 from sensor_manager.cli.options import ConfigOpt, JsonOpt, ProjectDirOpt, session
 from sensor_manager.cli.output import info, print_json, print_ndjson, results
 from sensor_manager.errors import SensorManagerError, UsageError
-from sensor_manager.observe import dashboard
-from sensor_manager.observe.bundle import write_bundle
-from sensor_manager.observe.diagnostics import run_diagnostics
-from sensor_manager.observe import query as query_lib
-from sensor_manager.observe.monitor import Monitor
-from sensor_manager.observe.plot import plot_metric
 from sensor_manager.plan import load_plan
+
+# The observe library pulls in duckdb, pyarrow, sqlite-utils and plotext: imported inside the
+# commands so `--help` and every other command start fast.
 
 
 class SourceChoice(str, Enum):
@@ -50,6 +47,8 @@ def _wide(console: Console) -> Console:
 
 
 def _render_rows(result: query_lib.QueryResult, fmt: FormatChoice) -> None:
+    from sensor_manager.observe import query as query_lib
+
     if fmt is FormatChoice.json:
         print_json(result.to_json())
     elif fmt is FormatChoice.csv:
@@ -64,6 +63,8 @@ def _render_rows(result: query_lib.QueryResult, fmt: FormatChoice) -> None:
 
 
 def _render_reports(reports: list[query_lib.DatabaseReport], fmt: FormatChoice) -> None:
+    from sensor_manager.observe import query as query_lib
+
     if fmt is FormatChoice.json:
         print_json({"schema_version": query_lib.SCHEMA_VERSION, "databases": [r.to_dict() for r in reports]})
         return
@@ -119,6 +120,8 @@ def query(
 
     Example: ./sensor_manager.py query --source lake --sql "SELECT city, date_trunc('hour', timestamp) AS hour, avg(temperature) FROM sensor_readings GROUP BY ALL ORDER BY ALL"
     """
+    from sensor_manager.observe import query as query_lib
+    from sensor_manager.observe.plot import plot_metric
     opts = session(ctx, config, project_dir, json=json)
     _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
     fmt = FormatChoice.json if json else fmt
@@ -170,6 +173,8 @@ def monitor(
 
     Example: ./sensor_manager.py monitor --city Amsterdam
     """
+    from sensor_manager.observe import dashboard
+    from sensor_manager.observe.monitor import Monitor
     layout = session(ctx, config, project_dir, json=json).layout
     watch = Monitor(layout, load_plan(layout))
     slug = watch.city(city) if city else None
@@ -221,6 +226,8 @@ def diagnostics(
 
     Example: ./sensor_manager.py diagnostics --bundle support.tar.gz
     """
+    from sensor_manager.observe.bundle import write_bundle
+    from sensor_manager.observe.diagnostics import run_diagnostics
     opts = session(ctx, config, project_dir, json=json)
     report = run_diagnostics(opts.layout, opts.load_config)
     if json:

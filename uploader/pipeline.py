@@ -31,6 +31,7 @@ from uploader.status import SinkStatus, SourceStatus, write_uploader_status
 
 log = logging.getLogger("uploader")
 STATUS_EVERY_SECONDS = 2.0
+SOURCE_ATTEMPTS_ONCE = 3
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Tracked:
     target: int | None = None  # --once: the end as of start
     positions: dict[str, int] = field(default_factory=dict)
     retiring: bool = False
+    failures: int = 0  # consecutive cycles that failed to read or ship this source
+    given_up: bool = False  # --once: failed SOURCE_ATTEMPTS_ONCE times; reported, no longer tried
 
 
 def build_sinks(invocation: Invocation) -> list[Sink]:
@@ -218,25 +221,35 @@ class Uploader:
             if not tracked.positions:
                 app_id = self.namespace.app_id(tracked.source.key)
                 tracked.positions = {sink.name: self._resume(sink, app_id) for sink in self.sinks}
+            if tracked.given_up:
+                continue
             try:
                 end = tracked.target if tracked.target is not None else tracked.source.end_id()
                 tracked.status.end_id = end
                 for sink in self.sinks:
                     self.drain(tracked, sink, end)
             except SourceUnreadableError as exc:
-                tracked.status.error = str(exc)
-                log.warning("Sensor DB read failed; will retry next cycle. source=%s error=%s", tracked.status.source, exc)
+                self._source_failed(tracked, str(exc))
                 continue
             except Exception as exc:  # noqa: BLE001 - one poisoned source must not stop the others
-                tracked.status.error = f"unexpected {type(exc).__name__}: {exc}"
-                log.error("Shipping a source failed; will retry next cycle. source=%s error=%s", tracked.status.source,
-                          tracked.status.error)
+                self._source_failed(tracked, f"unexpected {type(exc).__name__}: {exc}")
                 continue
-            tracked.status.error = None
+            tracked.status.error, tracked.failures = None, 0
         for tracked in list(self.retiring):
             if all(tracked.positions.get(s.name, 0) >= tracked.status.end_id for s in self.sinks):
                 self.retiring.remove(tracked)
                 tracked.source.close()
+
+    def _source_failed(self, tracked: Tracked, error: str) -> None:
+        tracked.status.error = error
+        tracked.failures += 1
+        if not self.inv.continuous and tracked.failures >= SOURCE_ATTEMPTS_ONCE:
+            tracked.given_up = True
+            log.error("Giving up on a source for this run. source=%s attempts=%d error=%s",
+                      tracked.status.source, tracked.failures, error)
+        else:
+            log.warning("Shipping a source failed; will retry. source=%s attempt=%d error=%s",
+                        tracked.status.source, tracked.failures, error)
 
     def is_done(self) -> bool:
         """--once: every sink reached every source's target, or gave up."""
@@ -244,6 +257,8 @@ class Uploader:
             return all(s.failing_permanently for s in self.sink_status.values())
         for tracked in self.tracked.values():
             for sink in self.sinks:
+                if tracked.given_up:
+                    continue
                 if tracked.positions.get(sink.name, 0) < (tracked.target or 0) and not self.sink_status[sink.name].failing_permanently:
                     return False
         return True
@@ -264,6 +279,7 @@ class Uploader:
             if self.is_done() or self.stop_requested.is_set():
                 break
             waits = [b.not_before - time.monotonic() for b in self.backoffs.values() if b.is_waiting()]
+            waits += [0.2 * t.failures for t in self.tracked.values() if t.failures and not t.given_up]
             self.stop_requested.wait(max(0.05, min(waits)) if waits else 0.05)
         ok = self.succeeded()
         self.state = "stopped" if ok else "failing"

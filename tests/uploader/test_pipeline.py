@@ -194,3 +194,26 @@ def test_development_mode_reships_under_a_new_epoch(project, sensor_db, invocati
     assert ok and table.num_rows == 40
     assert sorted(Counter(table["fleet_epoch"].to_pylist()).values()) == [20, 20]
     assert max(keys(table).values()) == 1
+
+
+def test_a_source_that_breaks_the_stage_is_reported_and_the_others_flow(project, sensor_db, invocation, lake_rows, monkeypatch):
+    from uploader.stages.raw import RawStage
+
+    for code in ("AA11", "BB22"):
+        sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}").append(20)
+    original = RawStage.apply
+
+    def poisoned(self, chunk, lineage):
+        if "BB22" in lineage.source:
+            raise ValueError("stage bug")
+        return original(self, chunk, lineage)
+
+    monkeypatch.setattr(RawStage, "apply", poisoned)
+    ok, uploader = run_once(invocation())
+    assert not ok
+    table = lake_rows(uploader.inv.table_uri)
+    assert set(table["sensor_id"].to_pylist()) == {"Berlin_AA11"} and table.num_rows == 20
+    status = json.loads(uploader.inv.status_path.read_text())
+    [broken] = [s for s in status["sources"] if "BB22" in s["source"]]
+    assert broken["error"] == "unexpected ValueError: stage bug" and broken["positions"] == {"delta": 0}
+    assert status["sinks"]["delta"]["retries"] == 0

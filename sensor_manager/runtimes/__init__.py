@@ -63,7 +63,8 @@ def detect_runtime() -> RuntimeChoice:
     ok, why = engine_available()
     if ok:
         return RuntimeChoice("docker", f"auto: {why} found; using Docker", False)
-    return RuntimeChoice("local", f"auto: no usable Docker ({why.split(';')[0]}); using local processes", False)
+    brief = why.split(";")[0].split(" (")[0]  # the condition, without the engine's own detail
+    return RuntimeChoice("local", f"auto: {brief}; using local processes", False)
 
 
 def choose_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> RuntimeChoice:

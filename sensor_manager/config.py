@@ -27,6 +27,7 @@ from sensor_manager.simulator.settings import (
     NormalParameters,
     SimulationSettings,
 )
+from sensor_manager.runtimes.compose_settings import DockerSettings
 from uploader.settings import UploaderSettings
 
 CONFIG_FILE_NAME = "sensor-manager.yaml"
@@ -171,6 +172,7 @@ class Config(StrictModel):
     devices: DeviceSettings = DeviceSettings()
     cities: list[CityConfig] = Field(default_factory=_default_cities, min_length=1, max_length=10_000)
     uploader: UploaderSettings = UploaderSettings()
+    docker: DockerSettings = DockerSettings()
     # Where the config came from, for messages; not a key users set.
     source_path: str | None = Field(None, exclude=True)
     # Safe names chosen by --cities (None: every configured city); not a key users set.

@@ -37,7 +37,6 @@ def resolve_base_image(settings: DockerSettings, requested: str | None = None) -
     return requested or os.environ.get("BASE_IMAGE") or settings.base_image or DEFAULT_BASE_IMAGE
 
 
-def docker_settings(config: object) -> DockerSettings:
-    """The config's `docker:` section, or the defaults while the Config model has none."""
-    settings = getattr(config, "docker", None)
-    return settings if isinstance(settings, DockerSettings) else DockerSettings()
+def docker_settings(config) -> DockerSettings:
+    """The config's `docker:` section."""
+    return config.docker

@@ -195,6 +195,8 @@ class Supervisor:
                 if child.process is not None and child.desired == "running":
                     child.pending_restart = True
                     self._begin_stop(child)
+                elif child.process is None:  # restarting or crash-looping: try again now, with a clean slate
+                    child.restart_at, child.quick_exits, child.state = None, 0, "stopped"
         for name in set(self.children) - {s["name"] for s in spec.get("services", [])}:
             self.children[name].desired = "stopped"
         self.generation_seen = int(spec.get("generation", 0))

@@ -132,3 +132,13 @@ def test_services_do_not_outlive_a_killed_supervisor_and_start_recovers(supervis
     assert all(s.state == "stopped" for s in runtime.status()) or runtime.status() == []
     runtime.start(None, None, ["a"])
     assert services_state(runtime)["a"]["pid"] not in (None, child)
+
+
+def test_restart_of_a_crash_looping_service_tries_again_at_once(supervised, programs, wait_until, services_state):
+    runtime = supervised({"crash": programs.CRASHER}, policy={"backoff_initial_seconds": 60, "crashloop_after": 1})
+    runtime.start(None, None, ["crash"])
+    wait_until(lambda: services_state(runtime).get("crash", {}).get("state") == "crashloop", what="crashloop")
+    before = services_state(runtime)["crash"]["restarts"]
+    runtime.restart(["crash"])  # the 60 s backoff is skipped
+    wait_until(lambda: services_state(runtime)["crash"]["restarts"] > before, what="an immediate new attempt")
+

@@ -303,7 +303,7 @@ def logs(
 
     s = session(ctx, config, project_dir, json=json)
     stream = stream_logs(s.layout, targets, follow=follow and not no_follow, tail=tail, since=since, runtime_name=runtime)
-    width = max((len(n) for n in stream.services or []), default=20)
+    width = max((len(n) for n in stream.services), default=20)
     for line in stream.lines:
         if json:
             print_ndjson({"service": line.service, "timestamp": line.timestamp, "text": line.text})

@@ -12,7 +12,8 @@ from typing import Iterator
 
 from sensor_manager.errors import UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.lifecycle import open_recorded, target_services
+from sensor_manager.lifecycle import open_recorded, runtime_services, target_services
+from sensor_manager.plan import load_plan
 from sensor_manager.runtimes.base import LogLine
 
 _RELATIVE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -40,7 +41,7 @@ def parse_since(text: str | None, now: datetime | None = None) -> str | None:
 @dataclass
 class LogStream:
     runtime: str
-    services: list[str] | None
+    services: list[str]  # the services shown
     lines: Iterator[LogLine]
 
 
@@ -59,7 +60,9 @@ def stream_logs(
     runtime, choice = open_recorded(layout, runtime_name)
     names = target_services(runtime, layout, targets)
     lines = runtime.logs(names, follow, tail, parse_since(since))
-    return LogStream(choice.name, names, lines)
+    plan = load_plan(layout)
+    shown = names if names is not None else ([s.name for s in runtime_services(runtime, plan)] if plan else [])
+    return LogStream(choice.name, shown, lines)
 
 
 def format_line(line: LogLine, width: int, timestamps: bool) -> str:

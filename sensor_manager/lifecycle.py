@@ -99,7 +99,8 @@ def start(
         runtime.render(plan, config)
         if result.started:
             runtime.start(plan, config, names)
-        record_runtime(layout, choice.name, choice.reason)
+        if result.started or not choice.recorded:  # a fleet already running keeps its started_at
+            record_runtime(layout, choice.name, choice.reason)
     if wait:
         result.unhealthy = runtime.wait_healthy(names, wait_timeout)
     return result

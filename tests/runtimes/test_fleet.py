@@ -173,10 +173,12 @@ def test_readings_arrive_in_every_db_and_rows_in_the_lake(fleet):
 
 def test_a_second_start_reports_the_running_fleet_instead_of_duplicating_it(fleet):
     pids = {s["name"]: s["pid"] for s in fleet.services()}
+    recorded = fleet.layout.runtime_file.read_text()
     result = fleet.cli("start")
     assert result.exit_code == 0
     assert "Already running" in result.stderr
     assert {s["name"]: s["pid"] for s in fleet.services()} == pids
+    assert fleet.layout.runtime_file.read_text() == recorded  # started_at is the fleet's, not this command's
 
 
 def test_logs_follow_a_service_through_a_restart(fleet):

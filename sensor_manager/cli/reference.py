@@ -1,0 +1,47 @@
+"""The CLI reference, rendered from the commands' own help so the README matches `--help`.
+
+README.md embeds `markdown()` through cog; `tests/test_docs.py` runs `cog --check`.
+"""
+from __future__ import annotations
+
+import typer
+
+# Accepted by every command and described once in the README, not in each table.
+COMMON_OPTIONS = frozenset({"help", "config", "project_dir", "quiet", "verbose"})
+
+
+def _commands(group, prefix: str = ""):
+    for name in sorted(group.commands):
+        command = group.commands[name]
+        if getattr(command, "hidden", False):
+            continue
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def _option_cell(param) -> str:
+    names = ", ".join(f"`{opt}`" for opt in [*param.opts, *param.secondary_opts])
+    return names if param.param_type_name == "option" else f"`{(param.metavar or param.name).upper()}`"
+
+
+def markdown() -> str:
+    from sensor_manager.cli import app
+
+    root = typer.main.get_command(app)
+    out: list[str] = []
+    for name, command in _commands(root):
+        text = (command.help or "").strip()
+        summary, _, rest = text.partition("\n")
+        out.append(f"#### `{name}`\n\n{summary.strip()}")
+        if rest.strip():
+            out.append(" ".join(line.strip() for line in rest.strip().splitlines()))
+        rows = ["| option | meaning |", "|---|---|"]
+        for param in command.params:
+            if param.name in COMMON_OPTIONS:
+                continue
+            help_text = (getattr(param, "help", None) or "").replace("|", "\\|").replace("\n", " ")
+            rows.append(f"| {_option_cell(param)} | {help_text} |")
+        out.append("\n".join(rows))
+    return "\n\n".join(out)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -118,12 +117,15 @@ def read_rates(db: Path, rows: int) -> tuple[float, float]:
 
 
 def peak_rss_mb(rows: int, work: Path) -> float:
+    """VmHWM of a fresh `python -m uploader --once` process (its own peak, not inherited from this one)."""
     data = work / "rss" / "data"
     build_db(data / "Berlin" / "AB12" / "sensor_data.db", rows)
-    subprocess.run([sys.executable, "-m", "uploader", "--sqlite", str(data), "--lake", str(work / "rss" / "lake"),
-                    "--state-dir", str(work / "rss" / "state")], check=True, stderr=subprocess.DEVNULL,
-                   cwd=Path(__file__).resolve().parent.parent)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    probe = ("import sys; from uploader.cli import main; code = main(sys.argv[1:]);"
+             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, "--sqlite", str(data), "--lake", str(work / "rss" / "lake"),
+                           "--state-dir", str(work / "rss" / "state")], check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parent.parent)
+    return int(done.stdout.split()[-1]) / 1024
 
 
 def steady_cycle_seconds(data: Path, work: Path, db: Path, rows_per_cycle: int = 750, cycles: int = 5) -> float:

@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from sensor_manager.errors import ExitCode, SensorManagerError, UsageError
+from uploader.allocators import tune_allocators
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +55,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_allocators()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return run(argv)

@@ -28,7 +28,9 @@ def upload(
 ) -> None:
     """Ship every reading of the sensor DBs exactly once to the lake. Example: ./sensor_manager.py upload --sqlite data/New_York"""
     from uploader import runner
+    from uploader.allocators import tune_allocators
 
+    tune_allocators()
     if once and continuous:
         raise UsageError("--once and --continuous exclude each other; pick one.")
     s = session(ctx, config, project_dir)

@@ -39,7 +39,7 @@ from uploader.sources.generations import Shape
 
 DB_NAME = "sensor_data.db"
 BUSY_TIMEOUT_MS = 5_000
-CHUNK_ROWS = 16_384
+CHUNK_ROWS = 8_192
 NOT_READY_MESSAGES = ("no such table",)
 
 

@@ -23,7 +23,7 @@ from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan, bump_epoch, load_plan, resolve_plan
 from sensor_manager.preflight import Check, require_preflight
 from sensor_manager.runtimes import RuntimeChoice, choose_runtime, record_runtime, runtime_for
-from sensor_manager.runtimes.base import Runtime, Service, plan_services
+from sensor_manager.runtimes.base import Runtime, Service
 from sensor_manager.runtimes.targets import resolve_targets
 
 DEFAULT_WAIT_TIMEOUT = 120.0
@@ -45,8 +45,7 @@ def project_lock(layout: ProjectLayout) -> Iterator[None]:
 
 def runtime_services(runtime: Runtime, plan: FleetPlan) -> list[Service]:
     """The services `runtime` runs for `plan` (a runtime may host several sensors per service)."""
-    services = getattr(runtime, "services", None)
-    return services(plan) if callable(services) else plan_services(plan, None)
+    return runtime.services(plan)
 
 
 @dataclass
@@ -199,7 +198,7 @@ def _sink_location(layout: ProjectLayout, configured: str | None, default: Path)
 
 def _sensor_files(layout: ProjectLayout, plan: FleetPlan) -> list[Path]:
     found = []
-    for sensor in (*plan.sensors, *getattr(plan, "retired", ())):
+    for sensor in (*plan.sensors, *plan.retired):
         folder = layout.root / sensor.sensor_dir
         for pattern in SENSOR_FILE_PATTERNS:
             found.extend(sorted(p for p in folder.glob(pattern) if p.is_file()))

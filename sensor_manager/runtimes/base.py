@@ -91,6 +91,9 @@ class Runtime(Protocol):
     name: str  # "local" | "docker"
     layout: ProjectLayout
 
+    def services(self, plan: FleetPlan) -> list[Service]:
+        """The services this runtime runs for `plan` (it decides how many sensors one service hosts)."""
+
     def render(self, plan: FleetPlan, config: Config) -> list[str]:
         """Write what the runtime needs to run the plan (specs, compose file); return the paths written."""
 

@@ -72,4 +72,7 @@ def test_a_rejected_batch_is_dead_lettered_and_the_sink_moves_on(project, sensor
     assert set(dead["reason"].to_pylist()) == {"rejected by parquet: 400: document too large"}
     [source] = uploader.tracked.values()
     assert source.positions["parquet"] == 30 and uploader.sink_status["parquet"].dead_lettered == 10
-    assert uploader.store.get("parquet", uploader.namespace.app_id(source.source.key)) == 30
+    from uploader.checkpoints import CheckpointStore, checkpoint_path
+
+    store = CheckpointStore(checkpoint_path(inv.state_root, inv.uploader_id))
+    assert store.get("parquet", uploader.namespace.app_id(source.source.key)) == 30

@@ -75,7 +75,7 @@ def resolve_invocation(
     state_dir: Path | None = None, continuous: bool = False, interval: float | None = None,
     development: bool = False,
 ) -> Invocation:
-    if not sqlite.exists():
+    if not sqlite.exists() and not continuous:  # a service may start before its sensors create their folders
         raise UsageError(f"--sqlite {sqlite}: no such file or directory; give a sensor_data.db or a directory holding some.")
     project = project_dir.expanduser().resolve() if project_dir else project_dir_of(sqlite)
     data_root = data_root_of(sqlite, project / "data" if project else None)

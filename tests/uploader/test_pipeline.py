@@ -217,3 +217,17 @@ def test_a_source_that_breaks_the_stage_is_reported_and_the_others_flow(project,
     [broken] = [s for s in status["sources"] if "BB22" in s["source"]]
     assert broken["error"] == "unexpected ValueError: stage bug" and broken["positions"] == {"delta": 0}
     assert status["sinks"]["delta"]["retries"] == 0
+
+
+def test_continuous_mode_waits_for_a_data_folder_that_does_not_exist_yet(project, sensor_db, invocation, lake_rows):
+    city = project / "data" / "Tokyo"
+    uploader = Uploader(invocation(sqlite=city, continuous=True))
+    try:
+        uploader.cycle(fixed_targets=False)
+        assert not uploader.tracked
+        sensor_db(city / "AB12" / "sensor_data.db", sensor_id="Tokyo_AB12", location="Tokyo").append(7)
+        uploader.cycle(fixed_targets=False)
+    finally:
+        uploader.close()
+    assert uploader.inv.uploader_id == "tokyo"
+    assert lake_rows(uploader.inv.table_uri).num_rows == 7

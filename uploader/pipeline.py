@@ -100,25 +100,24 @@ class Uploader:
         if not self.locks.acquire(path):
             self.others[path] = SourceStatus(source=relpath, skipped="locked by another uploader")
             return
+        source = None
         try:
             source = SqliteSource(path, self.inv.data_root, naive_local=self.inv.settings.naive_timestamps == "local")
-        except SourceNotReadyError as exc:
-            self.locks.release(path)
-            self.others[path] = SourceStatus(source=relpath, skipped=f"not ready: {exc}")
-            return
-        except SourceUnreadableError as exc:
-            self.locks.release(path)
-            self.others[path] = SourceStatus(source=relpath, error=str(exc))
-            log.warning("Sensor DB unreadable; skipping it. source=%s error=%s", relpath, exc)
+            status = SourceStatus(source=source.relpath, generation=source.generation, sensor_id=source.sensor_id(),
+                                  shape=source.shape.name, end_id=source.end_id(), locked=True)
+        except (SourceNotReadyError, SourceUnreadableError) as exc:
+            if source is not None:
+                source.close()
+            if not any(t.source.path == path for t in self.retiring):  # still draining the old generation
+                self.locks.release(path)
+            if isinstance(exc, SourceNotReadyError):
+                self.others[path] = SourceStatus(source=relpath, skipped=f"not ready: {exc}")
+            else:
+                self.others[path] = SourceStatus(source=relpath, error=str(exc))
+                log.warning("Sensor DB unreadable; skipping it. source=%s error=%s", relpath, exc)
             return
         self.others.pop(path, None)
-        status = SourceStatus(source=source.relpath, generation=source.generation, sensor_id=source.sensor_id(),
-                              shape=source.shape.name, locked=True)
-        tracked = Tracked(source, status)
-        status.end_id = source.end_id()
-        if fixed_targets:
-            tracked.target = status.end_id
-        self.tracked[path] = tracked
+        self.tracked[path] = Tracked(source, status, target=status.end_id if fixed_targets else None)
 
     def _resume(self, sink: Sink, app_id: str) -> int:
         """The sink's own durable position wins over the local cache, which is refreshed from it."""

@@ -152,7 +152,7 @@ def parse_timestamps(values: pa.Array) -> pa.Array | None:
             parsed = pc.cast(pc.cast(values, pa.timestamp("us")), pa.timestamp("us", tz="UTC"))  # naive: UTC
         except pa.ArrowInvalid:
             return None
-    return parsed.view(pa.int64()) if hasattr(parsed, "view") else pc.cast(parsed, pa.int64())
+    return parsed.view(pa.int64())
 
 
 def select_sql(shape: Shape, naive_local: bool) -> str:

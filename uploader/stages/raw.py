@@ -5,7 +5,6 @@ sensor_id or seq) is rejected with its reason: never zero-filled, never dropped 
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 import numpy as np
@@ -21,7 +20,6 @@ EARLIEST_US = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1_000_
 LATEST_US = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp() * 1_000_000)
 # The 2025-04 generation wrote "City (lat, lon)" into location.
 COORDINATES = r"^(?P<name>.*?)\s*\(\s*(?P<lat>[-+]?\d+(?:\.\d+)?)\s*,\s*(?P<lon>[-+]?\d+(?:\.\d+)?)\s*\)\s*$"
-_COORDINATES = re.compile(COORDINATES)
 
 
 def _constant(value: object, type_: pa.DataType, rows: int) -> pa.Array:

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 
 from uploader.batch import Batch, Lineage
-from uploader.schema import CANONICAL_SCHEMA
 from uploader.sinks.base import Sink
 from uploader.sinks.delta import DeltaSink
 from uploader.stages.raw import RawStage

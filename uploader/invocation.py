@@ -77,6 +77,10 @@ def resolve_invocation(
 ) -> Invocation:
     if not sqlite.exists() and not continuous:  # a service may start before its sensors create their folders
         raise UsageError(f"--sqlite {sqlite}: no such file or directory; give a sensor_data.db or a directory holding some.")
+    for remote in (lake, settings.sinks.delta.path):
+        if remote is not None and re.match(r"^[a-z][a-z0-9+]*:/", str(remote)):
+            raise UsageError(f"lake {remote}: object-store lakes are not supported yet (they need a locking provider or "
+                             "conditional puts for concurrent uploaders); use a local directory.")
     project = project_dir.expanduser().resolve() if project_dir else project_dir_of(sqlite)
     data_root = data_root_of(sqlite, project / "data" if project else None)
     identity = read_plan_identity(project) if project else None

@@ -27,6 +27,7 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     (["--sqlite", "{data}", "--uploader-id", "New York"], "error: --uploader-id 'New York': use lowercase letters"),
     (["--sqlite", "{data}", "--interval", "0"], "error: --interval 0.0: must be a positive number of seconds."),
     (["--sqlite", "{data}", "--interval", "soon"], "error: argument --interval: invalid float value: 'soon'"),
+    (["--sqlite", "{data}", "--lake", "s3://bucket/lake"], "error: lake s3:/bucket/lake: object-store lakes are not supported yet"),
 ])
 def test_bad_input_exits_2_with_one_error_line_and_changes_nothing(project, capsys, tree_listing, argv, message):
     before = tree_listing(project)

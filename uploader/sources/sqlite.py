@@ -44,7 +44,7 @@ NOT_READY_MESSAGES = ("no such table",)
 
 
 class SourceUnreadableError(Exception):
-    """The DB cannot be read (corrupt, not a database, unreadable); `reason` says why."""
+    """The DB cannot be read (corrupt, not a database, unreadable, changed under the reader)."""
 
 
 class SourceTypeMismatch(Exception):
@@ -332,10 +332,14 @@ class SqliteSource:
         """The strict SELECT through the long-open stdlib connection: it still sees a replaced file's WAL."""
         try:
             cursor = self._meta.execute(sql, (after, upto))
-            cursor.fetchone()  # the typed sentinel row
-            while rows := cursor.fetchmany(chunk_rows):
-                columns = list(zip(*rows))
-                yield pa.RecordBatch.from_arrays([pa.array(c, t) for c, t in zip(columns, OUTPUT_TYPES)], names=OUTPUT_NAMES)
+            try:
+                cursor.fetchone()  # the typed sentinel row
+                while rows := cursor.fetchmany(chunk_rows):
+                    columns = list(zip(*rows))
+                    yield pa.RecordBatch.from_arrays([pa.array(c, t) for c, t in zip(columns, OUTPUT_TYPES)],
+                                                     names=OUTPUT_NAMES)
+            finally:
+                cursor.close()  # an abandoned cursor would hold its read transaction
         except sqlite3.Error as exc:
             raise SourceUnreadableError(f"{self.path}: {exc}") from None
 

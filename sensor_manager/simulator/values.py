@@ -68,10 +68,15 @@ class ValueModel:
         table = self.table
         cycle = np.cos((local_hours - PEAK_HOUR) * (2 * math.pi / 24.0))
         values = self._advance(len(local_hours))  # in place from here on: this runs per block
+        reach = max(float(values.max()), -float(values.min()), 0.0)  # whole-array reductions are cheap
         values *= table.std
         values += table.mean + self.bias
         values += cycle[:, None] * (DIURNAL_AMPLITUDE * table.std)
-        if (values.min(axis=0) < table.low).any() or (values.max(axis=0) > table.high).any():
+        # Exact per-column bounds checks only when the block could possibly reach a bound.
+        spread = (np.abs(DIURNAL_AMPLITUDE) + reach) * table.std
+        could_leave = ((table.mean + self.bias - spread) < table.low).any() or (
+            (table.mean + self.bias + spread) > table.high).any()
+        if could_leave and ((values.min(axis=0) < table.low).any() or (values.max(axis=0) > table.high).any()):
             centre = table.mean + self.bias + cycle[:, None] * (DIURNAL_AMPLITUDE * table.std)
             self._truncate(values, centre)
         return values

@@ -101,3 +101,14 @@ def test_same_seed_same_rows(tmp_path):
     different = open_readonly(other.directory / "sensor_data.db").execute(
         "SELECT temperature FROM sensor_readings ORDER BY id LIMIT 10").fetchall()
     assert different != [(r[3],) for r in tables[0][:10]]
+
+
+def test_tight_bounds_truncate_without_pile_up():
+    from sensor_manager.simulator.values import MetricTable, ValueModel
+
+    params = NormalParameters(temperature={"mean": 65, "std_dev": 2, "min": 64, "max": 66})
+    model = ValueModel(MetricTable(params), np.random.default_rng(5), 1.0)
+    values = model.generate(np.linspace(0, 24, 20_000, endpoint=False))[:, 0]
+    assert values.min() >= 64 and values.max() <= 66
+    assert np.isclose(values, 64, atol=1e-6).mean() < 0.001 and np.isclose(values, 66, atol=1e-6).mean() < 0.001
+    assert values.std() > 0.3  # spread across the band, not collapsed

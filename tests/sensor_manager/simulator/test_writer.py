@@ -115,3 +115,32 @@ def test_locked_db_is_retried_and_never_kills_the_sensor(tmp_path):
     assert summary.rows_written == read_high_water(writer.path).max_seq >= 500
     entry = json.loads(status.read_text())["sensors"][spec.identity.sensor_id]
     assert entry["rows_written"] == summary.rows_written and entry["errors"] == summary.errors
+
+
+def test_identity_change_keeps_old_rows_as_they_were(tmp_path):
+    from dataclasses import replace
+
+    identity = make_identity(firmware_version="1.4.0")
+    writer = SensorWriter(tmp_path / "s", identity)
+    writer.open()
+    _write(writer, 1_735_689_600_000, 2)
+    writer.close()
+    upgraded = SensorWriter(tmp_path / "s", replace(identity, firmware_version="2.0.1"))
+    upgraded.open()
+    _write(upgraded, 1_735_689_700_000, 2)
+    upgraded.close()
+    firmware = [r[0] for r in open_readonly(upgraded.path).execute("SELECT firmware_version FROM sensor_readings ORDER BY id")]
+    assert firmware == ["1.4.0", "1.4.0", "2.0.1", "2.0.1"]
+
+
+def test_a_foreign_database_is_refused_not_deleted(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    seed_db = sqlite3.connect(folder / "sensor_data.db")
+    seed_db.execute("CREATE TABLE sensor_readings (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT)")
+    seed_db.execute("INSERT INTO sensor_readings (timestamp) VALUES ('2025-01-01T00:00:00.000+00:00')")
+    seed_db.commit()
+    seed_db.close()
+    with pytest.raises(Exception, match="not a sensor-manager v1 database"):
+        SensorWriter(folder, make_identity()).open()
+    assert sqlite3.connect(folder / "sensor_data.db").execute("SELECT count(*) FROM sensor_readings").fetchone()[0] == 1

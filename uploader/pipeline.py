@@ -87,12 +87,18 @@ class Uploader:
         for path in find_databases(self.inv.sqlite):
             known = self.tracked.get(path)
             if known is not None:
-                if not known.source.is_replaced():
+                if known.source.is_replaced():
+                    known.retiring = True
+                    known.source.retire()
+                    self.retiring.append(self.tracked.pop(path))
+                    log.info("Sensor DB replaced; draining the old generation first. source=%s", known.status.source)
+                elif known.source.is_reset_in_place():
+                    # The old generation's rows are gone from this file: nothing left to drain.
+                    log.warning("Sensor DB reset in place; shipping it as a new generation. source=%s lost_after=%s",
+                                known.status.source, known.positions)
+                    self.tracked.pop(path).source.close()
+                else:
                     continue
-                known.retiring = True
-                known.source.retire()
-                self.retiring.append(self.tracked.pop(path))
-                log.info("Sensor DB replaced; draining the old generation first. source=%s", known.status.source)
             self._open(path, fixed_targets)
 
     def _open(self, path: Path, fixed_targets: bool) -> None:

@@ -231,3 +231,25 @@ def test_continuous_mode_waits_for_a_data_folder_that_does_not_exist_yet(project
         uploader.close()
     assert uploader.inv.uploader_id == "tokyo"
     assert lake_rows(uploader.inv.table_uri).num_rows == 7
+
+
+def test_a_db_whose_table_is_recreated_in_place_ships_as_a_new_generation(project, sensor_db, invocation, lake_rows):
+    from contextlib import closing
+
+    from uploader.sources.generations import DDL
+
+    db = sensor_db(project / "data" / "Berlin" / "AA11" / "sensor_data.db", shape="current")
+    db.append(10)
+    uploader = Uploader(invocation(continuous=True))
+    try:
+        uploader.cycle(fixed_targets=False)
+        with closing(db.connect()) as con, con:
+            con.executescript("DROP TABLE sensor_readings; DELETE FROM sqlite_sequence;" + DDL["current"].split(";")[0])
+        db.seq = 100  # another first row, so another generation hash
+        db.append(5)
+        uploader.cycle(fixed_targets=False)
+    finally:
+        uploader.close()
+    table = lake_rows(uploader.inv.table_uri)
+    assert sorted(Counter(table["generation"].to_pylist()).values()) == [5, 10]
+    assert sorted(table["source_id"].to_pylist()) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 7, 8, 9, 10]

@@ -383,6 +383,15 @@ class SqliteSource:
         except FileNotFoundError:
             return True
 
+    def is_reset_in_place(self) -> bool:
+        """True when the same file now holds another generation (its table was recreated, ids restart)."""
+        try:
+            return self._read_generation() != self.generation
+        except SourceNotReadyError:
+            return True  # the table is empty again
+        except sqlite3.Error:
+            return False  # busy or unreadable: unknown is not a reset; the next read reports it
+
     def _close_bulk(self) -> None:
         if self._bulk is not None:
             try:

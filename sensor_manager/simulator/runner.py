@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 2.0
 MAX_SLEEP_SECONDS = 0.2  # bounds how late a stop request is noticed
+STOP_RETRY_SECONDS = 0.5
 CLOSE_THREADS = 16
 
 
@@ -108,6 +109,8 @@ class Simulation:
         self.wall_clock = wall_clock
         self.table = MetricTable(options.normal_parameters)
         self.hosted: list[HostedSensor] = []
+        self.opened = False  # the status file is written only once every sensor is open
+        self._stop_seen: float | None = None
         self.status = SimulationStatus(options.status_file, options.status_name,
                                        options.simulation.status_interval_seconds)
 
@@ -131,6 +134,7 @@ class Simulation:
         now_ms = self.wall_clock() * 1000
         for sensor in self.hosted:
             sensor.stream = self._stream_for(sensor, now_ms)
+        self.opened = True
         self.status.update("starting", self.hosted, force=True)
 
     def _stream_for(self, sensor: HostedSensor, now_ms: float) -> ReadingStream:
@@ -188,7 +192,9 @@ class Simulation:
         else:
             for sensor in self.hosted:
                 close_one(sensor)
-        if self.status.state != "failed":
+        # A process that failed to open (e.g. another writer holds a lock) leaves the status file alone:
+        # it may well belong to the process holding that lock.
+        if self.opened and self.status.state != "failed":
             self.status.update("stopped", self.hosted, force=True)
 
     # --- backfill --------------------------------------------------------------------------------
@@ -285,10 +291,19 @@ class Simulation:
             sensor.backoff = min(MAX_BACKOFF_SECONDS, max(0.05, sensor.backoff * 2))
             sensor.retry_at = now + sensor.backoff
             log.warning("Sensor DB busy; retrying. sensor_id=%s backoff=%.2fs", sensor.sensor_id, sensor.backoff)
-            if not blocking or self.stop.is_set() and sensor.errors > 50:
+            if not blocking or (self.stop.is_set() and now >= self._stop_budget_end()):
+                if self.stop.is_set():
+                    log.error("Sensor stopped with unwritten readings; the DB stayed locked. sensor_id=%s rows=%d",
+                              sensor.sensor_id, sum(len(b) for b in sensor.pending))
                 return
             time.sleep(sensor.backoff)
             now = time.monotonic()
+
+    def _stop_budget_end(self) -> float:
+        """After a stop request, a locked DB gets this long to accept the last readings."""
+        if self._stop_seen is None:
+            self._stop_seen = time.monotonic()
+        return self._stop_seen + STOP_RETRY_SECONDS
 
 
 

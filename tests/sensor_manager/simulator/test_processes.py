@@ -93,10 +93,10 @@ def test_second_writer_exits_2_naming_the_holder(runner, project_dir, write_conf
     try:
         _wait_running(process, status)
         result = runner.invoke(app, ["--project-dir", str(project_dir), "simulate", "--config", str(config),
-                                     "--cities", "Berlin", "--duration", "0.01",
-                                     "--status-file", str(project_dir / "second.json")])
+                                     "--cities", "Berlin", "--duration", "0.01", "--status-file", str(status)])
         assert result.exit_code == 2
         assert f"(pid {process.pid})" in result.output and "Traceback" not in result.output
+        assert json.loads(status.read_text())["pid"] == process.pid  # the holder's status file is left alone
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

@@ -75,6 +75,7 @@ def test_once_with_an_unreachable_sink_exits_1_after_bounded_retries(project, se
     assert status["state"] == "failing"
     assert status["sinks"]["delta"]["failing_permanently"] and status["sinks"]["delta"]["retries"] == 3
     assert status["sinks"]["delta"]["lag_rows"] == 5
+    assert status["sinks"]["delta"]["lag_seconds"] > 0  # the oldest unshipped reading's age
 
 
 def test_upload_command_runs_the_uploader_in_the_foreground(project, sensor_db, runner):

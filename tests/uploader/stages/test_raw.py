@@ -60,3 +60,17 @@ def test_embedded_coordinates_are_stripped_and_fill_missing_latitude_longitude()
 def test_every_row_gets_a_non_empty_city(locations):
     cities = _cities(pa.array(locations, pa.string()), "Fallback").to_pylist()
     assert len(cities) == len(locations) and all(cities)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=1, max_size=60))
+def test_every_row_is_either_kept_or_rejected_never_both_never_lost(flags):
+    n = len(flags)
+    kept, rejected = RawStage().apply(chunk(
+        ts_us=[None if bad_ts else 1_748_779_200_000_000 + i for i, (bad_ts, _, _) in enumerate(flags)],
+        bad_metrics=[1 if bad_metric else 0 for _, bad_metric, _ in flags],
+        seq=[None if no_seq else i + 1 for i, (_, _, no_seq) in enumerate(flags)]), LINEAGE)
+    kept_ids = kept.column("source_id").to_pylist() if kept is not None else []
+    rejected_ids = [r.source_id for r in rejected]
+    assert sorted(kept_ids + rejected_ids) == list(range(1, n + 1))
+    assert rejected_ids == [i + 1 for i, f in enumerate(flags) if any(f)]
+    assert all(r.reason for r in rejected)

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from itertools import repeat
 from pathlib import Path
 
+import sqlite_utils
+
 from sensor_manager.errors import ResourceLimitError, UsageError
 from sensor_manager.simulator import db
 from sensor_manager.simulator.identity import SensorIdentity
@@ -120,7 +122,8 @@ class SensorWriter:
     def _ensure_schema(self) -> None:
         conn = self.conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        introspect = sqlite_utils.Database(conn)
+        tables = set(introspect.table_names()) | set(introspect.view_names())
         if version == 0 and not tables:
             self._create_schema()
         elif version != db.SCHEMA_VERSION or "readings" not in tables:

@@ -25,7 +25,7 @@ import numpy as np
 from sensor_manager.errors import ResourceLimitError
 from sensor_manager.simulator.anomalies import anomaly_profile
 from sensor_manager.simulator.identity import SensorIdentity, write_identity
-from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process
+from sensor_manager.simulator.limits import FDS_PER_SENSOR, RESERVED_FDS, raise_open_files_limit, sensors_per_process
 from sensor_manager.simulator.readings import Block, ReadingStream
 from sensor_manager.simulator.settings import AnomalySettings, DeviceSettings, NormalParameters, SimulationSettings
 from sensor_manager.simulator.status import SimulationStatus
@@ -121,8 +121,8 @@ class Simulation:
         capacity = sensors_per_process(soft)
         if len(self.specs) > capacity:
             raise ResourceLimitError(
-                f"{len(self.specs)} sensors need about {len(self.specs) * 4 + 256} open files but RLIMIT_NOFILE "
-                f"is {soft}; host at most {capacity} sensors per process (split with --cities or --sensor-id)"
+                f"{len(self.specs)} sensors need about {len(self.specs) * FDS_PER_SENSOR + RESERVED_FDS} open files "
+                f"but RLIMIT_NOFILE is {soft}; host at most {capacity} sensors per process (run_sharded splits them)"
             )
         rate = self.options.rate
         for spec in self.specs:

@@ -53,13 +53,15 @@ def project_dir_of(sqlite: Path) -> Path | None:
     return None
 
 
-def read_plan_identity(project_dir: Path) -> tuple[str, int] | None:
-    """(project, fleet_epoch) from state/plan.json, or None when there is no readable plan."""
-    try:
-        plan = json.loads((project_dir / "state" / "plan.json").read_text())
-        return str(plan["project"]), int(plan.get("fleet_epoch", 1))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def read_plan_identity(project_dir: Path, *extra_plans: Path) -> tuple[str, int] | None:
+    """(project, fleet_epoch) from state/plan.json (else the first readable of `extra_plans`), or None."""
+    for path in (project_dir / "state" / "plan.json", *extra_plans):
+        try:
+            plan = json.loads(path.read_text())
+            return str(plan["project"]), int(plan.get("fleet_epoch", 1))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def default_uploader_id(sqlite: Path, data_root: Path, in_project: bool) -> str:
@@ -73,7 +75,7 @@ def resolve_invocation(
     *, sqlite: Path, settings: UploaderSettings, config_project: str | None = None,
     project_dir: Path | None = None, uploader_id: str | None = None, lake: Path | None = None,
     state_dir: Path | None = None, continuous: bool = False, interval: float | None = None,
-    development: bool = False,
+    development: bool = False, config_path: Path | None = None,
 ) -> Invocation:
     if not sqlite.exists() and not continuous:  # a service may start before its sensors create their folders
         raise UsageError(f"--sqlite {sqlite}: no such file or directory; give a sensor_data.db or a directory holding some.")
@@ -83,7 +85,9 @@ def resolve_invocation(
                              "conditional puts for concurrent uploaders); use a local directory.")
     project = project_dir.expanduser().resolve() if project_dir else project_dir_of(sqlite)
     data_root = data_root_of(sqlite, project / "data" if project else None)
-    identity = read_plan_identity(project) if project else None
+    # A container sees the plan beside its rendered config (/config/plan.json), not under state/.
+    beside_config = [config_path.parent / "plan.json"] if config_path else []
+    identity = read_plan_identity(project, *beside_config) if project else None
     name, epoch = identity or ((config_project or "standalone") if project else "standalone", 1)
     if development:
         epoch = int(time.time())  # a fresh epoch: the demo replays without colliding with earlier keys

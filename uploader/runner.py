@@ -18,7 +18,7 @@ def load_invocation(*, sqlite: Path, config: Path | None = None, project_dir: Pa
 
     loaded = load_config(config, project_dir)
     return resolve_invocation(sqlite=sqlite, settings=loaded.uploader, config_project=loaded.project,
-                              project_dir=project_dir, **options)
+                              project_dir=project_dir, config_path=config, **options)
 
 
 def check(**options) -> tuple[bool, str]:

@@ -107,3 +107,17 @@ def test_sigterm_in_continuous_mode_finishes_records_progress_and_exits_0(projec
     assert process.wait(timeout=30) == 0, process.stderr.read()
     final = json.loads(status_path.read_text())
     assert final["state"] == "stopped" and final["sources"][0]["positions"] == {"delta": 40}
+
+
+def test_a_container_reads_project_and_epoch_from_the_plan_beside_its_config(tmp_path, sensor_db, capsys):
+    root = tmp_path / "project"  # as mounted in a container: no state/plan.json
+    sensor_db(root / "data" / "Berlin" / "AB12" / "sensor_data.db").append(3)
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "sensor-manager.yaml").write_text("project: from-config\n")
+    (config_dir / "plan.json").write_text('{"schema_version": 1, "project": "demo", "seed": 1, "fleet_epoch": 4, "sensors": []}')
+    code, _, err = run_main(["--sqlite", str(root / "data" / "Berlin"), "--project-dir", str(root),
+                             "--config", str(config_dir / "sensor-manager.yaml")], capsys)
+    assert code == 0, err
+    status = json.loads((root / "state" / "status" / "uploader-berlin.json").read_text())
+    assert (status["project"], status["fleet_epoch"]) == ("demo", 4)

@@ -35,3 +35,27 @@ def test_one_process_refuses_more_sensors_than_open_files_allow(tmp_path, monkey
     with pytest.raises(ResourceLimitError, match="RLIMIT_NOFILE"):
         simulation.open()
     assert not any(tmp_path.iterdir())  # refused before touching anything
+
+
+def test_simulate_shards_when_the_open_file_limit_is_low(project_dir, write_config):
+    import resource
+    import subprocess
+    import sys
+
+    from sensor_manager.simulator.limits import FDS_PER_SENSOR, RESERVED_FDS
+
+    config = write_config(sensors_per_city=3)  # two cities: 6 sensors
+    limit = RESERVED_FDS + 2 * FDS_PER_SENSOR  # room for two sensors per process
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sensor_manager", "--project-dir", str(project_dir), "simulate", "--config", str(config),
+         "--rate", "1", "--backfill", "60s", "--duration", "0.5", "--json"],
+        preexec_fn=low_limit, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["sensors"] == 6
+    status = json.loads((project_dir / "state/status/sensor-all.json").read_text())
+    assert status["shards"] == 3 and len(status["sensors"]) == 6

@@ -32,3 +32,10 @@ def raise_open_files_limit() -> int:
 def sensors_per_process(soft_limit: int) -> int:
     """How many sensors one process can host within `soft_limit` open files."""
     return max(1, (soft_limit - RESERVED_FDS) // FDS_PER_SENSOR)
+
+
+def open_files_message() -> str:
+    """What to say when a process ran out of file descriptors."""
+    soft, hard = open_files_limit()
+    return (f"too many open files (RLIMIT_NOFILE soft={soft}, hard={hard}); host fewer sensors per process "
+            "or raise the hard limit (ulimit -Hn)")

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from sensor_manager.errors import ResourceLimitError, WriterLockedError
+from sensor_manager.simulator.limits import open_files_message
 
 
 class WriterLock:
@@ -23,7 +24,7 @@ class WriterLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             if exc.errno == errno.EMFILE:
-                raise ResourceLimitError(_emfile_message()) from None
+                raise ResourceLimitError(open_files_message()) from None
             raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -43,10 +44,3 @@ class WriterLock:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
 
-
-def _emfile_message() -> str:
-    from sensor_manager.simulator.limits import open_files_limit
-
-    soft, hard = open_files_limit()
-    return (f"too many open files (RLIMIT_NOFILE soft={soft}, hard={hard}); host fewer sensors per process "
-            "or raise the hard limit (ulimit -Hn)")

@@ -27,7 +27,8 @@ import sqlite_utils
 from sensor_manager.errors import ResourceLimitError, UsageError
 from sensor_manager.simulator import db
 from sensor_manager.simulator.identity import SensorIdentity
-from sensor_manager.simulator.lock import WriterLock, _emfile_message
+from sensor_manager.simulator.limits import open_files_message
+from sensor_manager.simulator.lock import WriterLock
 from sensor_manager.simulator.readings import Block
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class SensorWriter:
                                    timeout=WRITER_BUSY_TIMEOUT_MS / 1000)
         except sqlite3.OperationalError as exc:
             if "unable to open" in str(exc) and _fd_exhausted():
-                raise ResourceLimitError(_emfile_message()) from None
+                raise ResourceLimitError(open_files_message()) from None
             raise
         self.conn = conn
         conn.execute(f"PRAGMA busy_timeout = {WRITER_BUSY_TIMEOUT_MS}")
@@ -232,6 +233,8 @@ class SensorWriter:
                 return False
             if _is_disk_full(exc):
                 raise ResourceLimitError(f"{self.path}: disk full; free space under {self.directory.parent}") from None
+            if "unable to open" in str(exc) and _fd_exhausted():
+                raise ResourceLimitError(open_files_message()) from None
             if _is_corrupt(exc):
                 self._move_aside(str(exc))
                 self._connect()

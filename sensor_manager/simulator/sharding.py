@@ -41,7 +41,8 @@ def run_sharded(specs: list[SensorSpec], options: RunOptions, stop: threading.Ev
         child.start()
     signalled = False
     while any(child.is_alive() for child in children):
-        if stop.is_set() and not signalled:
+        shard_failed = any(c.exitcode not in (None, 0) for c in children)
+        if (stop.is_set() or shard_failed) and not signalled:  # one failed shard stops the rest: restart as one
             for child in children:
                 if child.is_alive():
                     os.kill(child.pid, signal.SIGTERM)

@@ -133,3 +133,12 @@ def markdown_table() -> str:
         env = f"`{doc.env}`" if doc.env else ""
         rows.append(f"| `{doc.key}` | {doc.type} | `{doc.default}` | {doc.bounds} | {env} | {reload} | {doc.description} |")
     return "\n".join(rows)
+
+
+def full_example() -> str:
+    """The bundled config resolved, every key at its value, secrets redacted (a complete example file)."""
+    import yaml
+
+    from sensor_manager.config import load_config
+
+    return yaml.safe_dump(load_config().redacted(), sort_keys=False, allow_unicode=True, width=100)

@@ -11,16 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "ci-engine: $*" >&2; }
 CACHE=${DOCKER_ENGINE_CACHE:-/var/cache/sm-docker-engine}
-recipe=../shared/recipes/docker-engine.sh
+recipe=compose/docker-engine.sh
 
-if [ -f "$recipe" ]; then
-  exports=$(bash "$recipe")
-elif docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
-  log "no shared recipe; using the engine at ${DOCKER_HOST:-the default socket}"
+if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+  log "using the engine that answers at ${DOCKER_HOST:-the default socket}"
   exports="export DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}"
   [ -n "${BASE_IMAGE:-}" ] && exports="$exports"$'\n'"export BASE_IMAGE=$BASE_IMAGE"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  exports=$(bash "$recipe")
 else
-  log "no Docker engine and no recipe ($recipe) to start one"
+  log "no Docker engine answers, and starting one ($recipe) needs root on Debian/Ubuntu"
   exit 1
 fi
 eval "$exports"

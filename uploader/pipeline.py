@@ -219,6 +219,14 @@ class Uploader:
 
     def cycle(self, *, fixed_targets: bool) -> None:
         """Discover, then drain retiring sources and every held source for every sink."""
+        shipped_before = {name: status.rows_shipped for name, status in self.sink_status.items()}
+        self._drain_all(fixed_targets)
+        for name, status in self.sink_status.items():
+            if status.rows_shipped > shipped_before[name]:
+                log.info("Rows shipped. sink=%s rows=%d sources=%d total=%d", name, status.rows_shipped - shipped_before[name],
+                         len(self.tracked), status.rows_shipped)
+
+    def _drain_all(self, fixed_targets: bool) -> None:
         self.discover(fixed_targets=fixed_targets)
         if not self._resolve_namespace():
             return
@@ -276,7 +284,13 @@ class Uploader:
                 and not any(t.status.error for t in self.tracked.values()))
 
     # -- running -----------------------------------------------------------------------------------
+    def _log_start(self, mode: str) -> None:
+        log.info("Uploader started. uploader_id=%s mode=%s sinks=%s data=%s lake=%s project=%s fleet_epoch=%d",
+                 self.inv.uploader_id, mode, ",".join(s.name for s in self.sinks), self.inv.sqlite, self.inv.table_uri,
+                 self.inv.project, self.inv.fleet_epoch)
+
     def run_once(self) -> bool:
+        self._log_start("once")
         self.state = "running"
         self.write_status()
         while True:
@@ -292,6 +306,7 @@ class Uploader:
         return ok
 
     def run_continuous(self) -> None:
+        self._log_start(f"continuous every {self.inv.interval:g} s")
         self.state = "idle"
         self.write_status()
         self.stop_requested.wait(random.uniform(0, self.inv.interval))
@@ -305,6 +320,7 @@ class Uploader:
             self.stop_requested.wait(max(0.0, self.inv.interval - (time.monotonic() - started)))
         self.state = "stopped"
         self.write_status()
+        log.info("Uploader stopped. uploader_id=%s", self.inv.uploader_id)
 
     def close(self) -> None:
         for tracked in list(self.tracked.values()) + self.retiring:

@@ -43,7 +43,7 @@ def write_uploader_status(path: Path, *, uploader_id: str, state: str, interval:
                           sinks: dict[str, SinkStatus], sources: list[SourceStatus], extra: dict[str, Any]) -> None:
     write_status(path, {
         "role": "uploader",
-        "name": uploader_id,
+        "name": f"uploader-{uploader_id}",
         "uploader_id": uploader_id,
         "state": state,
         "sinks": {name: asdict(status) for name, status in sinks.items()},

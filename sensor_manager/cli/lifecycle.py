@@ -50,7 +50,8 @@ def _print_summary(layout, result) -> None:
                   f"{len(result.plan.sensors)} sensors in {len(result.plan.cities)} cities.")
     console.print(f"  data:    {layout.data}/<City>/<CODE>/sensor_data.db")
     console.print(f"  lake:    {layout.lake}/sensor_readings (Delta)")
-    console.print(f"  logs:    {layout.logs}/<service>.log   (sensor_manager.py logs -f SERVICE)")
+    where = f"{layout.logs}/<service>.log" if result.runtime == "local" else "the engine's container logs"
+    console.print(f"  logs:    {where}   (sensor_manager.py logs -f SERVICE)")
     console.print("  monitor: sensor_manager.py status · sensor_manager.py monitor · sensor_manager.py stop")
 
 

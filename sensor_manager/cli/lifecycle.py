@@ -31,7 +31,7 @@ RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | doc
 TargetsArg = Annotated[Optional[list[str]], typer.Argument(help="Services, cities or sensor ids (default: all).", show_default=False)]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Return when every service is healthy; fail naming those that are not.")]
 WaitTimeoutOpt = Annotated[float, typer.Option("--wait-timeout", help="Seconds --wait waits.")]
-NoDiagnosticsOpt = Annotated[bool, typer.Option("--no-diagnostics", help="Skip the summary printed after --wait.")]
+NoDiagnosticsOpt = Annotated[bool, typer.Option("--no-diagnostics", help="Skip the summary of where data, lake and logs are.")]
 
 
 def _confirm(question: str, yes: bool) -> None:
@@ -97,7 +97,7 @@ def start(
         info(f"Started {len(result.started)} services: {', '.join(result.started)}.", s.quiet)
     if result.unhealthy:
         raise ProcessFailedError(f"not healthy (waited up to {wait_timeout:g} s): {', '.join(result.unhealthy)}; see `logs SERVICE`")
-    if wait and not no_diagnostics:
+    if not no_diagnostics:
         _print_summary(s.layout, result)
 
 

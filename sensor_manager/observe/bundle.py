@@ -18,6 +18,7 @@ from typing import Any
 
 from sensor_manager.config import REDACTED, is_secret_key, redact
 from sensor_manager.layout import ProjectLayout
+from sensor_manager.observe.access import edge_access
 from sensor_manager.observe.diagnostics import Report, database_stats
 from sensor_manager.observe.edge import edge_databases
 from sensor_manager.plan import FleetPlan
@@ -84,7 +85,9 @@ def bundle_members(layout: ProjectLayout, report: Report, config: Any, plan: Fle
             members[f"status/{path.name}"] = "unreadable\n"
     for path in sorted(layout.logs.glob("*.log")) if layout.logs.is_dir() else []:
         members[f"logs/{path.name}"] = _tail(path)
-    members["databases.json"] = _json([vars(database_stats(db, layout.root)) for db in edge_databases(layout, plan)])
+    # With container edge reads (Docker Desktop) the host never opens a live DB: no per-DB stats then.
+    host = edge_access(layout).host
+    members["databases.json"] = _json([vars(database_stats(db, layout.root)) for db in edge_databases(layout, plan)] if host else [])
     return members
 
 

@@ -2,6 +2,8 @@
 
 Checks only read: DBs are opened `mode=ro`; the lake write probe creates and removes one temp file.
 `skip` means the check does not apply (no recorded runtime, not the docker runtime, project stopped).
+`edge reads` says whether the host opens the edge DBs (see `observe/access.py`); when it may not (Docker
+Desktop), every `db <sensor_id>` check is skipped with how to run it inside the city's uploader container.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any, Callable, Iterable, Literal
 from sensor_manager.errors import SensorManagerError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe import lake
+from sensor_manager.observe.access import EdgeAccess, edge_access
 from sensor_manager.observe.edge import EdgeDatabase, edge_databases, file_sizes
 from sensor_manager.observe.monitor import Monitor
 from sensor_manager.observe.services import service_statuses
@@ -63,14 +66,16 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     record = read_runtime_record(layout)
     checks.append(_runtime(record))
     checks.extend(_docker(record))
+    access = edge_access(layout)
+    checks.append(_edge_reads(access))
     plan = _plan(layout, checks)
     services = service_statuses(layout) if record else []
     running = any(s.state != "stopped" for s in services)
     checks.extend(_services(layout, services))
-    checks.extend(database_checks(layout, plan, running))
+    checks.extend(database_checks(layout, plan, running, access=access))
     checks.extend(_disk(layout))
     checks.extend(_lake(layout))
-    checks.extend(_lag(layout, plan, running, config))
+    checks.extend(_lag(layout, plan, running, config, access))
     checks.append(_dead_letters(layout))
     return Report(checks)
 
@@ -125,6 +130,13 @@ def _docker(record: dict | None) -> list[Check]:
     present = bool(client.images.list(name=image))
     return [engine, compose, Check("image", "pass" if present else "fail", f"{image} {'present' if present else 'missing'}",
                                    "" if present else "rebuild it: ./sensor_manager.py build")]
+
+
+def _edge_reads(access: EdgeAccess) -> Check:
+    if access.host:
+        return Check("edge reads", "pass", f"host: edge DBs are opened read-only from the host ({access.reason})")
+    return Check("edge reads", "pass", f"container: edge DBs are never opened from the host ({access.reason}); monitor reads "
+                 "status files, query --source edge runs inside the uploader containers, db checks are skipped")
 
 
 # --- services -------------------------------------------------------------------------------------
@@ -225,12 +237,26 @@ def _seq_facts(conn: sqlite3.Connection, stats: DatabaseStats) -> None:
         stats.first_gap_after = gap[0] if gap else None
 
 
-def database_checks(layout: ProjectLayout, plan: FleetPlan | None, running: bool, now: float | None = None) -> list[Check]:
+def database_checks(layout: ProjectLayout, plan: FleetPlan | None, running: bool, now: float | None = None,
+                    access: EdgeAccess | None = None) -> list[Check]:
     databases = edge_databases(layout, plan)
     if not databases:
         return [Check("databases", "skip", "no plan and no sensor DBs yet", "start the fleet or run `simulate`")]
+    if not (access or edge_access(layout)).host:
+        return [_database_skipped(layout, db) for db in databases]
     now = time.time() if now is None else now
     return [_database_check(database_stats(db, layout.root), running, now) for db in databases]
+
+
+def _database_skipped(layout: ProjectLayout, db: EdgeDatabase) -> Check:
+    """The DB is not opened from the host: say how to run the same checks inside the city's uploader container."""
+    from sensor_manager.naming import city_service_slug
+    from sensor_manager.observe.container_query import compose_project_name
+
+    service = f"uploader-{city_service_slug(db.city_slug)}"
+    return Check(f"db {db.sensor_id}", "skip", f"{db.relative_path}: not opened from the host (container edge reads)",
+                 f"check it inside the container: docker compose -p {compose_project_name(layout)} exec {service} "
+                 "python -m sensor_manager --project-dir /project diagnostics")
 
 
 def _database_check(stats: DatabaseStats, running: bool, now: float) -> Check:
@@ -310,13 +336,18 @@ def _lake_writable(path: Path) -> Check:
     return Check("lake writable", "pass", f"{target} accepts writes")
 
 
-def _lag(layout: ProjectLayout, plan: FleetPlan | None, running: bool, config) -> list[Check]:
+def _lag(layout: ProjectLayout, plan: FleetPlan | None, running: bool, config, access: EdgeAccess | None = None) -> list[Check]:
     if not running:
         return [Check("uploader lag", "skip", "project not running: lag grows until it starts")]
     interval = float(getattr(getattr(config, "uploader", None), "interval_seconds", 30.0))
     threshold = max(LAG_WARN_SECONDS, 3 * interval + 60)
     checks = []
-    for city in Monitor(layout, plan).refresh().cities:
+    watch = Monitor(layout, plan, access)
+    try:
+        cities = watch.refresh().cities
+    finally:
+        watch.close()
+    for city in cities:
         lagging = city.lag_seconds is not None and city.lag_seconds > threshold
         checks.append(Check(f"lag {city.city}", "warn" if lagging else "pass",
                             f"{city.lag_rows} rows, oldest {city.lag_seconds or 0:.0f} s (threshold {threshold:.0f} s), uploader {city.uploader_state}",

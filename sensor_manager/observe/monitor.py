@@ -8,6 +8,11 @@ Where each figure comes from, so nothing scans a big table:
   while an uploader is stopped; lag seconds = age of the first row after that position (one rowid seek);
 - lake rows and last write per city: the Delta log (`num_records` of each file), never the data files;
 - service states and restarts: the recorded runtime, else the freshness of the status files.
+
+When the host may not open live DBs (Docker Desktop, see `observe/access.py`) no DB is opened: rows
+(= the last `seq`), seq, last timestamp, readings/s and the active anomaly come from the simulators'
+status files (the last one written, even when stale, for rows and seq), and lag per sensor is that
+seq minus the position in the uploader's status file (lag age: the uploader's own `lag_seconds`).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from sensor_manager.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.naming import city_service_slug
 from sensor_manager.observe import lake
+from sensor_manager.observe.access import EdgeAccess, edge_access
 from sensor_manager.observe.edge import EdgeDatabase, EdgeReader, edge_databases, file_sizes
 from sensor_manager.observe.services import service_statuses
 from sensor_manager.plan import FleetPlan
@@ -111,9 +117,10 @@ def _epoch(iso_text: str | None) -> float | None:
 class Monitor:
     """Takes snapshots of one project; keeps the recent history that rates and sparklines need."""
 
-    def __init__(self, layout: ProjectLayout, plan: FleetPlan | None):
+    def __init__(self, layout: ProjectLayout, plan: FleetPlan | None, access: EdgeAccess | None = None):
         self.layout = layout
         self.plan = plan
+        self.access = access or edge_access(layout)
         self.databases = edge_databases(layout, plan)
         self._seq_history: dict[str, deque[tuple[float, int]]] = {}
         self._rate_history: dict[str, deque[float]] = {}
@@ -122,7 +129,7 @@ class Monitor:
 
     def refresh(self, now: float | None = None) -> Snapshot:
         now = time.time() if now is None else now
-        simulator = self._simulator_status(now)
+        simulator, last_known = self._simulator_status(now)
         uploaders = {slug: read_status(self.layout.status_file("uploader", city_service_slug(slug))) for slug in self._city_slugs()}
         lake_stats = self._lake_stats()
         positions = {slug: _positions(doc, slug in lake_stats) for slug, doc in uploaders.items()}
@@ -130,7 +137,11 @@ class Monitor:
         cities = {slug: CityRow(slug, display) for slug, display in self._city_names().items()}
         sensors = []
         for db in self.databases:
-            row, lag = self._sensor(db, now, simulator.get(db.sensor_id), positions.get(db.city_slug), services)
+            if self.access.host:
+                row, lag = self._sensor(db, now, simulator.get(db.sensor_id), positions.get(db.city_slug), services)
+            else:
+                row, lag = self._sensor_from_status(db, simulator.get(db.sensor_id), last_known.get(db.sensor_id),
+                                                    positions.get(db.city_slug), services)
             sensors.append(row)
             _add_sensor(cities[db.city_slug], row, lag)
         for slug, city in cities.items():
@@ -154,15 +165,20 @@ class Monitor:
     def _city_names(self) -> dict[str, str]:
         return {db.city_slug: db.city for db in self.databases}
 
-    def _simulator_status(self, now: float) -> dict[str, dict[str, Any]]:
-        """Per-sensor entries of every fresh simulator status file (one per process, or one per container)."""
-        merged: dict[str, dict[str, Any]] = {}
+    def _simulator_status(self, now: float) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Per-sensor entries of the simulator status files (one per process, or one per container):
+        (those of fresh files, the last written of any file, stale ones included)."""
+        fresh: dict[str, dict[str, Any]] = {}
+        known: dict[str, dict[str, Any]] = {}
         documents = [read_status(p) for p in sorted(self.layout.status_dir.glob("sensor-*.json"))] if self.layout.status_dir.is_dir() else []
         documents += [read_status(db.path.parent / "status.json") for db in self.databases if (db.path.parent / "status.json").exists()]
-        for document in documents:
-            if document and not is_stale(document, now):
-                merged.update(document.get("sensors") or {})
-        return merged
+        documents = sorted((d for d in documents if d), key=lambda d: float(d.get("updated_at_epoch") or 0))
+        for document in documents:  # oldest first: the newest entry of a sensor wins
+            sensors = document.get("sensors") or {}
+            known.update(sensors)
+            if not is_stale(document, now):
+                fresh.update(sensors)
+        return fresh, known
 
     def _lake_stats(self) -> dict[str, lake.CityLakeStats]:
         if self._table is None:
@@ -195,6 +211,25 @@ class Monitor:
                 pending = state.pending_timestamp
             lag_rows = max(0, (state.max_id or 0) - uploaded)
             lag = (lag_rows, now - _epoch(pending) if lag_rows and _epoch(pending) else None)
+        return row, lag
+
+    def _sensor_from_status(self, db: EdgeDatabase, status: dict | None, known: dict | None, positions: dict | None,
+                            services: dict) -> tuple[SensorRow, tuple[int, float | None] | None]:
+        """The sensor's figures without opening its DB: the simulator's and the uploader's status files only."""
+        entry = known or {}
+        seq = int(entry["seq"]) if entry.get("seq") is not None else None
+        rows = seq if seq is not None else int(entry.get("rows_written") or 0)
+        running_state = _sensor_state(db, services, status)
+        live = status if running_state == "running" else None
+        size, wal = file_sizes(db.path)
+        row = SensorRow(db.sensor_id, db.city_slug, rows, entry.get("last_timestamp"), float((live or {}).get("readings_per_second") or 0.0),
+                        running_state, (live or {}).get("active_anomaly"), size, wal, seq, int((status or {}).get("errors") or 0))
+        lag = None
+        if positions is not None and known is not None:
+            generation, uploaded = positions.get(db.relative_path) or (None, None)
+            if uploaded is None or (generation and entry.get("generation") and generation != entry.get("generation")):
+                uploaded = 0  # this DB (generation) has not been shipped at all
+            lag = (max(0, rows - uploaded), None)
         return row, lag
 
     def _read(self, db: EdgeDatabase, after_id: int | None):

@@ -3,6 +3,8 @@
 Every filter reaches SQL as a bound parameter, never as text, so a hostile sensor id matches nothing.
 Edge DBs are chosen through the plan (by sensor id or city), then each is opened `mode=ro` and read in
 one short transaction. Free SQL (`--sql`) runs only over the lake, in a locked DuckDB connection.
+When the host may not open live DBs (Docker Desktop, `observe/access.py`), edge queries run inside the
+uploader containers instead (`observe/container_query.py`).
 """
 from __future__ import annotations
 
@@ -329,23 +331,50 @@ def run_sql(layout: ProjectLayout, sql: str) -> QueryResult:
 # --- one entry point per mode, by source ---------------------------------------------------------
 
 
+def _in_containers(layout: ProjectLayout, source: Source) -> bool:
+    """Edge reads that must run inside the uploader containers (the host may not open live DBs)."""
+    from sensor_manager.observe.access import host_may_open_edge_dbs
+
+    return source == "edge" and not host_may_open_edge_dbs(layout)
+
+
 def readings(layout, plan, source: Source, filters: Filters, limit: int, columns=READING_COLUMNS) -> QueryResult:
     if limit < 1:
         raise UsageError(f"--limit {limit}: must be at least 1")
+    if _in_containers(layout, source):
+        from sensor_manager.observe import container_query
+
+        return container_query.readings(layout, plan, filters, limit, columns)
     return (edge_readings if source == "edge" else lake_readings)(layout, plan, filters, limit, columns)
 
 
 def latest(layout, plan, source: Source, filters: Filters) -> QueryResult:
+    if _in_containers(layout, source):
+        from sensor_manager.observe import container_query
+
+        return container_query.latest(layout, plan, filters)
     return (edge_latest if source == "edge" else lake_latest)(layout, plan, filters)
 
 
 def count(layout, plan, source: Source, filters: Filters) -> QueryResult:
+    if _in_containers(layout, source):
+        from sensor_manager.observe import container_query
+
+        return container_query.count(layout, plan, filters)
     return (edge_count if source == "edge" else lake_count)(layout, plan, filters)
 
 
 def list_sensors(layout, plan, source: Source, filters: Filters) -> QueryResult:
+    if _in_containers(layout, source):
+        from sensor_manager.observe import container_query
+
+        return container_query.list_sensors(layout, plan, filters)
     return (edge_list if source == "edge" else lake_list)(layout, plan, filters)
 
 
 def report(layout, plan, source: Source, filters: Filters) -> list[DatabaseReport]:
+    if _in_containers(layout, source):
+        from sensor_manager.observe import container_query
+
+        return container_query.report(layout, plan, filters)
     return (edge_report if source == "edge" else lake_report)(layout, plan, filters)

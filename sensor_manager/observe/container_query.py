@@ -1,0 +1,163 @@
+"""`query --source edge` inside the uploader containers, for when the host may not open live DBs (Docker Desktop).
+
+Each city's uploader container mounts that city's data read-only at `/project/data/<City>` and has the
+package installed, so the same query runs there: `python -m sensor_manager query --project-dir /project
+... --format json` through the docker SDK's `exec_run`, with every filter passed as its own argv element
+(no shell; inside, each is still a bound SQL parameter). The per-city JSON results are merged here the way
+the host-side query merges per-DB results. The container sees no plan, so cities are chosen here from the
+plan and display names are put back from it.
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sensor_manager.errors import SensorManagerError, UsageError
+from sensor_manager.layout import ProjectLayout
+from sensor_manager.naming import city_service_slug
+from sensor_manager.observe.edge import EdgeDatabase, edge_databases
+from sensor_manager.plan import FleetPlan
+
+CONTAINER_PROJECT_DIR = "/project"
+MAX_PARALLEL_EXECS = 8
+
+
+def compose_project_name(layout: ProjectLayout) -> str:
+    """The compose project of this project dir (as the last render recorded it)."""
+    from sensor_manager.runtimes.compose import ComposeRuntime
+
+    return ComposeRuntime(layout).project_name
+
+
+def _matching(layout: ProjectLayout, plan: FleetPlan | None, filters) -> list[EdgeDatabase]:
+    from sensor_manager.observe.query import _is_city
+
+    return [db for db in edge_databases(layout, plan)
+            if (filters.sensor_id is None or db.sensor_id == filters.sensor_id) and (filters.city is None or _is_city(db, filters.city))]
+
+
+def _filter_args(filters) -> list[str]:
+    args = []
+    if filters.sensor_id is not None:
+        args += ["--sensor-id", filters.sensor_id]
+    if filters.since is not None:
+        args += ["--since", filters.since.isoformat()]  # resolved once on the host: every city uses the same instant
+    return args
+
+
+def _uploader_container(client, project: str, city_slug: str):
+    from sensor_manager.runtimes.compose_render import CITY_LABEL, PROJECT_LABEL, ROLE_LABEL
+
+    found = client.containers.list(filters={"label": [f"{PROJECT_LABEL}={project}", f"{ROLE_LABEL}=uploader", f"{CITY_LABEL}={city_slug}"],
+                                            "status": "running"})
+    found = [c for c in found if c.labels.get("com.docker.compose.oneoff") != "True"]
+    if not found:
+        service = f"uploader-{city_service_slug(city_slug)}"
+        raise SensorManagerError(
+            f"{service} is not running: with container edge reads (Docker Desktop) the edge DBs are queried inside it; "
+            f"start it (./sensor_manager.py start {service}) or use --source lake"
+        )
+    return found[0]
+
+
+def run_in_uploaders(layout: ProjectLayout, plan: FleetPlan | None, filters, mode_args: list[str]) -> list[tuple[list[EdgeDatabase], dict[str, Any]]]:
+    """Run `query <filters> <mode_args> --format json` in the uploader container of every city the filters match.
+
+    Returns (the city's matching DBs, its JSON document) per city, in plan order.
+    """
+    from sensor_manager.runtimes.engine import docker_client
+
+    by_city: dict[str, list[EdgeDatabase]] = {}
+    for db in _matching(layout, plan, filters):
+        by_city.setdefault(db.city_slug, []).append(db)
+    if not by_city:
+        return []
+    client = docker_client()
+    project = compose_project_name(layout)
+    argv_tail = [*_filter_args(filters), *mode_args, "--format", "json"]
+
+    def one(city_slug: str) -> dict[str, Any]:
+        container = _uploader_container(client, project, city_slug)
+        argv = ["python", "-m", "sensor_manager", "query", "--project-dir", CONTAINER_PROJECT_DIR, "--source", "edge", *argv_tail]
+        exit_code, (stdout, stderr) = container.exec_run(argv, demux=True)
+        label = f"uploader-{city_service_slug(city_slug)} ({container.name})"
+        if exit_code != 0:
+            text = (stderr or stdout or b"").decode("utf-8", "replace").strip()
+            lines = [line.strip(" │╭╮╰╯─") for line in text.splitlines()]  # typer draws usage errors in a box
+            lines = [line for line in lines if line]
+            message = next((line.removeprefix("error: ") for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else f"exit {exit_code}")
+            raise (UsageError if exit_code == 2 else SensorManagerError)(f"query inside {label}: {message}")
+        try:
+            return json.loads(stdout or b"")
+        except ValueError:
+            raise SensorManagerError(f"query inside {label}: the output is not JSON") from None
+
+    cities = list(by_city)
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_EXECS, len(cities))) as pool:
+        documents = list(pool.map(one, cities))
+    return [(by_city[slug], document) for slug, document in zip(cities, documents)]
+
+
+def _display_names(results: list[tuple[list[EdgeDatabase], dict[str, Any]]]) -> dict[str, str]:
+    return {db.sensor_id: db.city for dbs, _ in results for db in dbs}
+
+
+def _rows(results, wanted: set[str]) -> list[dict[str, Any]]:
+    """Rows of the sensors the plan selected (a container holds its whole city; the filters already bound the rest)."""
+    return [row for dbs, document in results for row in document.get("rows", []) if not wanted or row.get("sensor_id") in wanted]
+
+
+def readings(layout: ProjectLayout, plan: FleetPlan | None, filters, limit: int, columns):
+    from sensor_manager.observe.query import READING_COLUMNS, QueryResult, _newest_first
+
+    results = run_in_uploaders(layout, plan, filters, ["--limit", str(limit)])
+    rows = _newest_first(_rows(results, _wanted(results)))[:limit]
+    if tuple(columns) != READING_COLUMNS:
+        rows = [{c: row.get(c) for c in columns} for row in rows]
+    return QueryResult(list(columns), list(reversed(rows)))
+
+
+def latest(layout: ProjectLayout, plan: FleetPlan | None, filters):
+    from sensor_manager.observe.query import READING_COLUMNS, QueryResult
+
+    results = run_in_uploaders(layout, plan, filters, ["--latest"])
+    return QueryResult(list(READING_COLUMNS), sorted(_rows(results, _wanted(results)), key=lambda r: r.get("sensor_id") or ""))
+
+
+def count(layout: ProjectLayout, plan: FleetPlan | None, filters):
+    from sensor_manager.observe.query import QueryResult
+
+    results = run_in_uploaders(layout, plan, filters, ["--count"])
+    return QueryResult(["count"], [{"count": sum(int(row.get("count") or 0) for _, doc in results for row in doc.get("rows", []))}])
+
+
+def list_sensors(layout: ProjectLayout, plan: FleetPlan | None, filters):
+    from sensor_manager.observe.query import QueryResult
+
+    results = run_in_uploaders(layout, plan, filters, ["--list"])
+    names = _display_names(results)
+    rows = [row | {"city": names.get(row.get("sensor_id"), row.get("city"))} for row in _rows(results, set(names))]
+    columns = results[0][1].get("columns") if results else ["sensor_id", "city", "rows", "first_timestamp", "last_timestamp", "path"]
+    return QueryResult(list(columns), rows)
+
+
+def report(layout: ProjectLayout, plan: FleetPlan | None, filters):
+    from sensor_manager.observe.query import DatabaseReport
+
+    results = run_in_uploaders(layout, plan, filters, ["--all"])
+    names = _display_names(results)
+    reports = []
+    fields = set(DatabaseReport.__dataclass_fields__) - {"extra"}
+    for _, document in results:
+        for entry in document.get("databases", []):
+            if entry.get("sensor_id") not in names:
+                continue
+            known = {k: v for k, v in entry.items() if k in fields}
+            known["city"] = names[entry["sensor_id"]]
+            reports.append(DatabaseReport(**known, extra={k: v for k, v in entry.items() if k not in fields}))
+    return reports
+
+
+def _wanted(results) -> set[str]:
+    return {db.sensor_id for dbs, _ in results for db in dbs}

@@ -2,8 +2,11 @@
 
 A cycle re-scans the data path, opens (and locks) new DBs, notices replaced ones (a new generation is a
 new source; the old one, still open, is drained to its end first), then drains every source for every
-sink in batches of up to `batch_size` rows. A sink answering Retry backs off without holding up the
-others; in `--once` mode its attempts are bounded and the run exits 1.
+sink. A batch gathers the new rows of as many sources as fit in the sink's `batch_size` rows (one part
+per source, each with its own id range and app id), so a steady-state cycle is one delivery (one Delta
+commit) per sink however many sources it holds, and a large backlog still drains `batch_size` rows at a
+time. A sink answering Retry backs off without holding up the others; in `--once` mode its attempts are
+bounded and the run exits 1.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sensor_manager.statusfile import utc_now_iso
-from uploader.batch import Batch, Lineage, Rejection
+from uploader.batch import Batch, Lineage, Part, Rejection
 from uploader.checkpoints import CheckpointStore, checkpoint_path
 from uploader.deadletter import DeadLetterStore
 from uploader.invocation import Invocation
@@ -45,6 +48,7 @@ class Tracked:
     retiring: bool = False
     failures: int = 0  # consecutive cycles that failed to read or ship this source
     given_up: bool = False  # --once: failed SOURCE_ATTEMPTS_ONCE times; reported, no longer tried
+    failed_this_cycle: bool = False  # skipped by the remaining sinks until the next cycle
 
 
 def build_sinks(invocation: Invocation) -> list[Sink]:
@@ -138,7 +142,7 @@ class Uploader:
         return held
 
     # -- shipping ----------------------------------------------------------------------------------
-    def _batch(self, tracked: Tracked, sink: Sink, after: int, upto: int) -> Batch:
+    def _part(self, tracked: Tracked, sink: Sink, after: int, upto: int) -> Part:
         source = tracked.source
         lineage = Lineage(self.inv.project, self.inv.fleet_epoch, source.relpath, source.generation,
                           self.inv.uploader_id, city_fallback=_directory_city(source.path))
@@ -155,19 +159,54 @@ class Uploader:
                                    stage=self.stage.name, rejections=rejections,
                                    raw_rows=source.raw_rows([r.source_id for r in rejections]))
 
-        return Batch(self.namespace.app_id(source.key), after, upto, lineage, chunks, on_rejected)
+        return Part(self.namespace.app_id(source.key), after, upto, lineage, chunks, on_rejected)
 
-    def drain(self, tracked: Tracked, sink: Sink, end: int) -> None:
+    def _plan(self, sink: Sink, pending: list[Tracked], limit: int, solo: bool) -> tuple[list[Part], dict[str, Tracked]]:
+        """The next batch: a part for each source behind its end, in order, until `limit` rows are planned."""
+        parts: list[Part] = []
+        owners: dict[str, Tracked] = {}
+        budget = limit
+        for tracked in list(pending):
+            if budget <= 0 or (solo and parts):
+                break
+            position, end = tracked.positions[sink.name], tracked.status.end_id
+            if position >= end or tracked.failed_this_cycle:
+                pending.remove(tracked)
+                continue
+            try:
+                upto = tracked.source.plan_upto(position, end, budget)
+            except Exception as exc:  # noqa: BLE001 - one poisoned source must not stop the others
+                self._source_failed(tracked, _describe(exc))
+                pending.remove(tracked)
+                continue
+            part = self._part(tracked, sink, position, upto)
+            parts.append(part)
+            owners[part.app_id] = tracked
+            budget -= min(budget, upto - position)  # ids are unique and increasing: at most upto - position rows
+        return parts, owners
+
+    def drain(self, sink: Sink, sources: list[Tracked]) -> None:
+        """Ship every source up to its `status.end_id` for one sink, several sources per batch."""
         backoff, status = self.backoffs[sink.name], self.sink_status[sink.name]
         batch_rows = min(self._sink_settings(sink).batch_size, self.inv.settings.read_batch_rows)
-        position = tracked.positions[sink.name]
-        while position < end and not self.stop_requested.is_set() and not backoff.is_waiting() and not status.failing_permanently:
-            upto = tracked.source.plan_upto(position, end, batch_rows)
-            batch = self._batch(tracked, sink, position, upto)
-            outcome = sink.write(batch)
+        pending = list(sources)
+        solo = False  # after a refused multi-source batch: one source per batch, so only its rows are dead-lettered
+        while pending and not self.stop_requested.is_set() and not backoff.is_waiting() and not status.failing_permanently:
+            parts, owners = self._plan(sink, pending, batch_rows, solo)
+            if not parts:
+                break
+            batch = Batch(parts)
+            try:
+                outcome = sink.write(batch)
+            except Exception as exc:  # noqa: BLE001 - a source failed while it was read: only it stops
+                for part in [p for p in parts if p.source_error is not None] or parts:
+                    self._source_failed(owners[part.app_id], _describe(part.source_error or exc))
+                continue
             if isinstance(outcome, Delivered):
-                position = outcome.position
-                self.store.set(sink.name, batch.app_id, position)
+                for part in parts:
+                    position = outcome.positions[part.app_id]
+                    self.store.set(sink.name, part.app_id, position)
+                    owners[part.app_id].positions[sink.name] = position
                 backoff.record_success()
                 status.rows_shipped += outcome.rows
                 status.dead_lettered += len(batch.rejected)
@@ -175,9 +214,14 @@ class Uploader:
             elif isinstance(outcome, Retry):
                 self._failed(sink, outcome.reason)
             elif isinstance(outcome, Rejected):
-                self._rejected(tracked, sink, batch, outcome.reason)
-                position = upto
-            tracked.positions[sink.name] = position
+                if len(parts) > 1:
+                    log.warning("Sink rejected a batch of several sources; retrying them one by one. sink=%s sources=%d error=%s",
+                                sink.name, len(parts), outcome.reason)
+                    solo = True
+                else:
+                    [part] = parts
+                    self._rejected(owners[part.app_id], sink, part, outcome.reason)
+                    owners[part.app_id].positions[sink.name] = part.upto
             self._maybe_write_status()
 
     def _failed(self, sink: Sink, reason: str) -> None:
@@ -191,13 +235,13 @@ class Uploader:
         else:
             log.warning("Upload retry scheduled. sink=%s attempt=%d error=%s", sink.name, backoff.failures, reason)
 
-    def _rejected(self, tracked: Tracked, sink: Sink, batch: Batch, reason: str) -> None:
+    def _rejected(self, tracked: Tracked, sink: Sink, part: Part, reason: str) -> None:
         source = tracked.source
-        raw = source.raw_rows(list(range(batch.after + 1, batch.upto + 1)))
+        raw = source.raw_rows(list(range(part.after + 1, part.upto + 1)))
         rejections = [Rejection(source_id, f"rejected by {sink.name}: {reason}") for source_id in sorted(raw)]
         self.deadletters.write(sink.name, source=source.relpath, generation=source.generation,
                                stage=self.stage.name, rejections=rejections, raw_rows=raw)
-        self.store.set(sink.name, batch.app_id, batch.upto)
+        self.store.set(sink.name, part.app_id, part.upto)
         status = self.sink_status[sink.name]
         status.dead_lettered += len(rejections)
         status.last_error = reason
@@ -230,30 +274,32 @@ class Uploader:
         self.discover(fixed_targets=fixed_targets)
         if not self._resolve_namespace():
             return
+        work: list[Tracked] = []
         for tracked in list(self.retiring) + list(self.tracked.values()):
+            tracked.failed_this_cycle = False
             if not tracked.positions:
                 app_id = self.namespace.app_id(tracked.source.key)
                 tracked.positions = {sink.name: self._resume(sink, app_id) for sink in self.sinks}
             if tracked.given_up:
                 continue
             try:
-                end = tracked.target if tracked.target is not None else tracked.source.end_id()
-                tracked.status.end_id = end
-                for sink in self.sinks:
-                    self.drain(tracked, sink, end)
-            except SourceUnreadableError as exc:
-                self._source_failed(tracked, str(exc))
-                continue
+                tracked.status.end_id = tracked.target if tracked.target is not None else tracked.source.end_id()
             except Exception as exc:  # noqa: BLE001 - one poisoned source must not stop the others
-                self._source_failed(tracked, f"unexpected {type(exc).__name__}: {exc}")
+                self._source_failed(tracked, _describe(exc))
                 continue
-            tracked.status.error, tracked.failures = None, 0
+            work.append(tracked)
+        for sink in self.sinks:
+            self.drain(sink, [t for t in work if not t.failed_this_cycle])
+        for tracked in work:
+            if not tracked.failed_this_cycle:
+                tracked.status.error, tracked.failures = None, 0
         for tracked in list(self.retiring):
             if all(tracked.positions.get(s.name, 0) >= tracked.status.end_id for s in self.sinks):
                 self.retiring.remove(tracked)
                 tracked.source.close()
 
     def _source_failed(self, tracked: Tracked, error: str) -> None:
+        tracked.failed_this_cycle = True
         tracked.status.error = error
         tracked.failures += 1
         if not self.inv.continuous and tracked.failures >= SOURCE_ATTEMPTS_ONCE:
@@ -361,6 +407,12 @@ class Uploader:
 def _directory_city(db_path: Path) -> str:
     """The City of data/<City>/<CODE>/sensor_data.db: the city when a DB's location says nothing."""
     return db_path.parent.parent.name or "unknown"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SourceUnreadableError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _safe(function):

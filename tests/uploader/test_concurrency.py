@@ -91,3 +91,18 @@ def test_two_writers_racing_on_one_app_id_cannot_both_commit(tmp_path):
     with pytest.raises(CommitFailedError):
         write_deltalake(stale_b, rows, mode="append", commit_properties=CommitProperties(app_transactions=[Transaction("src", 5)]))
     assert DeltaTable(path).to_pyarrow_table().num_rows == 2
+
+
+def test_a_commit_of_several_app_transactions_loses_a_race_on_any_one_of_them(tmp_path):
+    import pyarrow as pa
+
+    path = str(tmp_path / "t")
+    rows = pa.table({"x": [1]})
+    write_deltalake(path, rows)
+    stale_a, stale_b = DeltaTable(path), DeltaTable(path)
+    write_deltalake(stale_a, rows, mode="append", commit_properties=CommitProperties(app_transactions=[Transaction("src", 5)]))
+    with pytest.raises(CommitFailedError):
+        write_deltalake(stale_b, rows, mode="append", commit_properties=CommitProperties(
+            app_transactions=[Transaction("other", 3), Transaction("src", 5)]))
+    table = DeltaTable(path)
+    assert table.to_pyarrow_table().num_rows == 2 and table.transaction_version("other") is None

@@ -61,10 +61,10 @@ def test_a_rejected_batch_is_dead_lettered_and_the_sink_moves_on(project, sensor
     sensor_db(project / "data" / "Berlin" / "AA11" / "sensor_data.db").append(30)
     inv = invocation()
     inv.settings.sinks.parquet.batch_size = 10
-    answers = iter([Delivered(position=10), Rejected("400: document too large")])
+    refusals = iter([None, Rejected("400: document too large")])  # the second batch is refused
 
     def answer(batch):
-        return next(answers, None) or Delivered(position=batch.upto)
+        return next(refusals, None) or Delivered({part.app_id: part.upto for part in batch.parts})
 
     uploader = run(inv, ScriptedSink(answer))
     dead = DeadLetterStore(inv.state_root / "deadletter").read("parquet")
@@ -76,3 +76,25 @@ def test_a_rejected_batch_is_dead_lettered_and_the_sink_moves_on(project, sensor
 
     store = CheckpointStore(checkpoint_path(inv.state_root, inv.uploader_id))
     assert store.get("parquet", uploader.namespace.app_id(source.source.key)) == 30
+
+
+def test_a_refused_multi_source_batch_is_retried_source_by_source_and_only_the_culprit_dead_lettered(
+        project, sensor_db, invocation):
+    for code in ("AA11", "BB22", "CC33"):
+        sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}").append(20)
+    sizes = []
+
+    def answer(batch):
+        sizes.append(len(batch.parts))
+        if any("BB22" in part.lineage.source for part in batch.parts):
+            return Rejected("400: BB22 is malformed")
+        return Delivered({part.app_id: part.upto for part in batch.parts})
+
+    inv = invocation()
+    sink = ScriptedSink(answer)
+    uploader = run(inv, sink)
+    assert sizes[0] == 3 and all(size == 1 for size in sizes[1:])  # refused together, then one by one
+    dead = DeadLetterStore(inv.state_root / "deadletter").read("parquet")
+    assert set(dead["source"].to_pylist()) == {"Berlin/BB22/sensor_data.db"} and dead.num_rows == 20
+    assert sink.rows == 40 and uploader.sink_status["parquet"].dead_lettered == 20
+    assert all(t.positions == {"delta": 20, "parquet": 20} for t in uploader.tracked.values())

@@ -253,3 +253,53 @@ def test_a_db_whose_table_is_recreated_in_place_ships_as_a_new_generation(projec
     table = lake_rows(uploader.inv.table_uri)
     assert sorted(Counter(table["generation"].to_pylist()).values()) == [5, 10]
     assert sorted(table["source_id"].to_pylist()) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 7, 8, 9, 10]
+
+
+def _writes(table_uri) -> list[dict]:
+    from deltalake import DeltaTable
+
+    return [c for c in DeltaTable(str(table_uri)).history() if c.get("operation") == "WRITE"]
+
+
+def test_one_continuous_cycle_over_many_sources_is_one_delta_commit(project, sensor_db, invocation, lake_rows):
+    from deltalake import DeltaTable
+
+    dbs = [sensor_db(project / "data" / "Berlin" / f"S{n:03d}" / "sensor_data.db", sensor_id=f"Berlin_S{n:03d}")
+           for n in range(5)]
+    for db in dbs:
+        db.append(60)
+    uploader = Uploader(invocation(continuous=True))
+    try:
+        uploader.cycle(fixed_targets=False)
+        table = DeltaTable(uploader.inv.table_uri)
+        after_first = table.version()
+        assert len(_writes(uploader.inv.table_uri)) == 1
+        for db in dbs:
+            db.append(15)  # one interval's new rows of every sensor
+        uploader.cycle(fixed_targets=False)
+        table.update_incremental()
+        assert table.version() == after_first + 1  # one commit for the five sources
+        uploader.cycle(fixed_targets=False)  # nothing new: no commit at all
+        table.update_incremental()
+        assert table.version() == after_first + 1
+        apps = {uploader.namespace.app_id(t.source.key) for t in uploader.tracked.values()}
+    finally:
+        uploader.close()
+    assert len(apps) == 5 and {table.transaction_version(app) for app in apps} == {75}
+    [last] = _writes(uploader.inv.table_uri)[:1]  # history is newest first
+    assert last["operationMetrics"]["num_added_rows"] == 75
+    rows = lake_rows(uploader.inv.table_uri)
+    assert rows.num_rows == 375 and max(keys(rows).values()) == 1
+
+
+def test_a_backlog_drains_in_commits_of_at_most_batch_size_rows(project, sensor_db, invocation, lake_rows):
+    sensor_db(project / "data" / "Berlin" / "BIG1" / "sensor_data.db", sensor_id="Berlin_BIG1").append(2_500)
+    for code in ("AA11", "BB22"):
+        sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}").append(300)
+    inv = invocation()
+    inv.settings.sinks.delta.batch_size = 1_000
+    ok, _ = run_once(inv)
+    added = [c["operationMetrics"]["num_added_rows"] for c in _writes(inv.table_uri)]
+    assert ok and sum(added) == 3_100 and max(added) <= 1_000 and len(added) == 4
+    table = lake_rows(inv.table_uri)
+    assert table.num_rows == 3_100 and max(keys(table).values()) == 1

@@ -1,12 +1,12 @@
 """The Delta Lake sink (default): `<lake>/sensor_readings`, partitioned by city and date.
 
-Guarantee: exactly once per source row. Every commit carries a Delta app transaction
-(app id = the source's app id, version = the last source id in the batch) atomically with the data, so
-the table itself records how far each source got; that version is authoritative and the uploader's
-local checkpoint only a cache refreshed from it. A replayed range is harmless: `write` first reads the
-table's version for the app id and writes nothing it already holds, and two writers racing on one app
-id cannot both commit (the Delta conflict checker refuses the second). Idempotency key: (app id,
-source id), which maps 1:1 onto (sensor_id, fleet_epoch, seq).
+Guarantee: exactly once per source row. A batch (the new rows of one or more sources) is one Delta
+commit carrying one app transaction per source (app id = the source's app id, version = the last source
+id of its part) atomically with the data, so the table itself records how far each source got; that
+version is authoritative and the uploader's local checkpoint only a cache refreshed from it. A replayed
+range is harmless: `write` first reads the table's version for each app id and writes no part it already
+holds, and two writers racing on one app id cannot both commit (the Delta conflict checker refuses the
+second). Idempotency key: (app id, source id), which maps 1:1 onto (sensor_id, fleet_epoch, seq).
 
 Several uploaders append to one table concurrently: appends never conflict logically, and the commit
 is retried against the newer table version up to `commit_retries` times.
@@ -20,7 +20,7 @@ from pathlib import Path
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, DeltaProtocolError, SchemaMismatchError, TableNotFoundError
 
-from uploader.batch import Batch
+from uploader.batch import Batch, Part
 from uploader.schema import CANONICAL_SCHEMA, PARTITION_COLUMNS
 from uploader.settings import DeltaSinkSettings
 from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry
@@ -66,12 +66,12 @@ class DeltaSink:
             self._table.update_incremental()
         return self._table
 
-    def _commit_properties(self, batch: Batch) -> CommitProperties:
+    def _commit_properties(self, parts: list[Part]) -> CommitProperties:
         return CommitProperties(
-            app_transactions=[Transaction(batch.app_id, batch.upto)],
+            app_transactions=[Transaction(part.app_id, part.upto) for part in parts],
             max_commit_retries=self.settings.commit_retries,
-            custom_metadata={"sensor_manager.source": batch.lineage.source,
-                             "sensor_manager.uploader_id": batch.lineage.uploader_id},
+            custom_metadata={"sensor_manager.sources": ",".join(part.lineage.source for part in parts),
+                             "sensor_manager.uploader_id": parts[0].lineage.uploader_id},
         )
 
     # -- the contract ------------------------------------------------------------------------------
@@ -81,18 +81,19 @@ class DeltaSink:
     def write(self, batch: Batch) -> Outcome:
         try:
             table = self._load()
-            held = table.transaction_version(batch.app_id) or 0
-            if held > batch.after:
-                return Delivered(position=held, rows=0)
-            write_deltalake(table, batch.reader(), mode="append", partition_by=PARTITION_COLUMNS,
-                            commit_properties=self._commit_properties(batch),
-                            post_commithook_properties=PostCommitHookProperties(create_checkpoint=True))
+            positions = {part.app_id: table.transaction_version(part.app_id) or 0 for part in batch.parts}
+            todo = [part for part in batch.parts if positions[part.app_id] <= part.after]
+            if todo:
+                write_deltalake(table, batch.reader(todo), mode="append", partition_by=PARTITION_COLUMNS,
+                                commit_properties=self._commit_properties(todo),
+                                post_commithook_properties=PostCommitHookProperties(create_checkpoint=True))
         except Exception as exc:  # noqa: BLE001 - classified here so callers never see vendor types
             self._table = None
-            if batch.source_error is not None:  # the source failed mid-stream: not this sink's problem
+            if batch.source_error is not None:  # a source failed mid-stream: not this sink's problem
                 raise batch.source_error from None
             return classify(exc)
-        return Delivered(position=batch.upto, rows=batch.rows)
+        positions.update({part.app_id: part.upto for part in todo})
+        return Delivered(positions=positions, rows=sum(part.rows for part in todo))
 
     def check(self) -> CheckResult:
         """The table loads (or can be created) with the canonical columns, and its log directory takes a file."""

@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pytest
 
-from uploader.batch import Batch, Lineage
+from uploader.batch import Batch, Lineage, Part
 from uploader.sinks.base import Sink
 from uploader.sinks.delta import DeltaSink
 from uploader.stages.raw import RawStage
@@ -60,7 +60,7 @@ def sink_under_test(request, tmp_path: Path) -> SinkUnderTest:
     return SINK_FACTORIES[request.param](tmp_path)
 
 
-def canonical_rows(first_id: int, last_id: int, *, sensor_id: str = "New_York_AB12") -> pa.RecordBatch:
+def canonical_rows(first_id: int, last_id: int, *, sensor_id: str = "New_York_AB12", lineage: Lineage | None = None) -> pa.RecordBatch:
     """Canonical rows for source ids first_id..last_id (seq = id), as the raw stage would produce them."""
     ids = list(range(first_id, last_id + 1))
     n = len(ids)
@@ -77,25 +77,64 @@ def canonical_rows(first_id: int, last_id: int, *, sensor_id: str = "New_York_AB
     for name in ("anomaly_type", "firmware_version", "model", "manufacturer", "serial_number", "manufacture_date",
                  "installation_date", "deployment_type", "instance_id", "sensor_type", "original_timezone"):
         raw[name] = pa.array([None] * n, pa.string())
-    kept, rejected = RawStage().apply(pa.RecordBatch.from_pydict(raw), LINEAGE)
+    kept, rejected = RawStage().apply(pa.RecordBatch.from_pydict(raw), lineage or LINEAGE)
     assert not rejected
     return kept
 
 
-LINEAGE = Lineage("test", 1, "New_York/AB12/sensor_data.db", "gen-1", "new-york", "New_York")
-APP_ID = "sensor-manager/test/epoch-1/ship-0/New_York/AB12/sensor_data.db@gen-1"
+def _code(source: int) -> str:
+    return "AB12" if source == 0 else f"CD{source:02d}"
 
 
-def make_batch(after: int, upto: int, rows: list[pa.RecordBatch] | None = None) -> Batch:
-    chunks = rows if rows is not None else [canonical_rows(after + 1, upto)]
+def source_lineage(source: int) -> Lineage:
+    return Lineage("test", 1, f"New_York/{_code(source)}/sensor_data.db", "gen-1", "new-york", "New_York")
+
+
+def source_app_id(source: int) -> str:
+    return f"sensor-manager/test/epoch-1/ship-0/New_York/{_code(source)}/sensor_data.db@gen-1"
+
+
+LINEAGE = source_lineage(0)
+APP_ID = source_app_id(0)
+
+
+def make_part(after: int, upto: int, rows: list[pa.RecordBatch] | None = None, *, source: int = 0) -> Part:
+    lineage = source_lineage(source)
+    chunks = rows if rows is not None else [canonical_rows(after + 1, upto, sensor_id=f"New_York_{_code(source)}",
+                                                           lineage=lineage)]
 
     def produce(rejected) -> Iterator[pa.RecordBatch]:
         yield from chunks
 
-    return Batch(APP_ID, after, upto, LINEAGE, produce)
+    return Part(source_app_id(source), after, upto, lineage, produce)
+
+
+def make_batch(after: int, upto: int, rows: list[pa.RecordBatch] | None = None, *, source: int = 0) -> Batch:
+    return Batch([make_part(after, upto, rows, source=source)])
+
+
+@pytest.fixture
+def app_id() -> str:
+    """The app id of every `batch_of` batch (source 0)."""
+    return APP_ID
+
+
+@pytest.fixture
+def app_id_of():
+    """`app_id_of(n)` → the app id of source n."""
+    return source_app_id
 
 
 @pytest.fixture
 def batch_of():
-    """`batch_of(after, upto, rows=None)` → a Batch of canonical rows after < id <= upto."""
+    """`batch_of(after, upto, rows=None, source=0)` → a Batch of one source's canonical rows after < id <= upto."""
     return make_batch
+
+
+@pytest.fixture
+def batch_across():
+    """`batch_across({n: (after, upto) or (after, upto, rows), ...})` → one Batch with a part per source n."""
+    def build(ranges: dict[int, tuple]) -> Batch:
+        return Batch([make_part(*spec, source=n) for n, spec in ranges.items()])
+
+    return build

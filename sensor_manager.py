@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 MIN_PYTHON = (3, 11)
 FIX_COMMAND = "sudo apt-get install python3-venv"
@@ -29,7 +30,7 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def _fail(message: str) -> "NoReturn":  # noqa: F821 - typing only
+def _fail(message: str) -> NoReturn:
     _say(f"error: {message}")
     raise SystemExit(1)
 
@@ -212,7 +213,7 @@ class Launcher:
 
     # --- hand-off --------------------------------------------------------------------------------
 
-    def reexec(self) -> "NoReturn":  # noqa: F821
+    def reexec(self) -> NoReturn:
         args = [self.python, os.path.realpath(__file__), *sys.argv[1:]]
         if os.name == "nt":
             import subprocess

@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from timing import median_command_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCHER = REPO / "sensor_manager.py"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
-
-def median_seconds(command: list[str], runs: int) -> float:
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -39,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
     command = [str(LAUNCHER), "--help"] if args.via == "launcher" else [python, str(LAUNCHER), "--help"]
-    value = median_seconds(command, args.runs)
-    baseline = median_seconds([python, "-c", "pass"], args.runs)
+    value = median_command_seconds(command, args.runs)
+    baseline = median_command_seconds([python, "-c", "pass"], args.runs)
     result = {"name": f"cli_startup_help_{args.via}", "value": round(value, 4), "baseline": round(baseline, 4),
               "ratio": round(value / baseline, 1), "unit": "s"}
     if args.json:

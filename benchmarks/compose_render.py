@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,16 +20,8 @@ from sensor_manager.layout import ProjectLayout  # noqa: E402
 from sensor_manager.plan import build_plan  # noqa: E402
 from sensor_manager.runtimes.compose_render import StackInputs, dump_stack, render_stack  # noqa: E402
 from sensor_manager.runtimes.compose_settings import DockerSettings  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
-
-def median(function, runs: int) -> float:
-    function()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -47,8 +37,8 @@ def main() -> None:
     inputs = StackInputs(ProjectLayout(Path("/srv/benchmark")), "sm-benchmark-000000", "sensor-manager:0.1.0-bench", "1000:1000",
                          DockerSettings())
     text = dump_stack(render_stack(plan, config, inputs))
-    value = median(lambda: dump_stack(render_stack(plan, config, inputs)), args.runs)
-    baseline = median(lambda: json.dumps(plan.to_dict()), args.runs)
+    value = median_seconds(lambda: dump_stack(render_stack(plan, config, inputs)), args.runs)
+    baseline = median_seconds(lambda: json.dumps(plan.to_dict()), args.runs)
     result = {"name": "compose_render", "value": round(value, 4), "baseline": round(baseline, 4),
               "ratio": round(value / baseline, 1), "unit": "s", "sensors": len(plan.sensors), "bytes": len(text)}
     if args.json:

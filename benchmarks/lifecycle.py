@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import median_command_seconds
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
 SMALL_CONFIG = """\
@@ -177,15 +179,6 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     return project
 
 
-def median_seconds(command: list[str], runs: int) -> float:
-    subprocess.run(command, capture_output=True, check=True, cwd=REPO)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=True, cwd=REPO)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
 
 def measure_status(root: Path, runs: int) -> tuple[float, float]:
     project = running_big_project(root, cities=100, per_city=10)
@@ -195,8 +188,8 @@ def measure_status(root: Path, runs: int) -> tuple[float, float]:
         sensors = sum(len(s["sensors"]) for s in document["services"])
         healthy = sum(s["health"] == "healthy" for s in document["services"])
         assert sensors == 1000 and healthy == len(document["services"]), (sensors, healthy)
-        value = median_seconds(command, runs)
-        baseline = median_seconds([PYTHON, "-m", "sensor_manager", "--version"], runs)
+        value = median_command_seconds(command, runs, cwd=REPO)
+        baseline = median_command_seconds([PYTHON, "-m", "sensor_manager", "--version"], runs, cwd=REPO)
         from sensor_manager.observe.status import collect_status
         from sensor_manager.layout import ProjectLayout
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import statistics
 import tempfile
 import time
 import uuid
@@ -28,6 +27,7 @@ from sensor_manager.observe.monitor import Monitor
 from sensor_manager.plan import FleetPlan, PlannedSensor
 from sensor_manager.simulator import db as edge_schema
 from sensor_manager.statusfile import write_status
+from timing import median_seconds
 
 START_MS = 1_748_779_200_000  # 2025-06-01T12:00:00Z
 
@@ -93,15 +93,6 @@ def seed_snapshot(root: Path, plan: FleetPlan) -> None:
         conn.execute("SELECT DISTINCT sensor_id FROM sensor_readings LIMIT 1").fetchone()
         conn.close()
 
-
-def median_seconds(step, runs: int) -> float:
-    step()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

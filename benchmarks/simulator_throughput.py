@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from itertools import repeat
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -7,7 +7,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from sensor_manager.cli.options import ConfigOpt, JsonOpt, ProjectDirOpt, sessio
 from sensor_manager.cli.output import info, print_json, print_ndjson, results
 from sensor_manager.errors import SensorManagerError, UsageError
 from sensor_manager.plan import load_plan
+
+if TYPE_CHECKING:
+    from sensor_manager.observe import query as query_lib
 
 # The observe library pulls in duckdb, pyarrow, sqlite-utils and plotext: imported inside the
 # commands so `--help` and every other command start fast.
@@ -47,8 +50,6 @@ def _wide(console: Console) -> Console:
 
 
 def _render_rows(result: query_lib.QueryResult, fmt: FormatChoice) -> None:
-    from sensor_manager.observe import query as query_lib
-
     if fmt is FormatChoice.json:
         print_json(result.to_json())
     elif fmt is FormatChoice.csv:

@@ -80,7 +80,7 @@ def test_query_inside_the_uploader_container_matches_the_host(tmp_path, runner, 
         # The per-DB checks diagnostics skips in this mode run inside the container, as its hint says.
         diagnostics = json.loads(runner.invoke(app, ["diagnostics", "--json", "--project-dir", str(layout.root)]).stdout)
         hint = next(c["hint"] for c in diagnostics["checks"] if c["name"] == f"db {sensor}")
-        assert f"exec uploader-amsterdam python -m sensor_manager --project-dir /project diagnostics" in hint
+        assert "exec uploader-amsterdam python -m sensor_manager --project-dir /project diagnostics" in hint
         container = docker_engine.containers.list(filters={"label": [f"io.sensor-manager.project={runtime.project_name}", "io.sensor-manager.role=uploader"]})[0]
         _, (out, _err) = container.exec_run(["python", "-m", "sensor_manager", "--project-dir", "/project", "diagnostics", "--json"], demux=True)
         inside = {c["name"]: c["status"] for c in json.loads(out)["checks"]}

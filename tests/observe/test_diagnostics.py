@@ -6,7 +6,6 @@ import sqlite3
 import tarfile
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from sensor_manager.cli import app
 from sensor_manager.runtimes import record_runtime

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 from deltalake import DeltaTable
 
 from sensor_manager.cli import app

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import psutil
-import pytest
 
 from sensor_manager.runtimes import supervisor as sv
 from sensor_manager.runtimes.logfiles import read_lines

@@ -6,7 +6,6 @@ import os
 import sqlite3
 import threading
 
-import numpy as np
 import pytest
 
 from sensor_manager.errors import WriterLockedError

@@ -22,7 +22,7 @@ from sensor_manager.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan, bump_epoch, load_plan, resolve_plan
 from sensor_manager.preflight import Check, require_preflight
-from sensor_manager.runtimes import RuntimeChoice, choose_runtime, record_runtime, runtime_for
+from sensor_manager.runtimes import DockerStartOptions, RuntimeChoice, choose_runtime, record_runtime, runtime_for
 from sensor_manager.runtimes.base import Runtime, Service
 from sensor_manager.runtimes.targets import resolve_targets
 
@@ -80,11 +80,12 @@ def start(
     dry_run: bool = False,
     wait: bool = False,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    docker_options: DockerStartOptions | None = None,
 ) -> StartResult:
     """Preflight, persist the plan, render, start what is not running; with `wait`, wait for health."""
     choice = choose_runtime(layout, config, runtime_name, starting=True)
     checks = require_preflight(config, layout, choice.name)
-    runtime = runtime_for(choice.name, layout)
+    runtime = runtime_for(choice.name, layout, docker_options)
     if dry_run:
         plan = resolve_plan(config, layout, persist=False)
         services = runtime_services(runtime, plan)

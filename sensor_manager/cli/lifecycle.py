@@ -24,7 +24,7 @@ from sensor_manager.cli.options import (
     session,
 )
 from sensor_manager.cli.output import info, print_json, print_ndjson, results, warn
-from sensor_manager.errors import ConfirmationRequiredError, ProcessFailedError
+from sensor_manager.errors import ConfirmationRequiredError, ProcessFailedError, UsageError
 
 DEFAULT_WAIT_TIMEOUT = 120.0  # = lifecycle.DEFAULT_WAIT_TIMEOUT; the library is imported per command to keep startup fast
 RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | docker | local (default: the recorded one, else the config's).", show_default=False)]
@@ -70,6 +70,11 @@ def start(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
+    project_name: Annotated[Optional[str], typer.Option("--project-name", "-p", help="Docker: compose project name (default sm-<dir>-<hash>; later commands reuse it).", show_default=False)] = None,
+    tag: Annotated[Optional[str], typer.Option("--tag", "--uploader-tag", help="Docker: run sensor-manager:TAG instead of the content-addressed tag.", show_default=False)] = None,
+    no_tag: Annotated[bool, typer.Option("--no-tag", help="Docker: run the content-addressed tag (the default; kept from the old CLI).")] = False,
+    no_rebuild: Annotated[bool, typer.Option("--no-rebuild", help="Docker: never build; a missing image is an error.")] = False,
+    base_image: Annotated[Optional[str], typer.Option("--base-image", help="Docker: base image when a build is needed (default $BASE_IMAGE, then python:3.12-slim).", show_default=False)] = None,
     config: ConfigOpt = None,
     project_dir: ProjectDirOpt = None,
     quiet: QuietOpt = False,
@@ -80,11 +85,15 @@ def start(
     Example: sensor_manager.py start --wait
     """
     from sensor_manager import lifecycle
+    from sensor_manager.runtimes import DockerStartOptions
 
     s = session(ctx, config, project_dir, quiet=quiet, verbose=verbose, dry_run=dry_run, cities=cities, max_cities=max_cities,
                 sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
+    if tag and no_tag:
+        raise UsageError("--tag and --no-tag: give one of them")
+    docker_options = DockerStartOptions(project_name=project_name, tag=tag, build=not no_rebuild, base_image=base_image)
     result = lifecycle.start(s.layout, s.load_config(), runtime_name=runtime, targets=targets, dry_run=dry_run,
-                             wait=wait, wait_timeout=wait_timeout)
+                             wait=wait, wait_timeout=wait_timeout, docker_options=docker_options)
     info(f"Runtime: {result.runtime} ({result.reason}).", s.quiet)
     if dry_run:
         for check in result.checks:

@@ -93,17 +93,29 @@ def choose_runtime(layout: ProjectLayout, config: "Config | None", requested: st
     return RuntimeChoice(wanted, f"{source}: {wanted}", False)
 
 
-def runtime_for(name: str, layout: ProjectLayout) -> "Runtime":
+@dataclass(frozen=True)
+class DockerStartOptions:
+    """What `start` may say about the docker runtime's image and project (the seed's flags map here)."""
+
+    project_name: str | None = None  # -p/--project-name; later commands reuse the recorded one
+    tag: str | None = None  # --tag / --uploader-tag: run <repository>:<tag> instead of the content tag
+    build: bool = True  # False with --no-rebuild: a missing image is an error instead of a build
+    base_image: str | None = None  # --base-image
+
+
+def runtime_for(name: str, layout: ProjectLayout, docker_options: "DockerStartOptions | None" = None) -> "Runtime":
     """The Runtime object of `name` for this project (docker is imported only here)."""
     if name == "local":
         from sensor_manager.runtimes.local import LocalRuntime
 
         return LocalRuntime(layout)
     try:
-        from sensor_manager.runtimes.compose import ComposeRuntime
+        from sensor_manager.runtimes.compose import ComposeRuntime, ImageOptions
     except ImportError as exc:
         raise EngineUnavailableError(f"the docker runtime is not available in this installation ({exc}); use --runtime local") from None
-    return ComposeRuntime(layout)
+    options = docker_options or DockerStartOptions()
+    image = ImageOptions(tag=options.tag, build=options.build, base_image=options.base_image)
+    return ComposeRuntime(layout, project_name=options.project_name, image=image)
 
 
 def open_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> "Runtime":

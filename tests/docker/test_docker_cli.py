@@ -143,8 +143,11 @@ def test_start_wait_status_logs_stop_through_the_cli(runner, project_dir, projec
     }))
     common = ["--project-dir", str(project_dir)]
     try:
-        result = runner.invoke(app, ["start", *common, "--runtime", "docker", "--wait", "--wait-timeout", "120"])
+        result = runner.invoke(app, ["start", *common, "--runtime", "docker", "-p", "sm-cli-test", "--no-rebuild",
+                                     "--wait", "--wait-timeout", "120"])
         assert result.exit_code == 0, result.output
+        labels = [c.labels for c in docker_engine.containers.list(filters={"label": "io.sensor-manager.project"})]
+        assert labels and {l["com.docker.compose.project"] for l in labels} == {"sm-cli-test"}  # later commands reuse -p
         status = runner.invoke(app, ["status", *common, "--json"])
         assert status.exit_code == 0, status.output
         services = json.loads(status.stdout)["services"]
@@ -158,3 +161,26 @@ def test_start_wait_status_logs_stop_through_the_cli(runner, project_dir, projec
     assert stop.exit_code == 0, stop.output
     assert not docker_engine.containers.list(all=True, filters={"label": "io.sensor-manager.project"})
     assert os.path.isdir(project_dir / "data" / "Berlin")
+
+
+def test_start_refuses_tag_together_with_no_tag(runner, project_dir, tree_listing):
+    before = tree_listing(project_dir)
+    result = runner.invoke(app, ["start", "--project-dir", str(project_dir), "--runtime", "docker", "--tag", "t1", "--no-tag"])
+    assert result.exit_code == 2 and "--tag and --no-tag" in result.stderr and "Traceback" not in result.output
+    assert tree_listing(project_dir) == before
+
+
+@pytest.mark.docker
+def test_start_with_a_bad_project_name_exits_2_and_starts_nothing(runner, project_dir, docker_engine, tree_listing):
+    before = tree_listing(project_dir)
+    result = runner.invoke(app, ["start", "--project-dir", str(project_dir), "--runtime", "docker", "-p", "Bad Name!"])
+    assert result.exit_code == 2 and "Bad Name!" in result.stderr and "Traceback" not in result.output
+    assert tree_listing(project_dir) == before
+
+
+@pytest.mark.docker
+def test_start_no_rebuild_with_a_missing_image_fails_clearly(runner, project_dir, docker_engine):
+    result = runner.invoke(app, ["start", "--project-dir", str(project_dir), "--runtime", "docker", "--cities", "Berlin",
+                                 "--sensors-per-city", "1", "--no-rebuild", "--tag", "never-built-0"])
+    assert result.exit_code == 2 and "--no-rebuild" in result.stderr and "never-built-0" in result.stderr
+    assert not docker_engine.containers.list(all=True, filters={"label": "io.sensor-manager.project"})

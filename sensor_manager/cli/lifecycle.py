@@ -39,7 +39,7 @@ def _confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise ConfirmationRequiredError(f"{question} needs confirmation: rerun with --yes (no terminal to ask on)")
+        raise ConfirmationRequiredError(f"{question}: this needs confirmation; rerun with --yes (no terminal to ask on); nothing changed")
     if not typer.confirm(f"{question}?", default=False, err=True):
         raise ConfirmationRequiredError(f"{question}: not confirmed; nothing changed")
 

@@ -90,7 +90,7 @@ def test_reset_without_yes_and_without_a_terminal_exits_2_and_changes_nothing(cl
     before = tree_listing(project)
     result = cli("reset")
     assert result.exit_code == 2
-    assert "needs confirmation: rerun with --yes (no terminal to ask on)" in result.stderr
+    assert "this needs confirmation; rerun with --yes (no terminal to ask on); nothing changed" in result.stderr
     assert tree_listing(project) == before
 
 

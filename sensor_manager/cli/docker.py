@@ -9,24 +9,26 @@ import typer
 from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
+    BaseImageOpt,
     CitiesOpt,
     ConfigOpt,
     DryRunOpt,
     JsonOpt,
     MaxCitiesOpt,
+    NoTagOpt,
     ProjectDirOpt,
+    ProjectNameOpt,
     QuietOpt,
     RateOpt,
+    ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
+    TagOpt,
     VerboseOpt,
     session,
 )
 
 SCHEMA_VERSION = 1
-BaseImageOpt = Annotated[Optional[str], typer.Option("--base-image", help="Base image with python3 (default: $BASE_IMAGE, then python:3.12-slim).", show_default=False)]
-TagOpt = Annotated[Optional[str], typer.Option("--tag", help="Image tag to use instead of <version>-<content hash> (never 'latest').", show_default=False)]
-ProjectNameOpt = Annotated[Optional[str], typer.Option("--project-name", "-p", help="Compose project name (default: sm-<project dir>-<path hash>).", show_default=False)]
 
 
 def _progress(quiet: bool):
@@ -41,7 +43,7 @@ def build(
     ctx: typer.Context,
     base_image: BaseImageOpt = None,
     tag: TagOpt = None,
-    no_tag: Annotated[bool, typer.Option("--no-tag", help="Only the content tag (the default; kept for the old CLI).")] = False,
+    no_tag: NoTagOpt = False,
     push: Annotated[bool, typer.Option("--push", help="Push the image to --registry after building.")] = False,
     registry: Annotated[Optional[str], typer.Option("--registry", help="Registry to push to, e.g. ghcr.io/me (only with --push).", show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
@@ -90,7 +92,7 @@ def compose(
     project_name: ProjectNameOpt = None,
     tag: TagOpt = None,
     base_image: BaseImageOpt = None,
-    replan: Annotated[bool, typer.Option("--replan", help="Adopt a config that changes the stored plan.")] = False,
+    replan: ReplanOpt = False,
     cities: CitiesOpt = None,
     max_cities: MaxCitiesOpt = None,
     sensors_per_city: SensorsPerCityOpt = None,

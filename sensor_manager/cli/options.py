@@ -34,6 +34,13 @@ SensorsPerCityOpt = Annotated[Optional[int], typer.Option("--sensors-per-city", 
 RateOpt = Annotated[Optional[float], typer.Option("--rate", "--readings-per-second", help="Readings per second per sensor.", show_default=False)]
 AnomalyProbabilityOpt = Annotated[Optional[float], typer.Option("--anomaly-probability", help="Expected fraction of readings inside an anomaly.", show_default=False)]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Fleet seed (ids, values, anomalies).", show_default=False)]
+ReplanOpt = Annotated[bool, typer.Option("--replan", help="Use the plan the config gives even when it changes the stored one (removed sensors' data is kept).")]
+
+# Docker image and project flags accepted by start, build and compose (the seed's --tag/--uploader-tag map here).
+BaseImageOpt = Annotated[Optional[str], typer.Option("--base-image", help="Base image with python3 for a build (default: $BASE_IMAGE, then python:3.12-slim).", show_default=False)]
+TagOpt = Annotated[Optional[str], typer.Option("--tag", "--uploader-tag", help="Image tag to use instead of <version>-<content hash> (never 'latest').", show_default=False)]
+NoTagOpt = Annotated[bool, typer.Option("--no-tag", help="Only the content tag (the default; kept from the old CLI).")]
+ProjectNameOpt = Annotated[Optional[str], typer.Option("--project-name", "-p", help="Compose project name (default: sm-<project dir>-<path hash>; later commands reuse it).", show_default=False)]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`plan` and `config validate`: show the fleet and the resolved config; neither writes anything."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -15,13 +15,13 @@ from sensor_manager.cli.options import (
     ProjectDirOpt,
     QuietOpt,
     RateOpt,
+    ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
     VerboseOpt,
     session,
 )
 
-ReplanOpt = Annotated[bool, typer.Option("--replan", help="Show the plan the config gives even if it differs from the stored one.")]
 TABLE_ROWS = 500
 SCHEMA_VERSION = 1
 

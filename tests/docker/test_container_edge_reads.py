@@ -3,9 +3,6 @@ it runs inside the uploader container and returns exactly what a host-side query
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,25 +14,6 @@ from sensor_manager.observe.access import ENV_VAR
 from sensor_manager.plan import resolve_plan
 from sensor_manager.runtimes.compose import ComposeRuntime
 
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def db_seqs(path: Path) -> list[int]:
-    if not path.is_file():
-        return []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        try:
-            return [row[0] for row in conn.execute("SELECT seq FROM sensor_readings ORDER BY rowid")]
-        except sqlite3.OperationalError:
-            return []
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -49,7 +27,8 @@ CONFIG = {
 }
 
 
-def test_query_inside_the_uploader_container_matches_the_host(tmp_path, runner, monkeypatch, docker_engine, project_image, docker_settings_for_tests):
+def test_query_inside_the_uploader_container_matches_the_host(tmp_path, runner, monkeypatch, docker_engine, project_image,
+                                                              docker_settings_for_tests, wait_for, db_seqs):
     root = tmp_path / "project"
     root.mkdir()
     (root / "sensor-manager.yaml").write_text(yaml.safe_dump(CONFIG))

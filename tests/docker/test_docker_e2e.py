@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -34,32 +32,11 @@ CONFIG = {
 }
 
 
-def wait_for(predicate, timeout: float, what: str):
-    """Poll until `predicate()` is truthy (a bound on waiting, not a speed assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def make_project(root: Path, config: dict) -> tuple[ProjectLayout, object]:
     root.mkdir(parents=True, exist_ok=True)
     (root / "sensor-manager.yaml").write_text(yaml.safe_dump(config))
     layout = ProjectLayout.at(root)
     return layout, load_config(None, root)
-
-
-def db_seqs(path: Path) -> list[int]:
-    if not path.is_file():
-        return []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        try:
-            return [row[0] for row in conn.execute("SELECT seq FROM sensor_readings ORDER BY rowid")]
-        except sqlite3.OperationalError:
-            return []
 
 
 def lake_rows(layout: ProjectLayout) -> int:
@@ -99,7 +76,7 @@ def stack(tmp_path_factory, docker_engine, project_image, docker_settings_for_te
         assert {n.name for n in docker_engine.networks.list()} == networks_before  # no bridge, no default network
 
 
-def test_start_waits_for_healthy_and_rows_reach_dbs_and_lake(stack, docker_engine):
+def test_start_waits_for_healthy_and_rows_reach_dbs_and_lake(stack, docker_engine, wait_for, db_seqs):
     runtime, layout, plan, unhealthy = stack
     assert unhealthy == []
     rows = {s.name: (s.state, s.health) for s in runtime.status()}
@@ -124,7 +101,7 @@ def test_sensors_have_no_network_a_read_only_root_and_no_capabilities(stack, doc
         assert "container_name" not in details["Config"]["Labels"]
 
 
-def test_files_in_the_data_dir_are_not_owned_by_root(stack):
+def test_files_in_the_data_dir_are_not_owned_by_root(stack, wait_for):
     runtime, layout, plan, _ = stack
     wait_for(lambda: all((layout.root / s.db_path).is_file() for s in plan.sensors), 60, "sensor DBs")
     uid = int(yaml.safe_load(runtime.compose_path.read_text())["services"]["uploader-amsterdam"]["user"].split(":")[0])
@@ -133,7 +110,7 @@ def test_files_in_the_data_dir_are_not_owned_by_root(stack):
     assert owners and all(owner == uid for owner in owners.values()), owners
 
 
-def test_kill_9_of_the_main_process_restarts_it_and_seq_continues(stack, docker_engine):
+def test_kill_9_of_the_main_process_restarts_it_and_seq_continues(stack, docker_engine, wait_for, db_seqs):
     runtime, layout, plan, _ = stack
     sensor = plan.sensors[0]
     service = f"sensor-amsterdam-{sensor.code.lower()}"
@@ -190,7 +167,7 @@ def test_a_foreign_container_named_like_ours_survives_cleanup_stop_and_reset(sta
             container.remove(force=True)
 
 
-def test_a_secret_appears_nowhere(tmp_path, docker_engine, project_image, docker_settings_for_tests):
+def test_a_secret_appears_nowhere(tmp_path, docker_engine, project_image, docker_settings_for_tests, wait_for):
     config = {**CONFIG, "sensors_per_city": 1, "uploader": {
         "interval_seconds": 2,
         "sinks": {"cosmos": {"enabled": True, "endpoint": "https://127.0.0.1:9/", "key": SECRET}},

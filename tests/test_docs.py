@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.testing import CliRunner
 
 from sensor_manager.cli import app
-from sensor_manager.cli.reference import _commands
+from sensor_manager.cli.reference import COMMON_OPTIONS, _commands
 from sensor_manager.config_reference import iter_keys
 from sensor_manager.errors import ExitCode
 
@@ -52,3 +53,27 @@ def test_exit_code_table_matches_exit_code_enum():
 def test_every_config_key_is_in_the_readme():
     missing = [doc.key for doc in iter_keys() if f"`{doc.key}`" not in README]
     assert not missing, f"config keys missing from README: {missing}"
+
+
+SHARED_FLAGS = {"config": ["--config", "x.yaml"], "project_dir": ["--project-dir", "."], "quiet": ["--quiet"], "verbose": ["--verbose"]}
+
+
+def test_the_shared_options_work_before_every_command_name():
+    root = typer.main.get_command(app)
+    before = [arg for name in COMMON_OPTIONS for arg in SHARED_FLAGS[name]] + ["--traceback"]
+    for name, _ in _commands(root):
+        result = CliRunner().invoke(app, [*before, *name.split(), "--help"])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+
+
+def test_each_entry_names_exactly_the_shared_options_its_command_takes_after_its_name():
+    root = typer.main.get_command(app)
+    for name, _ in _commands(root):
+        entry = README.split(f"#### `{name}`", 1)[1].split("\n#### ", 1)[0]
+        listed = set(re.findall(r"`(--[a-z-]+)", entry.split("After its name it also takes", 1)[1].split("\n", 1)[0])) \
+            if "After its name it also takes" in entry else set()
+        for option in COMMON_OPTIONS:
+            flags = SHARED_FLAGS[option]
+            result = CliRunner().invoke(app, [*name.split(), *flags, "--help"])
+            accepted = result.exit_code == 0
+            assert accepted == (flags[0] in listed), f"{name} {flags[0]}: accepted={accepted}, documented={flags[0] in listed}"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import typer
 
-# Accepted by every command and described once in the README, not in each table.
-COMMON_OPTIONS = frozenset({"help", "config", "project_dir", "quiet", "verbose"})
+# Accepted before every command's name and described once in the docs; a command's entry names the ones
+# it also takes after its name instead of repeating them in its table.
+COMMON_OPTIONS = ("config", "project_dir", "quiet", "verbose")
 
 
 def _commands(group, prefix: str = ""):
@@ -26,6 +27,11 @@ def _option_cell(param) -> str:
     return names if param.param_type_name == "option" else f"`{(param.metavar or param.name).upper()}`"
 
 
+def shared_after_name(command) -> list[str]:
+    """The shared options `command` also accepts after its name, e.g. `--quiet/-q`."""
+    return ["/".join(param.opts) for param in command.params if param.name in COMMON_OPTIONS]
+
+
 def markdown() -> str:
     from sensor_manager.cli import app
 
@@ -37,9 +43,12 @@ def markdown() -> str:
         out.append(f"#### `{name}`\n\n{summary.strip()}")
         if rest.strip():
             out.append(" ".join(line.strip() for line in rest.strip().splitlines()))
+        shared = shared_after_name(command)
+        out.append("After its name it also takes " + ", ".join(f"`{opt}`" for opt in shared) + "." if shared
+                   else "It takes the shared options only before its name.")
         rows = ["| option | meaning |", "|---|---|"]
         for param in command.params:
-            if param.name in COMMON_OPTIONS:
+            if param.name in (*COMMON_OPTIONS, "help"):
                 continue
             help_text = (getattr(param, "help", None) or "").replace("|", "\\|").replace("\n", " ")
             rows.append(f"| {_option_cell(param)} | {help_text} |")

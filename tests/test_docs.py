@@ -1,4 +1,4 @@
-"""The docs stay true: README renders are current, every command and key is documented, exit codes match."""
+"""The docs stay true: the cog renders in docs/ are current, every command and key is documented, exit codes match."""
 from __future__ import annotations
 
 import os
@@ -16,13 +16,17 @@ from sensor_manager.config_reference import iter_keys
 from sensor_manager.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 README = (ROOT / "README.md").read_text()
+CLI_DOC = (DOCS / "cli.md").read_text()
+CONFIG_DOC = (DOCS / "configuration.md").read_text()
 
 
-def test_readme_renders_are_current():
-    """The cog blocks (CLI reference, config keys, full example) match the code; `cog -r README.md` updates them."""
+def test_renders_are_current():
+    """The cog blocks (CLI reference, config keys, full example) match the code; `cog -r docs/*.md` updates them."""
+    pages = ["README.md", *sorted(str(path.relative_to(ROOT)) for path in DOCS.glob("*.md"))]
     result = subprocess.run(
-        [sys.executable, "-m", "cogapp", "--check", "README.md"],
+        [sys.executable, "-m", "cogapp", "--check", *pages],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -34,25 +38,25 @@ def test_readme_opens_with_the_two_commands():
     assert "tests/run" in first_block
 
 
-def test_every_command_has_help_and_is_in_the_readme():
+def test_every_command_has_help_and_is_in_the_cli_reference():
     root = typer.main.get_command(app)
     names = [name for name, _ in _commands(root)]
     assert {"start", "stop", "restart", "reset", "clean", "cleanup", "build", "compose", "status", "logs",
             "monitor", "diagnostics", "query", "plan", "simulate", "upload", "config validate"} <= set(names)
     for name, command in _commands(root):
         assert (command.help or "").strip(), f"{name} has no help text"
-        assert f"#### `{name}`" in README, f"{name} is missing from the README's CLI reference"
+        assert f"#### `{name}`" in CLI_DOC, f"{name} is missing from docs/cli.md"
 
 
 def test_exit_code_table_matches_exit_code_enum():
-    section = README.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    section = CLI_DOC.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     documented = {int(code) for code in re.findall(r"^\| (\d) \|", section, flags=re.M)}
     assert documented == {int(code) for code in ExitCode}
 
 
-def test_every_config_key_is_in_the_readme():
-    missing = [doc.key for doc in iter_keys() if f"`{doc.key}`" not in README]
-    assert not missing, f"config keys missing from README: {missing}"
+def test_every_config_key_is_in_the_config_reference():
+    missing = [doc.key for doc in iter_keys() if f"`{doc.key}`" not in CONFIG_DOC]
+    assert not missing, f"config keys missing from docs/configuration.md: {missing}"
 
 
 SHARED_FLAGS = {"config": ["--config", "x.yaml"], "project_dir": ["--project-dir", "."], "quiet": ["--quiet"], "verbose": ["--verbose"]}
@@ -69,7 +73,7 @@ def test_the_shared_options_work_before_every_command_name():
 def test_each_entry_names_exactly_the_shared_options_its_command_takes_after_its_name():
     root = typer.main.get_command(app)
     for name, _ in _commands(root):
-        entry = README.split(f"#### `{name}`", 1)[1].split("\n#### ", 1)[0]
+        entry = CLI_DOC.split(f"#### `{name}`", 1)[1].split("\n#### ", 1)[0]
         listed = set(re.findall(r"`(--[a-z-]+)", entry.split("After its name it also takes", 1)[1].split("\n", 1)[0])) \
             if "After its name it also takes" in entry else set()
         for option in COMMON_OPTIONS:

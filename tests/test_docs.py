@@ -81,3 +81,56 @@ def test_each_entry_names_exactly_the_shared_options_its_command_takes_after_its
             result = CliRunner().invoke(app, [*name.split(), *flags, "--help"])
             accepted = result.exit_code == 0
             assert accepted == (flags[0] in listed), f"{name} {flags[0]}: accepted={accepted}, documented={flags[0] in listed}"
+
+
+README_MAX_BYTES = 10 * 1024  # the front page fits on a few screens; the manual lives in docs/
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_readme_stays_short():
+    size = len(README.encode())
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes; move detail into docs/ (limit {README_MAX_BYTES})"
+
+
+def _prose(text: str) -> str:
+    """The text without fenced code blocks and inline code, where brackets are not links."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading ids: lowercase, punctuation dropped, spaces to hyphens, repeats numbered."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").strip().lower()).replace(" ", "-")
+        n, unique = 0, slug
+        while unique in anchors:
+            n += 1
+            unique = f"{slug}-{n}"
+        anchors.add(unique)
+    return anchors
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted(DOCS.glob("*.md"))]
+
+
+def test_every_relative_link_resolves():
+    broken = []
+    for page in _pages():
+        for target in LINK.findall(_prose(page.read_text())):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not checked offline
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_the_docs_index_links_every_page():
+    index = _prose((DOCS / "README.md").read_text())
+    linked = {target.partition("#")[0] for target in LINK.findall(index)}
+    missing = [page.name for page in DOCS.glob("*.md") if page.name != "README.md" and page.name not in linked]
+    assert not missing, f"docs/README.md does not link {missing}"

@@ -1,6 +1,7 @@
-"""The config key reference, rendered from the pydantic models so the README table cannot drift.
+"""The config key reference, rendered from the pydantic models so the docs' table cannot drift.
 
-README.md embeds `markdown_table()` through cog; `tests/test_docs.py` runs `cog --check`.
+docs/configuration.md embeds `markdown_table()` and `full_example()` through cog; `tests/test_docs.py`
+runs `cog --check`.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The CLI reference, rendered from the commands' own help so the README matches `--help`.
+"""The CLI reference, rendered from the commands' own help so the docs match `--help`.
 
-README.md embeds `markdown()` through cog; `tests/test_docs.py` runs `cog --check`.
+docs/cli.md embeds `markdown()` through cog; `tests/test_docs.py` runs `cog --check`.
 """
 from __future__ import annotations
 

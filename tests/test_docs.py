@@ -33,6 +33,8 @@ def test_renders_are_current():
 
 
 def test_readme_opens_with_the_two_commands():
+    title, _, rest = README.partition("\n")
+    assert title.startswith("# ") and rest.lstrip().startswith("```"), "the commands come right after the title"
     first_block = README.split("```", 2)[1]
     assert "./sensor_manager.py start" in first_block
     assert "tests/run" in first_block

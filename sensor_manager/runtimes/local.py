@@ -6,7 +6,7 @@ the desired state in it and tell the supervisor (SIGHUP), launching it first whe
 only with its start time and command line (processes.py) and while the supervisor lock is held.
 
 Services (from `plan_services(plan, None)`): `sensor-<city-slug>` runs
-`python -m sensor_manager simulate --cities <City>` (all of the city's sensors in one process) and
+`python -m sensor_manager simulate --sensor-id <id> …` (all of the city's sensors in one process) and
 `uploader-<city-slug>` runs `python -m uploader --continuous` over `data/<City>`.
 """
 from __future__ import annotations
@@ -48,18 +48,17 @@ LAUNCHER = (
 )
 
 
-def sensor_argv(layout: ProjectLayout, config: Config, city: str) -> list[str]:
+def sensor_argv(layout: ProjectLayout, config: Config, service: Service) -> list[str]:
     argv = [sys.executable, "-m", "sensor_manager", "--project-dir", str(layout.root)]
     if config.source_path:
         argv += ["--config", config.source_path]
-    # Effective values (flags given to `start` included) so the child runs what was planned.
-    return argv + [
-        "simulate", "--cities", city,
-        "--sensors-per-city", str(config.sensors_per_city),
-        "--rate", repr(config.simulation.readings_per_second),
-        "--seed", str(config.seed),
-        "--anomaly-probability", repr(config.anomalies.probability),
-    ]
+    # The service's slice of the stored plan by id (never --cities: the config may lack a city the plan
+    # holds); the effective rates (flags given to `start` included) so the child runs what was asked.
+    argv += ["simulate", "--rate", repr(config.simulation.readings_per_second),
+             "--anomaly-probability", repr(config.anomalies.probability)]
+    for sensor_id in service.sensor_ids:
+        argv += ["--sensor-id", sensor_id]
+    return argv
 
 
 def uploader_argv(layout: ProjectLayout, config: Config, city_slug: str) -> list[str]:
@@ -114,7 +113,7 @@ class LocalRuntime:
             # The uploader watches data/<City>; create it so it need not wait for the first sensor DB.
             (self.layout.data / service.city_slug).mkdir(parents=True, exist_ok=True)
             if service.role == "sensor":
-                argv = sensor_argv(self.layout, config, service.sensors[0].city)
+                argv = sensor_argv(self.layout, config, service)
             else:
                 argv = uploader_argv(self.layout, config, service.city_slug)
             rendered[service.name] = {

@@ -126,12 +126,22 @@ def test_start_with_a_sink_missing_credentials_exits_2_before_touching_disk(cli,
     assert tree_listing(project) == before
 
 
-def test_start_when_the_config_no_longer_matches_the_plan_exits_2_unchanged(cli, project, planned, tree_listing):
-    (project / "sensor-manager.yaml").write_text(CONFIG.replace("seed: 99", "seed: 100"))
+def test_start_with_a_fleet_flag_that_contradicts_the_plan_exits_2_unchanged(cli, project, planned, tree_listing):
     before = tree_listing(project)
-    result = cli("start")
+    result = cli("start", "--seed", "100")
     assert result.exit_code == 2
     assert "preflight: plan matches config" in result.stderr and "seed: 99 -> 100" in result.stderr
+    assert "Rerun with --replan" in result.stderr
+    assert tree_listing(project) == before
+
+
+def test_start_without_fleet_flags_keeps_the_stored_plan_and_says_the_config_differs(cli, project, planned, tree_listing):
+    (project / "sensor-manager.yaml").write_text(CONFIG.replace("seed: 99", "seed: 100"))
+    before = tree_listing(project)
+    result = cli("start", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "warning: the config differs from the stored plan (seed: 99 -> 100" in result.stderr
+    assert "✓ plan matches config: 4 sensors in 2 cities; the stored plan runs" in result.stderr
     assert tree_listing(project) == before
 
 

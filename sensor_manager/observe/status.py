@@ -39,7 +39,7 @@ class StatusReport:
 
     @property
     def summary(self) -> str:
-        running = sum(s.state != "stopped" for s in self.services)
+        running = sum(s.pid is not None for s in self.services)  # a crashloop or restarting service has no process
         healthy = sum(s.health == "healthy" for s in self.services)
         return f"{running}/{len(self.services)} services running, {healthy} healthy ({self.runtime} runtime)"
 

@@ -225,3 +225,16 @@ def test_reset_asks_on_a_terminal_and_a_no_changes_nothing(project, planned, tre
     os.close(leader)
     assert b"reset deletes" in seen and b"not confirmed; nothing changed" in seen
     assert tree_listing(project) == before
+
+
+def test_status_summary_counts_only_services_with_a_process():
+    from sensor_manager.observe.status import StatusReport
+    from sensor_manager.runtimes.base import ServiceStatus
+
+    services = [
+        ServiceStatus("sensor-a", "sensor", "A", ["A_1"], "running", "healthy", pid=101),
+        ServiceStatus("sensor-b", "sensor", "B", ["B_1"], "crashloop", "unknown", restarts=7),  # between attempts
+        ServiceStatus("uploader-a", "uploader", "A", [], "restarting", "unknown", restarts=1),
+        ServiceStatus("uploader-b", "uploader", "B", [], "crashloop", "starting", restarts=5, pid=102),  # up again
+    ]
+    assert StatusReport("p", "local", services).summary == "2/4 services running, 1 healthy (local runtime)"

@@ -29,7 +29,7 @@ from sensor_manager.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
-from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus, plan_services
+from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, ServiceStatus, plan_services
 from sensor_manager.runtimes.health import service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
@@ -119,6 +119,7 @@ class LocalRuntime:
             rendered[service.name] = {
                 "name": service.name, "role": service.role, "city": service.city_slug,
                 "sensors": service.sensor_ids, "argv": argv, "env": {},
+                "status_file": str(self.layout.status_dir / f"{service.name}.json"),  # the supervisor restarts it when it hangs
             }
         kept = [s for s in spec["services"] if s["name"] not in rendered]
         spec["services"] = kept + list(rendered.values())
@@ -201,6 +202,21 @@ class LocalRuntime:
                 detail={"exit_code": entry.get("exit_code"), "status": document},
             ))
         return result
+
+    def fault(self) -> RuntimeFault | None:
+        """The supervisor died while services should run."""
+        state = self._read_state()
+        record = ProcessRecord.from_dict(state.get("supervisor"))
+        if record is None:  # never started, or stopped cleanly
+            return None
+        if self.supervisor() is None:
+            wanted = [n for n, d in self._read_spec()["desired"].items() if d == "running"]
+            if not wanted:
+                return None
+            return RuntimeFault(
+                f"supervisor died: pid {record.pid}, last seen {state.get('updated_at', '?')}; its {len(wanted)} services are down",
+                f"`start` brings them back; {self.layout.logs / 'supervisor.log'} tells how it ended")
+        return None
 
     def log_path(self, service: str) -> Path:
         return self.layout.logs / f"{service}.log"

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import heapq
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,6 +39,9 @@ from sensor_manager.statusfile import is_stale, read_status
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05
+# A live supervisor rewrites its state every STATE_REFRESH_SECONDS; this much silence is a fault.
+HEARTBEAT_STALE_SECONDS = 5 * sv.STATE_REFRESH_SECONDS
+NEARLY_FULL_BYTES = 1024 * 1024
 # Starts the supervisor in a new session and returns at once, so the supervisor is re-parented
 # (double fork): it survives the CLI and the terminal and is never left a zombie of the CLI.
 LAUNCHER = (
@@ -69,6 +74,13 @@ def uploader_argv(layout: ProjectLayout, config: Config, city_slug: str) -> list
     if config.source_path:
         argv += ["--config", config.source_path]
     return argv
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 class LocalRuntime:
@@ -204,7 +216,7 @@ class LocalRuntime:
         return result
 
     def fault(self) -> RuntimeFault | None:
-        """The supervisor died while services should run."""
+        """The supervisor died while services should run, or it cannot write its state (a full disk)."""
         state = self._read_state()
         record = ProcessRecord.from_dict(state.get("supervisor"))
         if record is None:  # never started, or stopped cleanly
@@ -216,6 +228,16 @@ class LocalRuntime:
             return RuntimeFault(
                 f"supervisor died: pid {record.pid}, last seen {state.get('updated_at', '?')}; its {len(wanted)} services are down",
                 f"`start` brings them back; {self.layout.logs / 'supervisor.log'} tells how it ended")
+        full = RuntimeFault("", "free space on that disk; the services resume by themselves")
+        if state.get("write_error"):
+            return replace(full, problem=f"the supervisor cannot write: {state['write_error']}")
+        silent = time.time() - float(state.get("updated_at_epoch") or 0)
+        if silent > HEARTBEAT_STALE_SECONDS:
+            problem = f"the supervisor (pid {record.pid}) has not updated {sv.state_path(self.layout)} for {silent:.0f} s"
+            free = _free_bytes(self.layout.state)
+            if free is not None and free < NEARLY_FULL_BYTES:
+                return replace(full, problem=f"{problem}: the disk holding {self.layout.state} is full")
+            return RuntimeFault(f"{problem}: it may be stuck", "`stop`, then `start`")
         return None
 
     def log_path(self, service: str) -> Path:

@@ -14,6 +14,11 @@ finished its work (e.g. `run_time_seconds`) and is not restarted. A child with a
 not refreshed it for `health_deadline_seconds` (or not written it that long after its start) is hung,
 e.g. stopped by SIGSTOP: it is killed and restarted like any other exit.
 
+A full disk does not end the supervisor: a state or log write that fails is retried (log lines are
+dropped and counted meanwhile), the error is reported as `write_error` in `state/supervisor.json` as
+soon as that can be written, and the services are supervised throughout, so they resume when space
+returns. While the state cannot be written its heartbeat (`updated_at`) goes stale, which `status` reports.
+
 The supervisor holds `state/locks/supervisor.lock` (flock) for its whole life: the kernel drops the
 lock when it dies, so a second supervisor can never run for the same project.
 
@@ -75,8 +80,12 @@ def lock_path(layout: ProjectLayout) -> Path:
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, separators=(",", ":")))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(document, separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a partial temp file would hold on to the space that ran out
+        raise
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -158,6 +167,7 @@ class Supervisor:
         self._child_exited = True
         self._next_poll = 0.0
         self._next_health_check = 0.0
+        self.state_error: str | None = None  # the last failed write of state/supervisor.json
 
     # --- signals -------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -368,7 +378,8 @@ class Supervisor:
         """Rewrite state/supervisor.json when something changed, or every STATE_REFRESH_SECONDS as a heartbeat."""
         services = {name: child.to_dict() for name, child in self.children.items()}
         snapshot = (self.generation_seen, self.stopping, final, services)
-        if snapshot == self._last_snapshot and time.monotonic() - self._last_state_write < STATE_REFRESH_SECONDS:
+        since_write = time.monotonic() - self._last_state_write
+        if since_write < STATE_REFRESH_SECONDS and (snapshot == self._last_snapshot or self.state_error is not None):
             return
         self._last_snapshot = snapshot
         document = {
@@ -378,10 +389,26 @@ class Supervisor:
             "supervisor": None if final else {**self.record.to_dict(), "started_at": self.started_at},
             "generation_seen": self.generation_seen,
             "stopping": self.stopping,
+            "write_error": self.write_error(),
             "services": services,
         }
-        write_json_atomic(state_path(self.layout), document)
+        try:
+            write_json_atomic(state_path(self.layout), document)
+        except OSError as exc:
+            if self.state_error is None:
+                self.log.write_line(f"Supervisor state could not be written; retrying. error={exc}")
+            self.state_error = f"{state_path(self.layout)}: {exc.strerror or exc}"
+            self._last_snapshot = None  # retried at the next refresh
+        else:
+            if self.state_error is not None:
+                self.log.write_line("Supervisor state written again.")
+            self.state_error = None
         self._last_state_write = time.monotonic()
+
+    def write_error(self) -> str | None:
+        """The write failing now (state, supervisor log or a service log), for `status` and `diagnostics`."""
+        writers = [self.log, *(c.writer for c in self.children.values() if c.writer is not None)]
+        return self.state_error or next((w.error for w in writers if w.error), None)
 
     def _timeout(self) -> float:
         now = time.monotonic()

@@ -20,7 +20,7 @@ from typing import Iterator
 from sensor_manager.config import Config
 from sensor_manager.errors import UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.plan import FleetPlan, bump_epoch, load_plan, resolve_plan
+from sensor_manager.plan import FleetPlan, bump_epoch, fleet_plan, load_plan, resolve_plan
 from sensor_manager.preflight import Check, require_preflight
 from sensor_manager.runtimes import DockerStartOptions, RuntimeChoice, choose_runtime, record_runtime, runtime_for
 from sensor_manager.runtimes.base import Runtime, Service
@@ -58,6 +58,7 @@ class StartResult:
     unhealthy: list[str] = field(default_factory=list)  # after --wait: those that did not become healthy
     checks: list[Check] = field(default_factory=list)
     dry_run: bool = False
+    config_differences: list[str] = field(default_factory=list)  # the stored plan ran instead of the config's
 
     @property
     def already_running(self) -> bool:
@@ -81,21 +82,25 @@ def start(
     wait: bool = False,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     docker_options: DockerStartOptions | None = None,
+    replan: bool = False,
+    keep_stored: bool = False,
 ) -> StartResult:
     """Preflight, persist the plan, render, start what is not running; with `wait`, wait for health."""
     choice = choose_runtime(layout, config, runtime_name, starting=True)
-    checks = require_preflight(config, layout, choice.name)
+    checks = require_preflight(config, layout, choice.name, replan=replan, keep_stored=keep_stored)
     runtime = runtime_for(choice.name, layout, docker_options)
     if dry_run:
-        plan = resolve_plan(config, layout, persist=False)
+        plan, differences = fleet_plan(config, layout, persist=False, replan=replan, keep_stored=keep_stored)
         services = runtime_services(runtime, plan)
         names = resolve_targets(services, targets) or [s.name for s in services]
-        return StartResult(choice.name, choice.reason, plan, names, _not_running(runtime, names), checks=checks, dry_run=True)
+        return StartResult(choice.name, choice.reason, plan, names, _not_running(runtime, names), checks=checks,
+                           dry_run=True, config_differences=differences)
     with project_lock(layout):
-        plan = resolve_plan(config, layout, persist=True)
+        plan, differences = fleet_plan(config, layout, persist=True, replan=replan, keep_stored=keep_stored)
         services = runtime_services(runtime, plan)
         names = resolve_targets(services, targets) or [s.name for s in services]
-        result = StartResult(choice.name, choice.reason, plan, names, _not_running(runtime, names), checks=checks)
+        result = StartResult(choice.name, choice.reason, plan, names, _not_running(runtime, names), checks=checks,
+                             config_differences=differences)
         runtime.render(plan, config)
         if result.started:
             runtime.start(plan, config, names)
@@ -142,13 +147,20 @@ def stop(layout: ProjectLayout, *, runtime_name: str | None = None, targets: lis
     return StopResult(choice.name, was_running, names)
 
 
-def restart(layout: ProjectLayout, config: Config, *, runtime_name: str | None = None, targets: list[str] | None = None) -> list[str]:
-    """Re-render (picking up config changes) and restart the targeted services; returns their names."""
+@dataclass
+class RestartResult:
+    services: list[str]
+    config_differences: list[str]  # the stored plan ran instead of the config's (see `fleet_plan`)
+
+
+def restart(layout: ProjectLayout, config: Config, *, runtime_name: str | None = None, targets: list[str] | None = None,
+            replan: bool = False) -> RestartResult:
+    """Re-render (picking up config changes) and restart the targeted services of the stored plan."""
     choice = choose_runtime(layout, config, runtime_name, starting=True)
-    require_preflight(config, layout, choice.name)
+    require_preflight(config, layout, choice.name, replan=replan, keep_stored=True)
     runtime = runtime_for(choice.name, layout)
     with project_lock(layout):
-        plan = resolve_plan(config, layout, persist=True)
+        plan, differences = fleet_plan(config, layout, persist=True, replan=replan, keep_stored=True)
         services = runtime_services(runtime, plan)
         names = resolve_targets(services, targets) or [s.name for s in services]
         runtime.render(plan, config)
@@ -157,7 +169,7 @@ def restart(layout: ProjectLayout, config: Config, *, runtime_name: str | None =
         else:
             runtime.start(plan, config, names)
         record_runtime(layout, choice.name, choice.reason)
-    return names
+    return RestartResult(names, differences)
 
 
 def cleanup(layout: ProjectLayout, *, runtime_name: str | None = None, dry_run: bool = False) -> list[str]:
@@ -252,20 +264,20 @@ def reset(
     runtime_name: str | None = None,
     wait: bool = False,
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    replan: bool = False,
 ) -> tuple[ResetPlan, StartResult]:
-    """Stop, wipe this project's data, lake, archive and checkpoints, bump fleet_epoch, start."""
+    """Stop, wipe this project's data, lake, archive and checkpoints, bump fleet_epoch, start the stored plan."""
     choice = choose_runtime(layout, config, runtime_name, starting=True)
-    require_preflight(config, layout, choice.name)
+    require_preflight(config, layout, choice.name, replan=replan, keep_stored=True)
     with project_lock(layout):
         runtime_for(choice.name, layout).stop(None)
         doomed = plan_reset(layout, config)
         for path in doomed.paths:
             _delete(path)
         _prune_empty_dirs(layout, doomed.paths)
-        if load_plan(layout) is None:
-            resolve_plan(config, layout, persist=True)
+        fleet_plan(config, layout, persist=True, replan=replan, keep_stored=True)
         bump_epoch(layout)
-    result = start(layout, config, runtime_name=choice.name, wait=wait, wait_timeout=wait_timeout)
+    result = start(layout, config, runtime_name=choice.name, wait=wait, wait_timeout=wait_timeout, replan=replan, keep_stored=True)
     return doomed, result
 
 

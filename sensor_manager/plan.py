@@ -363,6 +363,23 @@ def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, re
     return _selected(plan, config)
 
 
+def fleet_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, replan: bool = False,
+               keep_stored: bool = False) -> tuple[FleetPlan, list[str]]:
+    """The plan to run and, when the stored one was kept, how the config differs from it.
+
+    The config's plan (the stored one, extended) runs; a config that would change it is an error unless
+    `replan`, or, with `keep_stored` (restart, reset, start without fleet flags), the stored plan runs
+    as is: fleet flags given to an earlier `start` (e.g. --sensors-per-city) are not in the config.
+    """
+    try:
+        return resolve_plan(config, layout, persist=persist, replan=replan), []
+    except PlanChangedError:
+        stored = load_plan(layout) if keep_stored else None
+        if stored is None:
+            raise
+        return stored, plan_changes(stored, config)
+
+
 def select_sensors(plan: FleetPlan, targets: Sequence[str]) -> FleetPlan:
     """The part of a plan named by targets: city display names, safe names or service slugs (any case), or sensor ids."""
     if not targets:

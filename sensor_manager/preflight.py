@@ -15,7 +15,7 @@ from pathlib import Path
 from sensor_manager.config import Config
 from sensor_manager.errors import ConfigError, EngineUnavailableError, PlanChangedError, ResourceLimitError, UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.plan import FleetPlan, resolve_plan
+from sensor_manager.plan import FleetPlan, fleet_plan
 
 MIN_FREE_BYTES = 200 * 1024 * 1024
 
@@ -88,17 +88,19 @@ def check_engine() -> Check:
     return Check("container engine", ok, why)
 
 
-def check_plan(config: Config, layout: ProjectLayout) -> tuple[Check, FleetPlan | None]:
+def check_plan(config: Config, layout: ProjectLayout, *, replan: bool = False, keep_stored: bool = False) -> tuple[Check, FleetPlan | None]:
     try:
-        plan = resolve_plan(config, layout, persist=False)
+        plan, differences = fleet_plan(config, layout, persist=False, replan=replan, keep_stored=keep_stored)
     except (PlanChangedError, UsageError) as exc:
         return Check("plan matches config", False, str(exc)), None
-    return Check("plan matches config", True, f"{len(plan.sensors)} sensors in {len(plan.cities)} cities"), plan
+    kept = "; the stored plan runs (the config differs from it)" if differences else ""
+    return Check("plan matches config", True, f"{len(plan.sensors)} sensors in {len(plan.cities)} cities{kept}"), plan
 
 
-def run_preflight(config: Config, layout: ProjectLayout, runtime: str) -> list[Check]:
+def run_preflight(config: Config, layout: ProjectLayout, runtime: str, *, replan: bool = False, keep_stored: bool = False) -> list[Check]:
     """All checks, failing or not (nothing is written); docker: the engine answers and Compose v2 is present."""
-    checks = [check_plan(config, layout)[0], check_writable(layout), check_disk_space(layout), check_sink_credentials(config)]
+    checks = [check_plan(config, layout, replan=replan, keep_stored=keep_stored)[0], check_writable(layout),
+              check_disk_space(layout), check_sink_credentials(config)]
     if runtime == "local":
         checks.append(check_local_programs())
     if runtime == "docker":
@@ -106,9 +108,9 @@ def run_preflight(config: Config, layout: ProjectLayout, runtime: str) -> list[C
     return checks
 
 
-def require_preflight(config: Config, layout: ProjectLayout, runtime: str) -> list[Check]:
+def require_preflight(config: Config, layout: ProjectLayout, runtime: str, *, replan: bool = False, keep_stored: bool = False) -> list[Check]:
     """Run the checks; raise listing every failure (engine: exit 3, disk space: ResourceLimitError, else ConfigError)."""
-    checks = run_preflight(config, layout, runtime)
+    checks = run_preflight(config, layout, runtime, replan=replan, keep_stored=keep_stored)
     failed = [c for c in checks if not c.ok]
     if not failed:
         return checks

@@ -20,6 +20,7 @@ from sensor_manager.cli.options import (
     ProjectNameOpt,
     QuietOpt,
     RateOpt,
+    ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
     TagOpt,
@@ -35,6 +36,8 @@ RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | doc
 TargetsArg = Annotated[Optional[list[str]], typer.Argument(help="Services, cities or sensor ids (default: all).", show_default=False)]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Return when every service is healthy; fail naming those that are not.")]
 WaitTimeoutOpt = Annotated[float, typer.Option("--wait-timeout", help="Seconds --wait waits.")]
+# Overrides that shape the fleet: given to `start`, they must agree with the stored plan (or --replan).
+FLEET_SHAPE_KEYS = {"select_cities", "max_cities", "sensors_per_city", "seed"}
 NoDiagnosticsOpt = Annotated[bool, typer.Option("--no-diagnostics", help="Skip the summary of where data, lake and logs are.")]
 
 
@@ -46,6 +49,11 @@ def _confirm(question: str, yes: bool) -> None:
         raise ConfirmationRequiredError(f"{question}: this needs confirmation; rerun with --yes (no terminal to ask on); nothing changed")
     if not typer.confirm(f"{question}?", default=False, err=True):
         raise ConfirmationRequiredError(f"{question}: not confirmed; nothing changed")
+
+
+def _note_kept_plan(differences: list[str]) -> None:
+    if differences:
+        warn(f"the config differs from the stored plan ({'; '.join(differences)}); the stored plan runs (--replan adopts the config's)")
 
 
 def _print_summary(layout, result) -> None:
@@ -74,6 +82,7 @@ def start(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
+    replan: ReplanOpt = False,
     project_name: ProjectNameOpt = None,
     tag: TagOpt = None,
     no_tag: NoTagOpt = False,
@@ -84,7 +93,7 @@ def start(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Start the fleet (or the named services) after preflight; never deletes data.
+    """Start the fleet (or the named services) after preflight; never deletes data; fleet flags may grow the stored plan, --replan changes it.
 
     Example: sensor_manager.py start --wait
     """
@@ -97,7 +106,9 @@ def start(
         raise UsageError("--tag and --no-tag: give one of them")
     docker_options = DockerStartOptions(project_name=project_name, tag=tag, build=not no_rebuild, base_image=base_image)
     result = lifecycle.start(s.layout, s.load_config(), runtime_name=runtime, targets=targets, dry_run=dry_run,
-                             wait=wait, wait_timeout=wait_timeout, docker_options=docker_options)
+                             wait=wait, wait_timeout=wait_timeout, docker_options=docker_options, replan=replan,
+                             keep_stored=not FLEET_SHAPE_KEYS & s.fleet_overrides.keys())
+    _note_kept_plan(result.config_differences)
     info(f"Runtime: {result.runtime} ({result.reason}).", s.quiet)
     if dry_run:
         for check in result.checks:
@@ -139,20 +150,22 @@ def stop(
 def restart(
     ctx: typer.Context,
     targets: TargetsArg = None,
+    replan: ReplanOpt = False,
     runtime: RuntimeOpt = None,
     config: ConfigOpt = None,
     project_dir: ProjectDirOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Restart the fleet (or the named services), picking up config changes.
+    """Restart the stored plan's fleet (or the named services), picking up config changes; --replan adopts a changed fleet.
 
     Example: sensor_manager.py restart sensor-amsterdam
     """
     from sensor_manager import lifecycle
 
     s = session(ctx, config, project_dir, quiet=quiet)
-    names = lifecycle.restart(s.layout, s.load_config(), runtime_name=runtime, targets=targets)
-    info(f"Restarted {', '.join(names)}.", s.quiet)
+    result = lifecycle.restart(s.layout, s.load_config(), runtime_name=runtime, targets=targets, replan=replan)
+    _note_kept_plan(result.config_differences)
+    info(f"Restarted {', '.join(result.services)}.", s.quiet)
 
 
 @app.command()
@@ -162,12 +175,13 @@ def reset(
     dry_run: DryRunOpt = False,
     wait: WaitOpt = False,
     wait_timeout: WaitTimeoutOpt = DEFAULT_WAIT_TIMEOUT,
+    replan: ReplanOpt = False,
     runtime: RuntimeOpt = None,
     config: ConfigOpt = None,
     project_dir: ProjectDirOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Stop, wipe this project's data, lake, archive and checkpoints, start a new fleet_epoch.
+    """Stop, wipe this project's data, lake, archive and checkpoints, start a new fleet_epoch of the stored plan (--replan: the config's).
 
     Example: sensor_manager.py reset --dry-run
     """
@@ -185,7 +199,8 @@ def reset(
             out.print(f"  not wiped (external): {sink}")
         return
     _confirm(f"reset deletes {len(doomed.paths)} paths of project {s.layout.root}", yes)
-    done, result = lifecycle.reset(s.layout, cfg, runtime_name=runtime, wait=wait, wait_timeout=wait_timeout)
+    done, result = lifecycle.reset(s.layout, cfg, runtime_name=runtime, wait=wait, wait_timeout=wait_timeout, replan=replan)
+    _note_kept_plan(result.config_differences)
     for sink in done.external:
         warn(f"not wiped (external sink): {sink}")
     info(f"Reset: deleted {len(done.paths)} paths; fleet_epoch is now {result.plan.fleet_epoch}; started {len(result.started)} services.", s.quiet)

@@ -22,7 +22,7 @@ from sensor_manager.observe import lake
 from sensor_manager.observe.access import EdgeAccess, edge_access
 from sensor_manager.observe.edge import EdgeDatabase, edge_databases, file_sizes
 from sensor_manager.observe.monitor import Monitor
-from sensor_manager.observe.services import service_statuses
+from sensor_manager.observe.services import runtime_fault, service_statuses
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import read_runtime_record
 from sensor_manager.runtimes.base import ServiceStatus
@@ -71,6 +71,8 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     plan = _plan(layout, checks)
     services = service_statuses(layout) if record else []
     running = any(s.state != "stopped" for s in services)
+    if fault := runtime_fault(layout):
+        checks.append(Check("supervision", "fail", fault.problem, fault.remedy))
     checks.extend(_services(layout, services))
     checks.extend(database_checks(layout, plan, running, access=access))
     checks.extend(_disk(layout))
@@ -156,7 +158,7 @@ def _service(layout: ProjectLayout, service: ServiceStatus) -> Check:
     if service.state == "crashloop":
         errors = last_error_lines(layout.logs / f"{service.name}.log")
         return Check(name, "fail", "; ".join([detail, *errors]), f"read `./sensor_manager.py logs {service.name}`, fix the cause, then `restart {service.name}`")
-    if service.state in ("restarting", "stopped") or service.health == "unhealthy":
+    if service.state in ("restarting", "stopped") or service.health in ("unhealthy", "hung"):
         return Check(name, "warn", detail, f"`./sensor_manager.py logs {service.name}`; `start {service.name}` if it should run")
     return Check(name, "pass", detail)
 

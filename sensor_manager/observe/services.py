@@ -8,7 +8,7 @@ from __future__ import annotations
 from sensor_manager.errors import EngineUnavailableError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes import recorded_runtime, runtime_for
-from sensor_manager.runtimes.base import ServiceStatus
+from sensor_manager.runtimes.base import RuntimeFault, ServiceStatus
 
 
 def service_statuses(layout: ProjectLayout) -> list[ServiceStatus]:
@@ -19,3 +19,12 @@ def service_statuses(layout: ProjectLayout) -> list[ServiceStatus]:
         return runtime_for(name, layout).status()
     except EngineUnavailableError:
         return []
+
+
+def runtime_fault(layout: ProjectLayout) -> RuntimeFault | None:
+    """Why services that should run are not supervised (the recorded runtime's `fault`)."""
+    name = recorded_runtime(layout)
+    try:
+        return runtime_for(name, layout).fault() if name else None
+    except EngineUnavailableError:
+        return None

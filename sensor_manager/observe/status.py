@@ -10,7 +10,7 @@ from typing import Any
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.lifecycle import open_recorded
 from sensor_manager.plan import load_plan
-from sensor_manager.runtimes.base import ServiceStatus
+from sensor_manager.runtimes.base import RuntimeFault, ServiceStatus
 
 STATUS_SCHEMA_VERSION = 1
 COLUMNS = ("SERVICE", "ROLE", "CITY", "SENSORS", "STATE", "HEALTH", "RESTARTS", "PID", "STARTED")
@@ -21,12 +21,14 @@ class StatusReport:
     project: str | None
     runtime: str
     services: list[ServiceStatus]
+    fault: RuntimeFault | None = None  # e.g. the local supervisor died: services that should run are down
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": STATUS_SCHEMA_VERSION,
             "project": self.project,
             "runtime": self.runtime,
+            "fault": str(self.fault) if self.fault else None,
             "services": [s.to_dict() for s in self.services],
         }
 
@@ -39,13 +41,14 @@ class StatusReport:
 
     @property
     def summary(self) -> str:
-        running = sum(s.state != "stopped" for s in self.services)
+        running = sum(s.pid is not None for s in self.services)  # a crashloop or restarting service has no process
         healthy = sum(s.health == "healthy" for s in self.services)
-        return f"{running}/{len(self.services)} services running, {healthy} healthy ({self.runtime} runtime)"
+        line = f"{running}/{len(self.services)} services running, {healthy} healthy ({self.runtime} runtime)"
+        return line + (f"\nfault: {self.fault}" if self.fault else "")
 
 
 def collect_status(layout: ProjectLayout, runtime_name: str | None = None) -> StatusReport:
     """Status of every planned service as the project's recorded runtime sees it."""
     runtime, choice = open_recorded(layout, runtime_name)
     plan = load_plan(layout)
-    return StatusReport(plan.project if plan else None, choice.name, runtime.status())
+    return StatusReport(plan.project if plan else None, choice.name, runtime.status(), runtime.fault())

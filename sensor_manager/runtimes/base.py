@@ -61,6 +61,17 @@ class ServiceStatus:
 
 
 @dataclass(frozen=True)
+class RuntimeFault:
+    """Why services that should run are not supervised, and what to do."""
+
+    problem: str
+    remedy: str
+
+    def __str__(self) -> str:
+        return f"{self.problem}; {self.remedy}"
+
+
+@dataclass(frozen=True)
 class LogLine:
     service: str
     text: str
@@ -120,6 +131,9 @@ class Runtime(Protocol):
     ) -> Iterator[LogLine]: ...
 
     def is_running(self) -> bool: ...
+
+    def fault(self) -> RuntimeFault | None:
+        """Why services that should run are not supervised (e.g. the local supervisor died); None: no fault."""
 
     def cleanup(self, dry_run: bool) -> list[str]:
         """Remove this project's leftovers only; return what was (or would be) removed."""

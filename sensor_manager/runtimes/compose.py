@@ -234,6 +234,9 @@ class ComposeRuntime:
                 return True
         return False
 
+    def fault(self) -> None:
+        return None  # the engine supervises the containers; an engine that is down is EngineUnavailableError
+
     def status(self) -> list[ServiceStatus]:
         planned = self._planned()
         max_attempts = int(self._record().get("restart_max_attempts", 5))

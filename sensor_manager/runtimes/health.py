@@ -6,7 +6,9 @@
   `running` or `idle` (`failing` is unhealthy).
 
 Until then a service is `starting`, for at most `STARTUP_GRACE_SECONDS` after it started; after that
-`unhealthy`. A service that does not run has health `unknown`.
+`unhealthy`. A service whose process wrote its status file and then let it go stale is `hung` (stopped,
+deadlocked or stuck; the local supervisor restarts it after its health deadline). A service that does
+not run has health `unknown`.
 """
 from __future__ import annotations
 
@@ -41,14 +43,15 @@ def service_health(
     started_epoch: float | None,
     now: float | None = None,
 ) -> str:
-    """healthy | starting | unhealthy | unknown for one service (`pid` None: not running)."""
+    """healthy | starting | unhealthy | hung | unknown for one service (`pid` None: not running)."""
     if pid is None:
         return "unknown"
     now = time.time() if now is None else now
     young = started_epoch is not None and now - started_epoch < STARTUP_GRACE_SECONDS
-    current = document is not None and document.get("pid") == pid and not is_stale(document, now)
-    if not current:
+    if document is None or document.get("pid") != pid:
         return "starting" if young else "unhealthy"
+    if is_stale(document, now):
+        return "hung"
     ready = sensor_ready(document, sensor_ids) if role == "sensor" else uploader_ready(document)
     if ready:
         return "healthy"

@@ -6,17 +6,19 @@ the desired state in it and tell the supervisor (SIGHUP), launching it first whe
 only with its start time and command line (processes.py) and while the supervisor lock is held.
 
 Services (from `plan_services(plan, None)`): `sensor-<city-slug>` runs
-`python -m sensor_manager simulate --cities <City>` (all of the city's sensors in one process) and
+`python -m sensor_manager simulate --sensor-id <id> …` (all of the city's sensors in one process) and
 `uploader-<city-slug>` runs `python -m uploader --continuous` over `data/<City>`.
 """
 from __future__ import annotations
 
 import heapq
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,7 +31,7 @@ from sensor_manager.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
-from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus, plan_services
+from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, ServiceStatus, plan_services
 from sensor_manager.runtimes.health import service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
@@ -37,6 +39,9 @@ from sensor_manager.statusfile import is_stale, read_status
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05
+# A live supervisor rewrites its state every STATE_REFRESH_SECONDS; this much silence is a fault.
+HEARTBEAT_STALE_SECONDS = 5 * sv.STATE_REFRESH_SECONDS
+NEARLY_FULL_BYTES = 1024 * 1024
 # Starts the supervisor in a new session and returns at once, so the supervisor is re-parented
 # (double fork): it survives the CLI and the terminal and is never left a zombie of the CLI.
 LAUNCHER = (
@@ -48,18 +53,17 @@ LAUNCHER = (
 )
 
 
-def sensor_argv(layout: ProjectLayout, config: Config, city: str) -> list[str]:
+def sensor_argv(layout: ProjectLayout, config: Config, service: Service) -> list[str]:
     argv = [sys.executable, "-m", "sensor_manager", "--project-dir", str(layout.root)]
     if config.source_path:
         argv += ["--config", config.source_path]
-    # Effective values (flags given to `start` included) so the child runs what was planned.
-    return argv + [
-        "simulate", "--cities", city,
-        "--sensors-per-city", str(config.sensors_per_city),
-        "--rate", repr(config.simulation.readings_per_second),
-        "--seed", str(config.seed),
-        "--anomaly-probability", repr(config.anomalies.probability),
-    ]
+    # The service's slice of the stored plan by id (never --cities: the config may lack a city the plan
+    # holds); the effective rates (flags given to `start` included) so the child runs what was asked.
+    argv += ["simulate", "--rate", repr(config.simulation.readings_per_second),
+             "--anomaly-probability", repr(config.anomalies.probability)]
+    for sensor_id in service.sensor_ids:
+        argv += ["--sensor-id", sensor_id]
+    return argv
 
 
 def uploader_argv(layout: ProjectLayout, config: Config, city_slug: str) -> list[str]:
@@ -70,6 +74,13 @@ def uploader_argv(layout: ProjectLayout, config: Config, city_slug: str) -> list
     if config.source_path:
         argv += ["--config", config.source_path]
     return argv
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 class LocalRuntime:
@@ -114,12 +125,13 @@ class LocalRuntime:
             # The uploader watches data/<City>; create it so it need not wait for the first sensor DB.
             (self.layout.data / service.city_slug).mkdir(parents=True, exist_ok=True)
             if service.role == "sensor":
-                argv = sensor_argv(self.layout, config, service.sensors[0].city)
+                argv = sensor_argv(self.layout, config, service)
             else:
                 argv = uploader_argv(self.layout, config, service.city_slug)
             rendered[service.name] = {
                 "name": service.name, "role": service.role, "city": service.city_slug,
                 "sensors": service.sensor_ids, "argv": argv, "env": {},
+                "status_file": str(self.layout.status_dir / f"{service.name}.json"),  # the supervisor restarts it when it hangs
             }
         kept = [s for s in spec["services"] if s["name"] not in rendered]
         spec["services"] = kept + list(rendered.values())
@@ -202,6 +214,31 @@ class LocalRuntime:
                 detail={"exit_code": entry.get("exit_code"), "status": document},
             ))
         return result
+
+    def fault(self) -> RuntimeFault | None:
+        """The supervisor died while services should run, or it cannot write its state (a full disk)."""
+        state = self._read_state()
+        record = ProcessRecord.from_dict(state.get("supervisor"))
+        if record is None:  # never started, or stopped cleanly
+            return None
+        if self.supervisor() is None:
+            wanted = [n for n, d in self._read_spec()["desired"].items() if d == "running"]
+            if not wanted:
+                return None
+            return RuntimeFault(
+                f"supervisor died: pid {record.pid}, last seen {state.get('updated_at', '?')}; its {len(wanted)} services are down",
+                f"`start` brings them back; {self.layout.logs / 'supervisor.log'} tells how it ended")
+        full = RuntimeFault("", "free space on that disk; the services resume by themselves")
+        if state.get("write_error"):
+            return replace(full, problem=f"the supervisor cannot write: {state['write_error']}")
+        silent = time.time() - float(state.get("updated_at_epoch") or 0)
+        if silent > HEARTBEAT_STALE_SECONDS:
+            problem = f"the supervisor (pid {record.pid}) has not updated {sv.state_path(self.layout)} for {silent:.0f} s"
+            free = _free_bytes(self.layout.state)
+            if free is not None and free < NEARLY_FULL_BYTES:
+                return replace(full, problem=f"{problem}: the disk holding {self.layout.state} is full")
+            return RuntimeFault(f"{problem}: it may be stuck", "`stop`, then `start`")
+        return None
 
     def log_path(self, service: str) -> Path:
         return self.layout.logs / f"{service}.log"

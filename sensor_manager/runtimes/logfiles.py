@@ -33,19 +33,31 @@ def split_line(raw: str) -> tuple[str | None, str]:
 
 
 class LogWriter:
-    """Appends stamped lines to one service's log, rotating by size."""
+    """Appends stamped lines to one service's log, rotating by size.
+
+    A write that fails (a full disk) never raises: the lines are dropped and counted, `error` says why,
+    and the next write that succeeds first records how many were lost.
+    """
 
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
         self._partial = b""
+        self._fd: int | None = None
+        self._size = 0
+        self.dropped = 0
+        self.error: str | None = None
         self._open()
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._size = os.fstat(self._fd).st_size
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            self._fd = None
+            self.error = f"{self.path}: {exc.strerror or exc}"
 
     def write_output(self, chunk: bytes) -> None:
         """Stamp and append every complete line of `chunk`; keep a trailing partial line for later."""
@@ -66,25 +78,44 @@ class LogWriter:
             self._partial = b""
 
     def _append(self, lines: list[bytes]) -> None:
+        if self._fd is None:
+            self._open()
         prefix = stamp().encode() + b" "
-        payload = b"".join(prefix + line.rstrip(b"\r") + b"\n" for line in lines)
-        os.write(self._fd, payload)
-        self._size += len(payload)
+        notice = [f"[log] {self.dropped} lines were lost: {self.error}".encode()] if self.dropped else []
+        payload = b"".join(prefix + line.rstrip(b"\r") + b"\n" for line in [*notice, *lines])
+        written = 0
+        if self._fd is not None:
+            try:
+                written = os.write(self._fd, payload)
+            except OSError as exc:
+                self.error = f"{self.path}: {exc.strerror or exc}"
+        self._size += written
+        if written < len(payload):  # nothing written, or the disk filled up mid-write: this chunk counts as lost
+            self.dropped += len(lines)
+            self.error = self.error or f"{self.path}: short write (disk full?)"
+            return
+        self.dropped, self.error = 0, None
         if self._size >= self.max_bytes:
             self._rotate()
 
     def _rotate(self) -> None:
         os.close(self._fd)
-        for index in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._fd = None
+        try:
+            for index in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{index}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        except OSError as exc:
+            self.error = f"{self.path}: {exc.strerror or exc}"
         self._open()
 
     def close(self) -> None:
         self.flush_partial()
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,14 @@ Children write to a pipe; the supervisor stamps each line and appends it to `sta
 (rotated). A child that exits non-zero (or by a signal) while it should run is restarted with
 exponential backoff; after `CRASHLOOP_AFTER` consecutive exits within `QUICK_EXIT_SECONDS` of starting
 its state is `crashloop` (it is still retried, at the longest backoff). A child that exits 0 has
-finished its work (e.g. `run_time_seconds`) and is not restarted.
+finished its work (e.g. `run_time_seconds`) and is not restarted. A child with a status file that has
+not refreshed it for `health_deadline_seconds` (or not written it that long after its start) is hung,
+e.g. stopped by SIGSTOP: it is killed and restarted like any other exit.
+
+A full disk does not end the supervisor: a state or log write that fails is retried (log lines are
+dropped and counted meanwhile), the error is reported as `write_error` in `state/supervisor.json` as
+soon as that can be written, and the services are supervised throughout, so they resume when space
+returns. While the state cannot be written its heartbeat (`updated_at`) goes stale, which `status` reports.
 
 The supervisor holds `state/locks/supervisor.lock` (flock) for its whole life: the kernel drops the
 lock when it dies, so a second supervisor can never run for the same project.
@@ -35,7 +42,7 @@ from typing import Any
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
-from sensor_manager.statusfile import utc_now_iso
+from sensor_manager.statusfile import read_status, utc_now_iso
 
 SCHEMA_VERSION = 1
 QUICK_EXIT_SECONDS = 10.0
@@ -43,6 +50,7 @@ CRASHLOOP_AFTER = 5
 BACKOFF_INITIAL_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 STOP_GRACE_SECONDS = 10.0
+HEALTH_DEADLINE_SECONDS = 120.0  # well above an uploader's longest pause between status writes
 STATE_REFRESH_SECONDS = 2.0
 POLL_SECONDS = 0.5  # children are also polled at once on SIGCHLD
 
@@ -72,8 +80,12 @@ def lock_path(layout: ProjectLayout) -> Path:
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, separators=(",", ":")))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(document, separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a partial temp file would hold on to the space that ran out
+        raise
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -92,6 +104,7 @@ class Policy:
     backoff_initial_seconds: float = BACKOFF_INITIAL_SECONDS
     backoff_max_seconds: float = BACKOFF_MAX_SECONDS
     stop_grace_seconds: float = STOP_GRACE_SECONDS
+    health_deadline_seconds: float = HEALTH_DEADLINE_SECONDS
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Policy":
@@ -106,6 +119,7 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
+    status_file: str | None = None  # watched for hangs when set
     desired: str = "stopped"  # running | stopped
     restart_token: int = 0
     state: str = "stopped"  # running | stopped | restarting | crashloop
@@ -113,6 +127,7 @@ class Child:
     record: ProcessRecord | None = None
     started_at: str | None = None
     started_monotonic: float = 0.0
+    started_epoch: float = 0.0
     restarts: int = 0
     quick_exits: int = 0
     exit_code: int | None = None
@@ -151,6 +166,8 @@ class Supervisor:
         self._last_snapshot: tuple | None = None
         self._child_exited = True
         self._next_poll = 0.0
+        self._next_health_check = 0.0
+        self.state_error: str | None = None  # the last failed write of state/supervisor.json
 
     # --- signals -------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -188,6 +205,7 @@ class Supervisor:
                 child = self.children[name] = Child(name, service["argv"], service.get("env", {}))
                 child.restart_token = int(tokens.get(name, 0))
             child.argv, child.env = service["argv"], service.get("env", {})
+            child.status_file = service.get("status_file")
             child.desired = desired.get(name, "stopped")
             token = int(tokens.get(name, 0))
             if token != child.restart_token:
@@ -242,6 +260,7 @@ class Supervisor:
         self.selector.register(child.fd, selectors.EVENT_READ, child)
         child.started_at = utc_now_iso()
         child.started_monotonic = time.monotonic()
+        child.started_epoch = time.time()
         child.restart_at = None
         child.kill_at = None
         if child.state != "crashloop":  # a crash-looping child keeps that state until it stays up
@@ -299,6 +318,25 @@ class Supervisor:
             child.kill_at = None
             self._after_exit(child, code, quick)
 
+    def check_hung(self) -> None:
+        """Kill every child whose status file went silent past the health deadline; it is restarted on exit."""
+        now = time.monotonic()
+        if now < self._next_health_check:
+            return
+        self._next_health_check = now + STATE_REFRESH_SECONDS
+        wall = time.time()
+        for child in self.children.values():
+            if child.process is None or child.kill_at is not None or not child.status_file:
+                continue
+            document = read_status(Path(child.status_file))
+            current = document is not None and document.get("pid") == child.process.pid
+            silent_since = float(document.get("updated_at_epoch", 0)) if current else child.started_epoch
+            silent = wall - max(silent_since, child.started_epoch)
+            if silent > self.policy.health_deadline_seconds:
+                self._note(child, f"Service is hung: no status update for {silent:.0f} s; killing it. pid={child.process.pid}")
+                child.process.kill()  # SIGTERM would wait forever on a stopped process
+                child.kill_at = now + self.policy.stop_grace_seconds
+
     def _after_exit(self, child: Child, code: int, quick: bool) -> None:
         child.exit_code = code
         child.record = None
@@ -340,7 +378,8 @@ class Supervisor:
         """Rewrite state/supervisor.json when something changed, or every STATE_REFRESH_SECONDS as a heartbeat."""
         services = {name: child.to_dict() for name, child in self.children.items()}
         snapshot = (self.generation_seen, self.stopping, final, services)
-        if snapshot == self._last_snapshot and time.monotonic() - self._last_state_write < STATE_REFRESH_SECONDS:
+        since_write = time.monotonic() - self._last_state_write
+        if since_write < STATE_REFRESH_SECONDS and (snapshot == self._last_snapshot or self.state_error is not None):
             return
         self._last_snapshot = snapshot
         document = {
@@ -350,10 +389,26 @@ class Supervisor:
             "supervisor": None if final else {**self.record.to_dict(), "started_at": self.started_at},
             "generation_seen": self.generation_seen,
             "stopping": self.stopping,
+            "write_error": self.write_error(),
             "services": services,
         }
-        write_json_atomic(state_path(self.layout), document)
+        try:
+            write_json_atomic(state_path(self.layout), document)
+        except OSError as exc:
+            if self.state_error is None:
+                self.log.write_line(f"Supervisor state could not be written; retrying. error={exc}")
+            self.state_error = f"{state_path(self.layout)}: {exc.strerror or exc}"
+            self._last_snapshot = None  # retried at the next refresh
+        else:
+            if self.state_error is not None:
+                self.log.write_line("Supervisor state written again.")
+            self.state_error = None
         self._last_state_write = time.monotonic()
+
+    def write_error(self) -> str | None:
+        """The write failing now (state, supervisor log or a service log), for `status` and `diagnostics`."""
+        writers = [self.log, *(c.writer for c in self.children.values() if c.writer is not None)]
+        return self.state_error or next((w.error for w in writers if w.error), None)
 
     def _timeout(self) -> float:
         now = time.monotonic()
@@ -373,6 +428,7 @@ class Supervisor:
                 self._child_exited = False
                 self._next_poll = now + POLL_SECONDS
                 self.poll_children()
+            self.check_hung()
             self.reconcile()
             if self.stopping and all(c.process is None for c in self.children.values()):
                 break

@@ -1,7 +1,8 @@
 """What one `simulate` process hosts: which sensors, where their files live, its run options and status file.
 
-Sensors come from the fleet plan (`resolve_plan`, then `select_sensors` for `--sensor-id`), or from
-one identity file (`--identity`). Each sensor's folder is `<data-dir>/<City>/<CODE>/`.
+Sensors come from the fleet plan: the stored plan's entries for `--sensor-id` ids it holds (what a
+runtime's services pass), else `resolve_plan` (then `select_sensors`); or from one identity file
+(`--identity`). Each sensor's folder is `<data-dir>/<City>/<CODE>/`.
 """
 from __future__ import annotations
 
@@ -38,8 +39,14 @@ def select_specs(config, layout: ProjectLayout, request: HostingRequest, *, pers
         identity = load_identity(request.identity_file, config.seed)
         city, code = identity_dir_name(identity)
         return [SensorSpec(identity, data_dir / city / code)]
-    from sensor_manager.plan import resolve_plan, select_sensors
+    from sensor_manager.plan import load_plan, resolve_plan, select_sensors
 
+    stored = load_plan(layout) if request.sensor_ids else None
+    if stored is not None and set(request.sensor_ids) <= {s.sensor_id for s in stored.sensors}:
+        # A runtime's service runs its slice of the stored plan: its ids say which sensors, and the
+        # config (which may lack a city `start --cities` added) is not asked to derive the fleet again.
+        return [SensorSpec(SensorIdentity.from_plan(s), data_dir / s.city_slug / s.code)
+                for s in select_sensors(stored, list(request.sensor_ids)).sensors]
     plan = resolve_plan(config, layout, persist=persist)
     if request.sensor_ids:
         plan = select_sensors(plan, list(request.sensor_ids))

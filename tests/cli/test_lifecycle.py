@@ -61,7 +61,7 @@ def test_status_of_a_project_never_started(cli, project, tree_listing):
     assert table.exit_code == 0
     assert "never started" in table.stdout
     document = json.loads(cli("status", "--json").stdout)
-    assert document == {"schema_version": 1, "project": None, "runtime": "local", "services": []}
+    assert document == {"schema_version": 1, "project": None, "runtime": "local", "fault": None, "services": []}
     assert json.loads(cli("ps", "--json").stdout) == document
     assert tree_listing(project) == before
 
@@ -126,12 +126,22 @@ def test_start_with_a_sink_missing_credentials_exits_2_before_touching_disk(cli,
     assert tree_listing(project) == before
 
 
-def test_start_when_the_config_no_longer_matches_the_plan_exits_2_unchanged(cli, project, planned, tree_listing):
-    (project / "sensor-manager.yaml").write_text(CONFIG.replace("seed: 99", "seed: 100"))
+def test_start_with_a_fleet_flag_that_contradicts_the_plan_exits_2_unchanged(cli, project, planned, tree_listing):
     before = tree_listing(project)
-    result = cli("start")
+    result = cli("start", "--seed", "100")
     assert result.exit_code == 2
     assert "preflight: plan matches config" in result.stderr and "seed: 99 -> 100" in result.stderr
+    assert "Rerun with --replan" in result.stderr
+    assert tree_listing(project) == before
+
+
+def test_start_without_fleet_flags_keeps_the_stored_plan_and_says_the_config_differs(cli, project, planned, tree_listing):
+    (project / "sensor-manager.yaml").write_text(CONFIG.replace("seed: 99", "seed: 100"))
+    before = tree_listing(project)
+    result = cli("start", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "warning: the config differs from the stored plan (seed: 99 -> 100" in result.stderr
+    assert "✓ plan matches config: 4 sensors in 2 cities; the stored plan runs" in result.stderr
     assert tree_listing(project) == before
 
 
@@ -215,3 +225,16 @@ def test_reset_asks_on_a_terminal_and_a_no_changes_nothing(project, planned, tre
     os.close(leader)
     assert b"reset deletes" in seen and b"not confirmed; nothing changed" in seen
     assert tree_listing(project) == before
+
+
+def test_status_summary_counts_only_services_with_a_process():
+    from sensor_manager.observe.status import StatusReport
+    from sensor_manager.runtimes.base import ServiceStatus
+
+    services = [
+        ServiceStatus("sensor-a", "sensor", "A", ["A_1"], "running", "healthy", pid=101),
+        ServiceStatus("sensor-b", "sensor", "B", ["B_1"], "crashloop", "unknown", restarts=7),  # between attempts
+        ServiceStatus("uploader-a", "uploader", "A", [], "restarting", "unknown", restarts=1),
+        ServiceStatus("uploader-b", "uploader", "B", [], "crashloop", "starting", restarts=5, pid=102),  # up again
+    ]
+    assert StatusReport("p", "local", services).summary == "2/4 services running, 1 healthy (local runtime)"

@@ -205,6 +205,10 @@ class Uploader:
             if isinstance(outcome, Delivered):
                 for part in parts:
                     position = outcome.positions[part.app_id]
+                    if position < part.after:
+                        log.warning("Sink holds less of a source than the checkpoint (lake deleted or emptied?); shipping "
+                                    "again from the sink's position. sink=%s source=%s checkpoint=%d position=%d",
+                                    sink.name, part.lineage.source, part.after, position)
                     self.store.set(sink.name, part.app_id, position)
                     owners[part.app_id].positions[sink.name] = position
                 backoff.record_success()
@@ -247,6 +251,18 @@ class Uploader:
         status.last_error = reason
         log.error("Sink rejected a batch; rows dead-lettered. sink=%s source=%s rows=%d error=%s",
                   sink.name, source.relpath, len(rejections), reason)
+        self._record_settled(sink, part)
+
+    def _record_settled(self, sink: Sink, part: Part) -> None:
+        """Move the sink's own position past dead-lettered rows (an empty part), or it would hand them back."""
+        empty = Part(part.app_id, part.after, part.upto, part.lineage, lambda rejected: iter(()))
+        try:
+            outcome = sink.write(Batch([empty]))
+        except Exception as exc:  # noqa: BLE001 - reported below like any other refusal
+            outcome = Retry(_describe(exc))
+        if not isinstance(outcome, Delivered):
+            log.warning("Sink did not record the dead-lettered range; they may be read and dead-lettered again. "
+                        "sink=%s source=%s error=%s", sink.name, part.lineage.source, getattr(outcome, "reason", outcome))
 
     def _resolve_namespace(self) -> bool:
         """The ship generation must come from the lake before anything is written under it."""

@@ -2,7 +2,8 @@
 
 Defaults: inside a project (`--project-dir`, or `--sqlite` under `<dir>/data`) the lake is
 `<project>/lake`, the state root `<project>/state`, and project name and fleet epoch come from
-`state/plan.json`; standalone they are `./lake`, `./.uploader-state`, "standalone" and epoch 1.
+`state/plan.json` (an unreadable plan is an error, never epoch 1; a sensor DB recording another epoch
+is refused by the pipeline); standalone they are `./lake`, `./.uploader-state`, "standalone" and epoch 1.
 The uploader id defaults to the city directory of `--sqlite` as a slug (data/New_York → new-york).
 """
 from __future__ import annotations
@@ -54,13 +55,20 @@ def project_dir_of(sqlite: Path) -> Path | None:
 
 
 def read_plan_identity(project_dir: Path, *extra_plans: Path) -> tuple[str, int] | None:
-    """(project, fleet_epoch) from state/plan.json (else the first readable of `extra_plans`), or None."""
+    """(project, fleet_epoch) from state/plan.json (else the first of `extra_plans` that exists), or None.
+
+    A plan that exists but cannot be read is an error, never "no plan": falling back to epoch 1 would
+    ship every reading again under the wrong epoch."""
     for path in (project_dir / "state" / "plan.json", *extra_plans):
         try:
-            plan = json.loads(path.read_text())
-            return str(plan["project"]), int(plan.get("fleet_epoch", 1))
-        except (OSError, ValueError, KeyError, TypeError):
+            plan = json.loads(path.read_text(encoding="utf-8"))
+            return str(plan["project"]), int(plan["fleet_epoch"])
+        except FileNotFoundError:
             continue
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path}: cannot read the stored plan ({type(exc).__name__}: {exc}); the fleet epoch "
+                             "comes from it: restore it, or move it away and run `start` (which recovers the "
+                             "epoch from the sensor DBs)") from None
     return None
 
 

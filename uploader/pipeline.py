@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor_manager.simulator.db import FleetEpochMismatchError
 from sensor_manager.statusfile import utc_now_iso
 from uploader.batch import Batch, Lineage, Part, Rejection
 from uploader.checkpoints import CheckpointStore, checkpoint_path
@@ -125,6 +126,15 @@ class Uploader:
             else:
                 self.others[path] = SourceStatus(source=relpath, error=str(exc))
                 log.warning("Sensor DB unreadable; skipping it. source=%s error=%s", relpath, exc)
+            return
+        if source.fleet_epoch not in (None, self.inv.fleet_epoch) and not self.inv.development:
+            source.close()
+            self.locks.release(path)
+            mismatch = FleetEpochMismatchError(path, source.fleet_epoch, self.inv.fleet_epoch)
+            if not self.inv.continuous:
+                raise mismatch  # --once refuses before shipping anything under the wrong epoch
+            self.others[path] = SourceStatus(source=relpath, error=str(mismatch))
+            log.error("Sensor DB belongs to another fleet epoch; not shipping it. source=%s error=%s", relpath, mismatch)
             return
         self.others.pop(path, None)
         self.tracked[path] = Tracked(source, status, target=status.end_id if fixed_targets else None)

@@ -23,7 +23,7 @@ from uploader.batch import Batch, Lineage, Part, Rejection
 from uploader.checkpoints import CheckpointStore, checkpoint_path
 from uploader.deadletter import DeadLetterStore
 from uploader.invocation import Invocation
-from uploader.locks import SourceLocks
+from uploader.locks import SourceLocks, UploaderLock
 from uploader.retry import Backoff
 from uploader.shipping import ShipNamespace, read_ship_generation
 from uploader.sinks import SINKS
@@ -36,6 +36,7 @@ from uploader.status import SinkStatus, SourceStatus, write_uploader_status
 log = logging.getLogger("uploader")
 STATUS_EVERY_SECONDS = 2.0
 SOURCE_ATTEMPTS_ONCE = 3
+LOCKED_ELSEWHERE = "locked by another uploader"
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Uploader:
             log.warning("Stage not implemented yet; shipping raw rows. stage=%s", invocation.settings.stage)
         self.stop_requested = threading.Event()
         root = invocation.state_root
+        self.identity_lock = UploaderLock(root / "locks", invocation.uploader_id)  # before anything is written
         self.store = CheckpointStore(checkpoint_path(root, invocation.uploader_id))
         if self.store.rebuilt_from:
             log.warning("Checkpoint store was corrupt; rebuilding from the sinks. moved_to=%s", self.store.rebuilt_from)
@@ -109,7 +111,7 @@ class Uploader:
     def _open(self, path: Path, fixed_targets: bool) -> None:
         relpath = path.relative_to(self.inv.data_root).as_posix() if path.is_relative_to(self.inv.data_root) else path.name
         if not self.locks.acquire(path):
-            self.others[path] = SourceStatus(source=relpath, skipped="locked by another uploader")
+            self.others[path] = SourceStatus(source=relpath, skipped=LOCKED_ELSEWHERE)
             return
         source = None
         try:
@@ -348,6 +350,10 @@ class Uploader:
                     return False
         return True
 
+    def sources_locked_elsewhere(self) -> list[str]:
+        """Sources this run found but could not ship because another running uploader holds them."""
+        return [status.source for status in self.others.values() if status.skipped == LOCKED_ELSEWHERE]
+
     def succeeded(self) -> bool:
         return (self.namespace is not None
                 and all(not s.failing_permanently for s in self.sink_status.values())
@@ -399,6 +405,7 @@ class Uploader:
             tracked.source.close()
         self.locks.release_all()
         self.store.close()
+        self.identity_lock.release()
 
     # -- status ------------------------------------------------------------------------------------
     def _maybe_write_status(self) -> None:

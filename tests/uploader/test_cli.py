@@ -121,3 +121,33 @@ def test_a_container_reads_project_and_epoch_from_the_plan_beside_its_config(tmp
     assert code == 0, err
     status = json.loads((root / "state" / "status" / "uploader-berlin.json").read_text())
     assert (status["project"], status["fleet_epoch"]) == ("demo", 4)
+
+
+def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_alone(project, sensor_db):
+    for code in ("AA11", "BB22"):
+        sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}").append(20)
+    status_path = project / "state" / "status" / "uploader-berlin.json"
+    running = subprocess.Popen([sys.executable, "-m", "uploader", "--sqlite", str(project / "data" / "Berlin"),
+                                "--project-dir", str(project), "--continuous", "--interval", "0.2"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            document = json.loads(status_path.read_text()) if status_path.exists() else {}
+            if document.get("sinks", {}).get("delta", {}).get("rows_shipped") == 40:
+                break
+            time.sleep(0.1)
+        once = [sys.executable, "-m", "uploader", "--project-dir", str(project), "--once"]
+        same_name = subprocess.run([*once, "--sqlite", str(project / "data" / "Berlin")], capture_output=True, text=True, timeout=60)
+        other_name = subprocess.run([*once, "--sqlite", str(project / "data")], capture_output=True, text=True, timeout=60)
+        document = json.loads(status_path.read_text())
+    finally:
+        running.send_signal(signal.SIGTERM)
+        assert running.wait(timeout=30) == 0, running.stderr.read()
+    assert same_name.returncode == 1 and "Traceback" not in same_name.stderr
+    assert same_name.stderr.strip().splitlines()[-1].startswith(
+        f"error: uploader berlin is already running (pid {running.pid}, ")
+    assert other_name.returncode == 1 and "Traceback" not in other_name.stderr
+    assert other_name.stderr.strip().splitlines()[-1].startswith(
+        "error: 2 of 2 sources are being shipped by another running uploader (the fleet's?), so this run did not ship them")
+    assert (document["pid"], document["mode"]) == (running.pid, "continuous")

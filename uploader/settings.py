@@ -57,8 +57,11 @@ class SinksSettings(StrictModel):
     cosmos: CosmosSinkSettings = CosmosSinkSettings()
 
 
+MAX_INTERVAL_SECONDS = 86_400
+
+
 class UploaderSettings(StrictModel):
-    interval_seconds: float = Field(30.0, gt=0, le=86_400)
+    interval_seconds: float = Field(30.0, gt=0, le=MAX_INTERVAL_SECONDS)
     stage: Literal["raw", "schematized", "sanitized", "aggregated"] = "raw"
     read_batch_rows: int = Field(250_000, ge=1, le=5_000_000)
     naive_timestamps: Literal["utc", "local"] = "utc"

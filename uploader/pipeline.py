@@ -215,12 +215,11 @@ class Uploader:
                     self._source_failed(owners[part.app_id], _describe(part.source_error or exc))
                 continue
             if isinstance(outcome, Delivered):
+                if any(outcome.positions[part.app_id] < part.after for part in parts):
+                    self._sink_lost_rows(sink, parts, outcome)
+                    return
                 for part in parts:
                     position = outcome.positions[part.app_id]
-                    if position < part.after:
-                        log.warning("Sink holds less of a source than the checkpoint (lake deleted or emptied?); shipping "
-                                    "again from the sink's position. sink=%s source=%s checkpoint=%d position=%d",
-                                    sink.name, part.lineage.source, part.after, position)
                     self.store.set(sink.name, part.app_id, position)
                     owners[part.app_id].positions[sink.name] = position
                 backoff.record_success()
@@ -239,6 +238,20 @@ class Uploader:
                     self._rejected(owners[part.app_id], sink, part, outcome.reason)
                     owners[part.app_id].positions[sink.name] = part.upto
             self._maybe_write_status()
+
+    def _sink_lost_rows(self, sink: Sink, parts: list[Part], outcome: Delivered) -> None:
+        """The sink holds less than this uploader confirmed (its lake was deleted or emptied): start over from it.
+
+        Namespace (the ship generation lives in the lake) and every position are read again next cycle, so
+        this uploader ships exactly what a fresh one would."""
+        for part in parts:
+            if outcome.positions[part.app_id] < part.after:
+                log.warning("Sink holds less of a source than the checkpoint (lake deleted or emptied?); shipping again "
+                            "from the sink's position. sink=%s source=%s checkpoint=%d position=%d",
+                            sink.name, part.lineage.source, part.after, outcome.positions[part.app_id])
+        self.namespace = None
+        for tracked in list(self.retiring) + list(self.tracked.values()):
+            tracked.positions = {}
 
     def _failed(self, sink: Sink, reason: str) -> None:
         backoff, status = self.backoffs[sink.name], self.sink_status[sink.name]
@@ -318,6 +331,8 @@ class Uploader:
             work.append(tracked)
         for sink in self.sinks:
             self.drain(sink, [t for t in work if not t.failed_this_cycle])
+            if self.namespace is None:  # a sink lost rows: the next cycle starts over from the sinks
+                return
         for tracked in work:
             if not tracked.failed_this_cycle:
                 tracked.status.error, tracked.failures = None, 0

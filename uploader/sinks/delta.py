@@ -6,8 +6,9 @@ id of its part) atomically with the data, so the table itself records how far ea
 version is authoritative and the uploader's local checkpoint only a cache refreshed from it. `write`
 first reads the table's version for each app id and writes a part only when it starts exactly there: a
 replayed range (the table is ahead) writes nothing, and a part beyond the table's version (the table was
-deleted, recreated or emptied under a running uploader) writes nothing either but answers the table's
-lower position, so the pipeline back-fills from it instead of leaving a gap. Two writers racing on one
+deleted, recreated or emptied under a running uploader) makes the whole batch write nothing and answer
+the table's positions, so the pipeline starts over from the table (ship generation included) instead of
+leaving a gap. Two writers racing on one
 app id cannot both commit (the Delta conflict checker refuses the second). Idempotency key: (app id, source id), which maps 1:1 onto (sensor_id, fleet_epoch, seq).
 
 Several uploaders append to one table concurrently: appends never conflict logically, and the commit
@@ -84,7 +85,9 @@ class DeltaSink:
         try:
             table = self._load()
             positions = {part.app_id: table.transaction_version(part.app_id) or 0 for part in batch.parts}
-            todo = [part for part in batch.parts if positions[part.app_id] == part.after]
+            # A part beyond the table's position means the table was replaced: write nothing, report where it is.
+            behind = any(positions[part.app_id] < part.after for part in batch.parts)
+            todo = [] if behind else [part for part in batch.parts if positions[part.app_id] == part.after]
             if todo:
                 write_deltalake(table, batch.reader(todo), mode="append", partition_by=PARTITION_COLUMNS,
                                 commit_properties=self._commit_properties(todo),

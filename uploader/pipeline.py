@@ -387,7 +387,12 @@ class Uploader:
         self.state = "running"
         self.write_status()
         while True:
-            self.cycle(fixed_targets=True)
+            try:
+                self.cycle(fixed_targets=True)
+            except FleetEpochMismatchError:
+                self.state = "failing"  # not left "running" for the monitor
+                self.write_status()
+                raise
             if self.is_done() or self.stop_requested.is_set():
                 break
             waits = [b.not_before - time.monotonic() for b in self.backoffs.values() if b.is_waiting()]

@@ -86,6 +86,7 @@ def test_the_fleet_epoch_lives_with_the_data_not_only_in_state(tmp_path, lake_ro
     for refused in (_simulate(project), _upload(project)):
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         assert "sensor_data.db: its readings belong to fleet_epoch 2 but the plan says 1" in refused.stderr
+    assert json.loads((project / "state" / "status" / "uploader-default.json").read_text())["state"] == "failing"
     assert lake_rows(project / "lake" / "sensor_readings").num_rows == shipped
 
     shutil.rmtree(project / "state")  # a lost state/: the next plan takes its epoch from the sensor DBs

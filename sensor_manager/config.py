@@ -402,10 +402,13 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str], origins: dic
             _set(raw, path, value)
             origins[path] = f"environment variable {name}={value!r}"
     sinks = ("uploader", "sinks")
-    if env.get("COSMOS_ENDPOINT") and env.get("COSMOS_KEY"):
-        _set(raw, (*sinks, "cosmos", "enabled"), True)
-    if env.get("S3_BUCKET_NAME"):
-        _set(raw, (*sinks, "s3", "enabled"), True)
+    # The seed's variables enable their sink unless the file says otherwise.
+    implied = {"cosmos": env.get("COSMOS_ENDPOINT") and env.get("COSMOS_KEY") and "COSMOS_ENDPOINT and COSMOS_KEY",
+               "s3": env.get("S3_BUCKET_NAME") and "S3_BUCKET_NAME"}
+    for name, variables in implied.items():
+        if variables and _get(raw, (*sinks, name, "enabled")) is None:
+            _set(raw, (*sinks, name, "enabled"), True)
+            origins[(*sinks, name, "enabled")] = f"environment ({variables} set)"
     # "Configured" means enabled unless the file says otherwise.
     cosmos = _get(raw, (*sinks, "cosmos"))
     if isinstance(cosmos, dict) and "enabled" not in cosmos and cosmos.get("endpoint") and cosmos.get("key"):

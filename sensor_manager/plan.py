@@ -334,7 +334,7 @@ def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, re
         stored = None
     if stored is None:
         full = _build_sensors(config, config.cities)
-        plan = _plan(config, [s for s in full if s.city_slug in selected], 1)
+        plan = _plan(config, [s for s in full if s.city_slug in selected], _recovered_epoch(layout, full))
         if persist:
             save_plan(layout, plan)
         return _selected(plan, config)
@@ -378,6 +378,16 @@ def fleet_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, repl
         if stored is None:
             raise
         return stored, plan_changes(stored, config)
+
+
+def _recovered_epoch(layout: "ProjectLayout", sensors: Sequence[PlannedSensor]) -> int:
+    """A new plan's fleet_epoch: 1, or the epoch the sensors' DBs record when state/ was lost but the data was not."""
+    from sensor_manager.simulator.db import highest_fleet_epoch
+
+    if not layout.data.is_dir():
+        return 1
+    paths = (layout.sensor_dir(s.city_slug, s.code) / "sensor_data.db" for s in sensors)
+    return highest_fleet_epoch(paths) or 1
 
 
 def select_sensors(plan: FleetPlan, targets: Sequence[str]) -> FleetPlan:

@@ -36,7 +36,7 @@ def write_status(path: Path, payload: dict[str, Any], interval_seconds: float) -
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, separators=(",", ":"), default=str)
+            json.dump(document, handle, separators=(",", ":"), default=str, allow_nan=False)  # NaN is not JSON
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project-dir", type=Path, metavar="DIR", help="project directory (default: inferred when --sqlite lies under <dir>/data)")
     parser.add_argument("--uploader-id", metavar="ID", help="this uploader's name (default: the city directory of --sqlite as a slug)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="drain every source to its end as of start, then exit (default)")
+    mode.add_argument("--once", action="store_true", help="drain every source to its end as of start, then exit (default); exits 1, saying so, when another running uploader (e.g. the fleet's) holds this --uploader-id or a source: stop the fleet first")
     mode.add_argument("--continuous", action="store_true", help="poll every --interval seconds until SIGTERM")
     parser.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between polls (default: uploader.interval_seconds, 30)")
     parser.add_argument("--lake", type=Path, metavar="PATH", help="lake directory (default: <project-dir>/lake); table <lake>/sensor_readings")

@@ -2,7 +2,8 @@
 
 Defaults: inside a project (`--project-dir`, or `--sqlite` under `<dir>/data`) the lake is
 `<project>/lake`, the state root `<project>/state`, and project name and fleet epoch come from
-`state/plan.json`; standalone they are `./lake`, `./.uploader-state`, "standalone" and epoch 1.
+`state/plan.json` (an unreadable plan is an error, never epoch 1; a sensor DB recording another epoch
+is refused by the pipeline); standalone they are `./lake`, `./.uploader-state`, "standalone" and epoch 1.
 The uploader id defaults to the city directory of `--sqlite` as a slug (data/New_York → new-york).
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from sensor_manager.errors import UsageError
 from sensor_manager.naming import city_service_slug
-from uploader.settings import UploaderSettings
+from uploader.settings import MAX_INTERVAL_SECONDS, UploaderSettings
 from uploader.sources.discovery import data_root_of
 
 UPLOADER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -54,13 +55,20 @@ def project_dir_of(sqlite: Path) -> Path | None:
 
 
 def read_plan_identity(project_dir: Path, *extra_plans: Path) -> tuple[str, int] | None:
-    """(project, fleet_epoch) from state/plan.json (else the first readable of `extra_plans`), or None."""
+    """(project, fleet_epoch) from state/plan.json (else the first of `extra_plans` that exists), or None.
+
+    A plan that exists but cannot be read is an error, never "no plan": falling back to epoch 1 would
+    ship every reading again under the wrong epoch."""
     for path in (project_dir / "state" / "plan.json", *extra_plans):
         try:
-            plan = json.loads(path.read_text())
-            return str(plan["project"]), int(plan.get("fleet_epoch", 1))
-        except (OSError, ValueError, KeyError, TypeError):
+            plan = json.loads(path.read_text(encoding="utf-8"))
+            return str(plan["project"]), int(plan["fleet_epoch"])
+        except FileNotFoundError:
             continue
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path}: cannot read the stored plan ({type(exc).__name__}: {exc}); the fleet epoch "
+                             "comes from it: restore it, or move it away and run `start` (which recovers the "
+                             "epoch from the sensor DBs)") from None
     return None
 
 
@@ -94,8 +102,8 @@ def resolve_invocation(
     chosen_id = uploader_id or default_uploader_id(sqlite, data_root, project is not None)
     if not UPLOADER_ID.fullmatch(chosen_id):
         raise UsageError(f"--uploader-id {chosen_id!r}: use lowercase letters, digits and '-' (e.g. new-york).")
-    if interval is not None and interval <= 0:
-        raise UsageError(f"--interval {interval}: must be a positive number of seconds.")
+    if interval is not None and not 0 < interval <= MAX_INTERVAL_SECONDS:  # also false for NaN
+        raise UsageError(f"--interval {interval}: must be a number of seconds above 0 and at most {MAX_INTERVAL_SECONDS}.")
     return Invocation(
         sqlite=sqlite.resolve(), data_root=data_root, project_dir=project, project=name, fleet_epoch=epoch,
         uploader_id=chosen_id,

@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor_manager.simulator.db import FleetEpochMismatchError
 from sensor_manager.statusfile import utc_now_iso
 from uploader.batch import Batch, Lineage, Part, Rejection
 from uploader.checkpoints import CheckpointStore, checkpoint_path
 from uploader.deadletter import DeadLetterStore
 from uploader.invocation import Invocation
-from uploader.locks import SourceLocks
+from uploader.locks import SourceLocks, UploaderLock
 from uploader.retry import Backoff
 from uploader.shipping import ShipNamespace, read_ship_generation
 from uploader.sinks import SINKS
@@ -35,6 +36,7 @@ from uploader.status import SinkStatus, SourceStatus, write_uploader_status
 log = logging.getLogger("uploader")
 STATUS_EVERY_SECONDS = 2.0
 SOURCE_ATTEMPTS_ONCE = 3
+LOCKED_ELSEWHERE = "locked by another uploader"
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Uploader:
             log.warning("Stage not implemented yet; shipping raw rows. stage=%s", invocation.settings.stage)
         self.stop_requested = threading.Event()
         root = invocation.state_root
+        self.identity_lock = UploaderLock(root / "locks", invocation.uploader_id)  # before anything is written
         self.store = CheckpointStore(checkpoint_path(root, invocation.uploader_id))
         if self.store.rebuilt_from:
             log.warning("Checkpoint store was corrupt; rebuilding from the sinks. moved_to=%s", self.store.rebuilt_from)
@@ -108,7 +111,7 @@ class Uploader:
     def _open(self, path: Path, fixed_targets: bool) -> None:
         relpath = path.relative_to(self.inv.data_root).as_posix() if path.is_relative_to(self.inv.data_root) else path.name
         if not self.locks.acquire(path):
-            self.others[path] = SourceStatus(source=relpath, skipped="locked by another uploader")
+            self.others[path] = SourceStatus(source=relpath, skipped=LOCKED_ELSEWHERE)
             return
         source = None
         try:
@@ -125,6 +128,15 @@ class Uploader:
             else:
                 self.others[path] = SourceStatus(source=relpath, error=str(exc))
                 log.warning("Sensor DB unreadable; skipping it. source=%s error=%s", relpath, exc)
+            return
+        if source.fleet_epoch not in (None, self.inv.fleet_epoch) and not self.inv.development:
+            source.close()
+            self.locks.release(path)
+            mismatch = FleetEpochMismatchError(path, source.fleet_epoch, self.inv.fleet_epoch)
+            if not self.inv.continuous:
+                raise mismatch  # --once refuses before shipping anything under the wrong epoch
+            self.others[path] = SourceStatus(source=relpath, error=str(mismatch))
+            log.error("Sensor DB belongs to another fleet epoch; not shipping it. source=%s error=%s", relpath, mismatch)
             return
         self.others.pop(path, None)
         self.tracked[path] = Tracked(source, status, target=status.end_id if fixed_targets else None)
@@ -203,6 +215,9 @@ class Uploader:
                     self._source_failed(owners[part.app_id], _describe(part.source_error or exc))
                 continue
             if isinstance(outcome, Delivered):
+                if any(outcome.positions[part.app_id] < part.after for part in parts):
+                    self._sink_lost_rows(sink, parts, outcome)
+                    return
                 for part in parts:
                     position = outcome.positions[part.app_id]
                     self.store.set(sink.name, part.app_id, position)
@@ -223,6 +238,20 @@ class Uploader:
                     self._rejected(owners[part.app_id], sink, part, outcome.reason)
                     owners[part.app_id].positions[sink.name] = part.upto
             self._maybe_write_status()
+
+    def _sink_lost_rows(self, sink: Sink, parts: list[Part], outcome: Delivered) -> None:
+        """The sink holds less than this uploader confirmed (its lake was deleted or emptied): start over from it.
+
+        Namespace (the ship generation lives in the lake) and every position are read again next cycle, so
+        this uploader ships exactly what a fresh one would."""
+        for part in parts:
+            if outcome.positions[part.app_id] < part.after:
+                log.warning("Sink holds less of a source than the checkpoint (lake deleted or emptied?); shipping again "
+                            "from the sink's position. sink=%s source=%s checkpoint=%d position=%d",
+                            sink.name, part.lineage.source, part.after, outcome.positions[part.app_id])
+        self.namespace = None
+        for tracked in list(self.retiring) + list(self.tracked.values()):
+            tracked.positions = {}
 
     def _failed(self, sink: Sink, reason: str) -> None:
         backoff, status = self.backoffs[sink.name], self.sink_status[sink.name]
@@ -247,6 +276,18 @@ class Uploader:
         status.last_error = reason
         log.error("Sink rejected a batch; rows dead-lettered. sink=%s source=%s rows=%d error=%s",
                   sink.name, source.relpath, len(rejections), reason)
+        self._record_settled(sink, part)
+
+    def _record_settled(self, sink: Sink, part: Part) -> None:
+        """Move the sink's own position past dead-lettered rows (an empty part), or it would hand them back."""
+        empty = Part(part.app_id, part.after, part.upto, part.lineage, lambda rejected: iter(()))
+        try:
+            outcome = sink.write(Batch([empty]))
+        except Exception as exc:  # noqa: BLE001 - reported below like any other refusal
+            outcome = Retry(_describe(exc))
+        if not isinstance(outcome, Delivered):
+            log.warning("Sink did not record the dead-lettered range; they may be read and dead-lettered again. "
+                        "sink=%s source=%s error=%s", sink.name, part.lineage.source, getattr(outcome, "reason", outcome))
 
     def _resolve_namespace(self) -> bool:
         """The ship generation must come from the lake before anything is written under it."""
@@ -290,6 +331,8 @@ class Uploader:
             work.append(tracked)
         for sink in self.sinks:
             self.drain(sink, [t for t in work if not t.failed_this_cycle])
+            if self.namespace is None:  # a sink lost rows: the next cycle starts over from the sinks
+                return
         for tracked in work:
             if not tracked.failed_this_cycle:
                 tracked.status.error, tracked.failures = None, 0
@@ -322,6 +365,10 @@ class Uploader:
                     return False
         return True
 
+    def sources_locked_elsewhere(self) -> list[str]:
+        """Sources this run found but could not ship because another running uploader holds them."""
+        return [status.source for status in self.others.values() if status.skipped == LOCKED_ELSEWHERE]
+
     def succeeded(self) -> bool:
         return (self.namespace is not None
                 and all(not s.failing_permanently for s in self.sink_status.values())
@@ -340,7 +387,12 @@ class Uploader:
         self.state = "running"
         self.write_status()
         while True:
-            self.cycle(fixed_targets=True)
+            try:
+                self.cycle(fixed_targets=True)
+            except FleetEpochMismatchError:
+                self.state = "failing"  # not left "running" for the monitor
+                self.write_status()
+                raise
             if self.is_done() or self.stop_requested.is_set():
                 break
             waits = [b.not_before - time.monotonic() for b in self.backoffs.values() if b.is_waiting()]
@@ -373,6 +425,7 @@ class Uploader:
             tracked.source.close()
         self.locks.release_all()
         self.store.close()
+        self.identity_lock.release()
 
     # -- status ------------------------------------------------------------------------------------
     def _maybe_write_status(self) -> None:

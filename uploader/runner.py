@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from uploader.invocation import Invocation, resolve_invocation
+from uploader.locks import UploaderBusyError
 from uploader.status import check_health
 
 
@@ -27,7 +28,10 @@ def check(**options) -> tuple[bool, str]:
 
 
 def upload(**options) -> bool:
-    """Ship; True when every sink confirmed everything it was asked to (always True after a clean SIGTERM stop)."""
+    """Ship; True when every sink confirmed everything it was asked to (always True after a clean SIGTERM stop).
+
+    Raises UploaderBusyError (exit 1) when another running uploader has this uploader's id (nothing is
+    touched, its status file included) or, in --once mode, holds sources this run was asked to ship."""
     from uploader.pipeline import Uploader
 
     invocation = load_invocation(**options)
@@ -37,7 +41,15 @@ def upload(**options) -> bool:
         if invocation.continuous:
             uploader.run_continuous()
             return True
-        return uploader.run_once()
+        ok = uploader.run_once()
+        busy = uploader.sources_locked_elsewhere()
+        if busy:
+            found = len(busy) + len(uploader.tracked) + len(uploader.retiring)
+            raise UploaderBusyError(
+                f"{len(busy)} of {found} sources are being shipped by another running uploader (the fleet's?), so this "
+                f"run did not ship them (first: {busy[0]}). That uploader ships them; to ship from here instead, stop "
+                "the fleet first (`stop`).")
+        return ok
     finally:
         uploader.close()
         restore()

@@ -1,9 +1,9 @@
 """The `uploader:` section of the project config (also read by `python -m uploader --config`)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StrictModel(BaseModel):
@@ -30,11 +30,27 @@ class DeltaSinkSettings(SinkSettings):
     commit_retries: int = Field(20, ge=0, le=1000)
 
 
-class ParquetSinkSettings(SinkSettings):
+class PlannedSinkSettings(SinkSettings):
+    """A sink the uploader does not implement yet: its settings are accepted, enabling it is refused (not ignored)."""
+
+    sink_name: ClassVar[str] = ""
+
+    @field_validator("enabled")
+    @classmethod
+    def _refuse_enabled(cls, enabled: bool) -> bool:
+        if enabled:
+            raise ValueError(f"the {cls.sink_name} sink is not implemented yet (the uploader ships to delta only); "
+                             "set it to false in the config file")
+        return enabled
+
+
+class ParquetSinkSettings(PlannedSinkSettings):
+    sink_name: ClassVar[str] = "parquet"
     path: str | None = Field(None, description="default <project-dir>/archive")
 
 
-class S3SinkSettings(SinkSettings):
+class S3SinkSettings(PlannedSinkSettings):
+    sink_name: ClassVar[str] = "s3"
     bucket: str | None = None
     prefix: str = "sensor_readings"
     region: str | None = None
@@ -42,7 +58,8 @@ class S3SinkSettings(SinkSettings):
     profile: str | None = None
 
 
-class CosmosSinkSettings(SinkSettings):
+class CosmosSinkSettings(PlannedSinkSettings):
+    sink_name: ClassVar[str] = "cosmos"
     endpoint: str | None = None
     key: str | None = None
     database_name: str = "SensorData"
@@ -57,8 +74,11 @@ class SinksSettings(StrictModel):
     cosmos: CosmosSinkSettings = CosmosSinkSettings()
 
 
+MAX_INTERVAL_SECONDS = 86_400
+
+
 class UploaderSettings(StrictModel):
-    interval_seconds: float = Field(30.0, gt=0, le=86_400)
+    interval_seconds: float = Field(30.0, gt=0, le=MAX_INTERVAL_SECONDS)
     stage: Literal["raw", "schematized", "sanitized", "aggregated"] = "raw"
     read_batch_rows: int = Field(250_000, ge=1, le=5_000_000)
     naive_timestamps: Literal["utc", "local"] = "utc"

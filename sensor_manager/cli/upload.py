@@ -18,7 +18,7 @@ def upload(
     config: ConfigOpt = None,
     project_dir: ProjectDirOpt = None,
     uploader_id: Annotated[Optional[str], typer.Option("--uploader-id", help="This uploader's name (default: the city directory of --sqlite as a slug).", show_default=False)] = None,
-    once: Annotated[bool, typer.Option("--once", help="Drain every source to its end as of start, then exit (default).")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Drain every source to its end as of start, then exit (default). Exits 1, saying so, when another running uploader (e.g. the fleet's) holds this --uploader-id or a source: stop the fleet first.")] = False,
     continuous: Annotated[bool, typer.Option("--continuous", help="Poll every --interval seconds until SIGTERM.")] = False,
     interval: Annotated[Optional[float], typer.Option("--interval", help="Seconds between polls (default: uploader.interval_seconds).", show_default=False)] = None,
     lake: Annotated[Optional[Path], typer.Option("--lake", help="Lake directory (default: <project-dir>/lake).", show_default=False)] = None,

@@ -9,6 +9,9 @@ Physical layout (schema version 1), normalised so a row costs well under 150 byt
   small code (0 = none).
 - `sensor_identity`: the constant per-sensor columns, one row per identity version.
 - `sensor_meta`: one row written at creation (sensor_id, schema_version, created_at, generation).
+- `fleet_meta`: the fleet_epoch the DB's rows belong to (a reset deletes the DB, so it never changes).
+  It keeps the epoch with the data: a lost or replaced `state/plan.json` cannot re-label the rows.
+  Added beside schema version 1 (`CREATE TABLE IF NOT EXISTS`), so older DBs gain it on their next open.
 - `sensor_readings`: a VIEW that reads exactly like the seed simulator's table, plus `seq`.
 
 Readers open with `open_readonly` (URI `mode=ro`) and never write, index or delete.
@@ -19,6 +22,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from sensor_manager.errors import UsageError
 from sensor_manager.simulator.settings import ANOMALY_TYPES
 
 SCHEMA_VERSION = 1
@@ -115,6 +119,19 @@ SELECT
 FROM readings AS r CROSS JOIN sensor_identity AS s ON s.identity_id = r.identity_id;
 """
 
+FLEET_META_SQL = "CREATE TABLE IF NOT EXISTS fleet_meta (fleet_epoch INTEGER NOT NULL)"
+
+
+class FleetEpochMismatchError(UsageError):
+    """A sensor DB records another fleet_epoch than the plan: the plan was lost or replaced."""
+
+    def __init__(self, path: str | Path, recorded: int, planned: int):
+        super().__init__(
+            f"{path}: its readings belong to fleet_epoch {recorded} but the plan says {planned}; state/plan.json "
+            f"was lost or replaced. Restore it (or set its fleet_epoch to {recorded}), or start a new epoch with "
+            "`reset --yes`.")
+
+
 INSERT_READING_SQL = (
     "INSERT INTO readings (seq, ts_ms, utc_offset_min, identity_id, temperature, humidity, pressure,"
     " vibration, voltage, anomaly) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -164,3 +181,27 @@ def last_reading_ms(conn: sqlite3.Connection) -> int | None:
     """Epoch milliseconds of the newest reading, or None for an empty DB."""
     row = conn.execute("SELECT ts_ms FROM readings ORDER BY seq DESC LIMIT 1").fetchone()
     return row[0] if row else None
+
+
+def read_fleet_epoch(conn: sqlite3.Connection) -> int | None:
+    """The fleet_epoch a sensor DB records, or None for a DB that predates `fleet_meta` (or not ours)."""
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fleet_meta'").fetchone()
+    row = conn.execute("SELECT fleet_epoch FROM fleet_meta LIMIT 1").fetchone() if has_table else None
+    return int(row[0]) if row else None
+
+
+def highest_fleet_epoch(paths) -> int | None:
+    """The highest fleet_epoch recorded by the sensor DBs at `paths` that exist and can be read, or None."""
+    epochs = []
+    for path in paths:
+        if not Path(path).is_file():
+            continue
+        try:
+            conn = open_readonly(path)
+            try:
+                epochs.append(read_fleet_epoch(conn))
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue  # a corrupt DB is the simulator's to move aside; it says nothing about the epoch
+    return max((e for e in epochs if e is not None), default=None)

@@ -50,7 +50,7 @@ def select_specs(config, layout: ProjectLayout, request: HostingRequest, *, pers
     plan = resolve_plan(config, layout, persist=persist)
     if request.sensor_ids:
         plan = select_sensors(plan, list(request.sensor_ids))
-    return [SensorSpec(SensorIdentity.from_plan(s), data_dir / s.city_slug / s.code) for s in plan.sensors]
+    return [SensorSpec(SensorIdentity.from_plan(s), data_dir / s.city_slug / s.code, plan.fleet_epoch) for s in plan.sensors]
 
 
 def _status_path(layout: ProjectLayout, request: HostingRequest, specs: list[SensorSpec]) -> Path:

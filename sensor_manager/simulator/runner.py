@@ -47,6 +47,7 @@ class SensorSpec:
 
     identity: SensorIdentity
     directory: Path
+    fleet_epoch: int | None = None  # None: hosted from an identity file, outside a plan
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Simulation:
             )
         rate = self.options.rate
         for spec in self.specs:
-            writer = SensorWriter(spec.directory, spec.identity,
+            writer = SensorWriter(spec.directory, spec.identity, fleet_epoch=spec.fleet_epoch,
                                   wal_autocheckpoint_pages=wal_autocheckpoint_pages(rate))
             writer.open()
             self.hosted.append(HostedSensor(spec, writer))

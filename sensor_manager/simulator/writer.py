@@ -54,9 +54,10 @@ def _is_disk_full(exc: sqlite3.Error) -> bool:
 
 class SensorWriter:
     def __init__(self, directory: Path, identity: SensorIdentity, *, cache_kib: int = 128,
-                 wal_autocheckpoint_pages: int = 1000):
+                 wal_autocheckpoint_pages: int = 1000, fleet_epoch: int | None = None):
         self.directory = Path(directory)
         self.identity = identity
+        self.fleet_epoch = fleet_epoch  # the plan's; recorded in a new DB, checked against an existing one
         self.path = self.directory / DB_NAME
         self.hwm_path = self.directory / HWM_NAME
         self.cache_kib = cache_kib
@@ -136,6 +137,7 @@ class SensorWriter:
         if meta[0] != self.identity.sensor_id:
             raise UsageError(f"{self.path}: belongs to sensor {meta[0]}, not {self.identity.sensor_id}; check --data-dir")
         self.generation = meta[1]
+        self._check_fleet_epoch()
         self.identity_id = self._identity_row()
         conn.execute("PRAGMA synchronous = NORMAL")
 
@@ -150,6 +152,17 @@ class SensorWriter:
             "INSERT INTO sensor_meta (sensor_id, schema_version, created_at, generation) VALUES (?, ?, ?, ?)",
             (self.identity.sensor_id, db.SCHEMA_VERSION, created, str(uuid.uuid4())),
         )
+
+    def _check_fleet_epoch(self) -> None:
+        """Refuse to append to another epoch's DB; record the plan's epoch in a DB that has none yet."""
+        if self.fleet_epoch is None:
+            return
+        recorded = db.read_fleet_epoch(self.conn)
+        if recorded is None:
+            self.conn.execute(db.FLEET_META_SQL)
+            self.conn.execute("INSERT INTO fleet_meta (fleet_epoch) VALUES (?)", (self.fleet_epoch,))
+        elif recorded != self.fleet_epoch:
+            raise db.FleetEpochMismatchError(self.path, recorded, self.fleet_epoch)
 
     def _identity_row(self) -> int:
         columns = db.IDENTITY_COLUMNS

@@ -94,15 +94,16 @@ def test_reset_without_yes_and_without_a_terminal_exits_2_and_changes_nothing(cl
     assert tree_listing(project) == before
 
 
-def test_reset_dry_run_lists_what_would_go_and_the_external_sinks_it_keeps(cli, project, planned, tree_listing):
-    config = CONFIG + "uploader:\n  sinks:\n    s3:\n      enabled: true\n      bucket: shared-bucket\n"
+def test_reset_dry_run_lists_what_would_go_and_the_external_sinks_it_keeps(cli, project, planned, tree_listing, tmp_path):
+    shared = tmp_path / "shared-lake" / "sensor_readings"
+    config = CONFIG + f"uploader:\n  sinks:\n    delta:\n      path: {shared}\n"
     (project / "sensor-manager.yaml").write_text(config)
     before = tree_listing(project)
     result = cli("reset", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert f"then start fleet_epoch {planned.fleet_epoch + 1}" in result.stdout
     assert str(project / planned.sensors[0].sensor_dir / "sensor_data.db") in result.stdout
-    assert "not wiped (external): s3://shared-bucket/sensor_readings" in result.stdout
+    assert f"not wiped (external): delta table {shared}" in result.stdout
     assert "field-notes.txt" not in result.stdout
     assert tree_listing(project) == before
 
@@ -116,13 +117,15 @@ def test_start_dry_run_runs_preflight_and_changes_nothing(cli, project, tree_lis
     assert tree_listing(project) == before
 
 
-def test_start_with_a_sink_missing_credentials_exits_2_before_touching_disk(cli, project, tree_listing):
-    (project / "sensor-manager.yaml").write_text(CONFIG + "uploader:\n  sinks:\n    cosmos:\n      enabled: true\n")
+def test_start_with_a_sink_that_does_not_exist_yet_exits_2_before_touching_disk(cli, project, tree_listing):
+    config = project / "sensor-manager.yaml"
+    config.write_text(CONFIG + "uploader:\n  sinks:\n    cosmos:\n      enabled: true\n")
     before = tree_listing(project)
     result = cli("start")
-    assert result.exit_code == 2
-    assert "error: preflight: sink credentials: the cosmos sink has no endpoint" in result.stderr
-    assert "COSMOS_KEY" in result.stderr
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert (f"error: {config}: uploader.sinks.cosmos.enabled: the cosmos sink is not implemented yet "
+            "(the uploader ships to delta only); set it to false in the config file") in result.stderr
+    assert "credentials" not in result.stderr
     assert tree_listing(project) == before
 
 

@@ -136,7 +136,9 @@ def test_role_configs_carry_no_secrets():
 
 def test_role_configs_reload_as_a_valid_config(tmp_path, plan):
     layout = ProjectLayout(tmp_path)
-    paths = write_role_configs(layout, _cosmos_config(), plan)
+    config = _cosmos_config()
+    config.uploader.sinks.cosmos.enabled = False  # the sink does not exist yet: an enabled one is refused on load
+    paths = write_role_configs(layout, config, plan)
     for path in paths:
         if path.name == "sensor-manager.yaml":
             Config.model_validate(yaml.safe_load(path.read_text()))

@@ -170,9 +170,10 @@ def test_a_foreign_container_named_like_ours_survives_cleanup_stop_and_reset(sta
 def test_a_secret_appears_nowhere(tmp_path, docker_engine, project_image, docker_settings_for_tests, wait_for):
     config = {**CONFIG, "sensors_per_city": 1, "uploader": {
         "interval_seconds": 2,
-        "sinks": {"cosmos": {"enabled": True, "endpoint": "https://127.0.0.1:9/", "key": SECRET}},
+        "sinks": {"cosmos": {"enabled": False, "endpoint": "https://127.0.0.1:9/", "key": SECRET}},
     }}
     layout, cfg = make_project(tmp_path / "secret-project", config)
+    cfg.uploader.sinks.cosmos.enabled = True  # past the refusal (the sink does not exist yet): the secret still travels
     runtime = ComposeRuntime(layout, settings=docker_settings_for_tests)
     plan = resolve_plan(cfg, layout, persist=True)
     try:

@@ -115,7 +115,8 @@ def test_clock_ahead_warns(runner, fleet):
 def test_bundle_holds_everything_but_no_secret(runner, fleet, monkeypatch, tmp_path):
     monkeypatch.setenv("COSMOS_KEY", SECRET)
     config = fleet.root / "sensor-manager.yaml"
-    config.write_text("project: obs-test\nuploader:\n  sinks:\n    cosmos:\n      endpoint: https://example.invalid\n      key: ${COSMOS_KEY}\n")
+    config.write_text("project: obs-test\nuploader:\n  sinks:\n    cosmos:\n      enabled: false\n      endpoint: https://example.invalid\n"
+                      "      key: ${COSMOS_KEY}\n")
     fleet.upload("Amsterdam")
     status = fleet.layout.status_file("uploader", "amsterdam")
     document = json.loads(status.read_text())

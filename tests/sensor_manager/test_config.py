@@ -74,14 +74,16 @@ def test_every_seed_variable_is_honoured(project_dir, monkeypatch):
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
+    # The cosmos and s3 sinks do not exist yet: enabling them is refused (below), so the file turns them off.
+    write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {enabled: false}\n    s3: {enabled: false}\n")
     config = load_config(project_dir=project_dir)
     sinks = config.uploader.sinks
     assert (config.sensors_per_city, config.max_cities, len(config.fleet_cities())) == (2, 3, 3)
     assert (config.simulation.readings_per_second, config.anomalies.probability) == (4.5, 0.1)
     assert config.uploader.interval_seconds == 12
-    assert (sinks.cosmos.enabled, sinks.cosmos.endpoint, sinks.cosmos.key) == (True, values["COSMOS_ENDPOINT"], "s3cr3t")
+    assert (sinks.cosmos.enabled, sinks.cosmos.endpoint, sinks.cosmos.key) == (False, values["COSMOS_ENDPOINT"], "s3cr3t")
     assert (sinks.cosmos.database_name, sinks.cosmos.container_name, sinks.cosmos.partition_key) == ("Db", "Co", "/city")
-    assert (sinks.s3.enabled, sinks.s3.bucket, sinks.s3.region, sinks.s3.profile) == (True, "bucket", "eu-west-1", "dev")
+    assert (sinks.s3.enabled, sinks.s3.bucket, sinks.s3.region, sinks.s3.profile) == (False, "bucket", "eu-west-1", "dev")
 
 
 def test_cosmos_needs_both_endpoint_and_key(project_dir, monkeypatch):
@@ -89,11 +91,19 @@ def test_cosmos_needs_both_endpoint_and_key(project_dir, monkeypatch):
     assert not load_config(project_dir=project_dir).uploader.sinks.cosmos.enabled
 
 
-def test_configured_sinks_are_enabled_unless_the_file_says_otherwise(project_dir):
-    write(project_dir / "sensor-manager.yaml",
-          "uploader:\n  sinks:\n    cosmos: {endpoint: 'https://x', key: k}\n    s3: {bucket: b, enabled: false}\n")
-    sinks = load_config(project_dir=project_dir).uploader.sinks
-    assert sinks.cosmos.enabled and not sinks.s3.enabled
+def test_sinks_that_do_not_exist_yet_are_refused_not_ignored(project_dir, monkeypatch):
+    refusal = "sink is not implemented yet (the uploader ships to delta only); set it to false in the config file"
+    config = write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {endpoint: 'https://x', key: k}\n"
+                   "    s3: {bucket: b, enabled: false}\n    parquet: {enabled: true}\n")
+    with pytest.raises(ConfigError) as raised:  # configured means enabled unless the file says otherwise
+        load_config(project_dir=project_dir)
+    assert raised.value.problems == [f"{config}: uploader.sinks.parquet.enabled: the parquet {refusal}",
+                                     f"{config}: uploader.sinks.cosmos.enabled: the cosmos {refusal}"]
+    config.unlink()
+    monkeypatch.setenv("S3_BUCKET_NAME", "bucket")
+    with pytest.raises(ConfigError) as raised:
+        load_config(project_dir=project_dir)
+    assert raised.value.problems == [f"environment (S3_BUCKET_NAME set): uploader.sinks.s3.enabled: the s3 {refusal}"]
 
 
 def test_dotenv_is_read_and_the_process_environment_wins(project_dir, monkeypatch):
@@ -166,6 +176,7 @@ def test_redact_hides_secrets_only():
 def test_redacted_config(project_dir, monkeypatch):
     monkeypatch.setenv("COSMOS_ENDPOINT", "https://x")
     monkeypatch.setenv("COSMOS_KEY", "topsecret")
+    write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {enabled: false}\n")
     shown = load_config(project_dir=project_dir).redacted()
     assert shown["uploader"]["sinks"]["cosmos"]["key"] == "***" and "topsecret" not in str(shown)
     assert "source_path" not in shown and "selected_cities" not in shown

@@ -25,7 +25,11 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     (["--sqlite", "{data}", "--once", "--continuous"], "error: argument --continuous: not allowed with argument --once"),
     (["--sqlite", "{data}/nowhere"], "error: --sqlite {data}/nowhere: no such file or directory"),
     (["--sqlite", "{data}", "--uploader-id", "New York"], "error: --uploader-id 'New York': use lowercase letters"),
-    (["--sqlite", "{data}", "--interval", "0"], "error: --interval 0.0: must be a positive number of seconds."),
+    (["--sqlite", "{data}", "--interval", "0"], "error: --interval 0.0: must be a number of seconds above 0 and at most 86400."),
+    (["--sqlite", "{data}", "--continuous", "--interval", "nan"], "error: --interval nan: must be a number of seconds above 0"),
+    (["--sqlite", "{data}", "--continuous", "--interval", "inf"], "error: --interval inf: must be a number of seconds above 0"),
+    (["--sqlite", "{data}", "--continuous", "--interval", "-5"], "error: --interval -5.0: must be a number of seconds above 0"),
+    (["--sqlite", "{data}", "--continuous", "--interval", "86401"], "error: --interval 86401.0: must be a number of seconds above 0"),
     (["--sqlite", "{data}", "--interval", "soon"], "error: argument --interval: invalid float value: 'soon'"),
     (["--sqlite", "{data}", "--lake", "s3://bucket/lake"], "error: lake s3:/bucket/lake: object-store lakes are not supported yet"),
 ])
@@ -121,3 +125,51 @@ def test_a_container_reads_project_and_epoch_from_the_plan_beside_its_config(tmp
     assert code == 0, err
     status = json.loads((root / "state" / "status" / "uploader-berlin.json").read_text())
     assert (status["project"], status["fleet_epoch"]) == ("demo", 4)
+
+
+def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_alone(project, sensor_db):
+    for code in ("AA11", "BB22"):
+        sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}").append(20)
+    status_path = project / "state" / "status" / "uploader-berlin.json"
+    running = subprocess.Popen([sys.executable, "-m", "uploader", "--sqlite", str(project / "data" / "Berlin"),
+                                "--project-dir", str(project), "--continuous", "--interval", "0.2"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            document = json.loads(status_path.read_text()) if status_path.exists() else {}
+            if document.get("sinks", {}).get("delta", {}).get("rows_shipped") == 40:
+                break
+            time.sleep(0.1)
+        once = [sys.executable, "-m", "uploader", "--project-dir", str(project), "--once"]
+        same_name = subprocess.run([*once, "--sqlite", str(project / "data" / "Berlin")], capture_output=True, text=True, timeout=60)
+        other_name = subprocess.run([*once, "--sqlite", str(project / "data")], capture_output=True, text=True, timeout=60)
+        document = json.loads(status_path.read_text())
+    finally:
+        running.send_signal(signal.SIGTERM)
+        assert running.wait(timeout=30) == 0, running.stderr.read()
+    assert same_name.returncode == 1 and "Traceback" not in same_name.stderr
+    assert same_name.stderr.strip().splitlines()[-1].startswith(
+        f"error: uploader berlin is already running (pid {running.pid}, ")
+    assert other_name.returncode == 1 and "Traceback" not in other_name.stderr
+    assert other_name.stderr.strip().splitlines()[-1].startswith(
+        "error: 2 of 2 sources are being shipped by another running uploader (the fleet's?), so this run did not ship them")
+    assert (document["pid"], document["mode"]) == (running.pid, "continuous")
+
+
+def test_upload_command_refuses_a_non_finite_interval(project, runner, tree_listing):
+    before = tree_listing(project)
+    result = runner.invoke(app, ["upload", "--sqlite", str(project / "data"), "--project-dir", str(project),
+                                 "--continuous", "--interval", "nan"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "error: --interval nan: must be a number of seconds above 0 and at most 86400." in result.output
+    assert tree_listing(project) == before
+
+
+def test_a_status_file_never_holds_nan(tmp_path):
+    from sensor_manager.statusfile import write_status
+
+    path = tmp_path / "status.json"
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        write_status(path, {"lag_seconds": float("nan")}, 30.0)
+    assert not path.exists() and not list(tmp_path.iterdir())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pyarrow.compute as pc
 from uploader.checkpoints import CheckpointStore, checkpoint_path
 from uploader.deadletter import DeadLetterStore
 from uploader.pipeline import Uploader
+from uploader.sinks.base import Rejected
 
 
 def run_once(invocation) -> tuple[bool, Uploader]:
@@ -303,3 +305,88 @@ def test_a_backlog_drains_in_commits_of_at_most_batch_size_rows(project, sensor_
     assert ok and sum(added) == 3_100 and max(added) <= 1_000 and len(added) == 4
     table = lake_rows(inv.table_uri)
     assert table.num_rows == 3_100 and max(keys(table).values()) == 1
+
+
+def test_a_lake_deleted_under_a_running_uploader_is_back_filled_from_the_first_row(project, sensor_db, invocation, lake_rows):
+    import shutil
+
+    dbs = [sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}") for code in ("AA11", "BB22")]
+    for db in dbs:
+        db.append(36)
+    inv = invocation(continuous=True)
+    inv.settings.sinks.delta.retry.initial_seconds = 0.01
+    uploader = Uploader(inv)
+    try:
+        uploader.cycle(fixed_targets=False)
+        shutil.rmtree(project / "lake")
+        for db in dbs:
+            db.append(20)
+        for _ in range(4):  # the cycle that notices the loss (a retry at most), the back-fill, a quiet one
+            while uploader.backoffs["delta"].is_waiting():
+                time.sleep(0.01)
+            uploader.cycle(fixed_targets=False)
+    finally:
+        uploader.close()
+    table = lake_rows(uploader.inv.table_uri)
+    assert sorted(keys(table)) == [(f"Berlin_{code}", 1, seq) for code in ("AA11", "BB22") for seq in range(1, 57)]
+    assert all(t.positions == {"delta": 56} for t in uploader.tracked.values())
+
+
+def test_a_dead_lettered_range_is_recorded_in_the_table_and_never_re_read(project, sensor_db, invocation, lake_rows, monkeypatch):
+    from uploader.sinks.delta import DeltaSink
+
+    db = sensor_db(project / "data" / "Berlin" / "AA11" / "sensor_data.db", sensor_id="Berlin_AA11")
+    db.append(10)
+    inv = invocation(continuous=True)
+    inv.settings.sinks.delta.batch_size = 10
+    real_write, refused = DeltaSink.write, []
+
+    def refuse_first_batch(sink, batch):
+        if not refused and any(part.after == 0 for part in batch.parts):
+            refused.append(batch)
+            return Rejected("Invariant violated by the test")
+        return real_write(sink, batch)
+
+    monkeypatch.setattr(DeltaSink, "write", refuse_first_batch)
+    uploader = Uploader(inv)
+    try:
+        uploader.cycle(fixed_targets=False)
+        db.append(5)
+        uploader.cycle(fixed_targets=False)
+        uploader.cycle(fixed_targets=False)
+    finally:
+        uploader.close()
+    assert sorted(lake_rows(inv.table_uri)["seq"].to_pylist()) == list(range(11, 16))
+    assert DeadLetterStore(inv.state_root / "deadletter").count("delta") == 10
+    ok, rerun = run_once(invocation())  # a new process resumes from the table: the refused rows stay settled
+    assert ok and rerun.sink_status["delta"].rows_shipped == 0 and rerun.sink_status["delta"].dead_lettered == 0
+
+
+def test_after_the_lake_is_replaced_a_running_uploader_ships_what_a_fresh_one_would(project, sensor_db, invocation, lake_rows):
+    import shutil
+
+    from uploader.maintenance import request_reship
+
+    db = sensor_db(project / "data" / "Berlin" / "AA11" / "sensor_data.db", sensor_id="Berlin_AA11")
+    db.append(30)
+    inv = invocation(continuous=True)
+    inv.settings.sinks.delta.retry.initial_seconds = 0.01
+    request_reship(project / "lake", "test")  # ship generation 1: it lives in the lake, and goes with it
+    uploader = Uploader(inv)
+    try:
+        uploader.cycle(fixed_targets=False)
+        assert uploader.namespace.ship_generation == 1
+        shutil.rmtree(project / "lake")
+        sensor_db(project / "data" / "Berlin" / "BB22" / "sensor_data.db", sensor_id="Berlin_BB22").append(10)  # new: after 0
+        db.append(5)
+        for _ in range(4):
+            while uploader.backoffs["delta"].is_waiting():
+                time.sleep(0.01)
+            uploader.cycle(fixed_targets=False)
+        assert uploader.namespace.ship_generation == 0
+    finally:
+        uploader.close()
+    ok, fresh = run_once(invocation())
+    assert ok and fresh.sink_status["delta"].rows_shipped == 0
+    table = lake_rows(inv.table_uri)
+    assert sorted(keys(table)) == sorted([("Berlin_AA11", 1, s) for s in range(1, 36)] + [("Berlin_BB22", 1, s) for s in range(1, 11)])

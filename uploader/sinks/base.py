@@ -3,7 +3,8 @@
 A batch holds one part per source (its app id and id range); the outcome covers the whole batch: a
 sink delivers all its parts or none. The pipeline moves a sink's checkpoint for each source only on
 Delivered (to `Delivered.positions[app_id]`, which may be below the part's end when the sink already
-held some of it). Retry goes through the backoff policy; Rejected sends the batch's rows to the
+held some of it, and below the part's start when the sink lost rows: the pipeline then ships again from
+there). Retry goes through the backoff policy; Rejected sends the batch's rows to the
 dead-letter store with the reason and moves on (the pipeline first retries a refused multi-source batch
 one source at a time, so only the offending source's rows are dead-lettered). A sink classifies its
 backend's failures itself: callers never inspect vendor exception types.

@@ -3,10 +3,13 @@
 Guarantee: exactly once per source row. A batch (the new rows of one or more sources) is one Delta
 commit carrying one app transaction per source (app id = the source's app id, version = the last source
 id of its part) atomically with the data, so the table itself records how far each source got; that
-version is authoritative and the uploader's local checkpoint only a cache refreshed from it. A replayed
-range is harmless: `write` first reads the table's version for each app id and writes no part it already
-holds, and two writers racing on one app id cannot both commit (the Delta conflict checker refuses the
-second). Idempotency key: (app id, source id), which maps 1:1 onto (sensor_id, fleet_epoch, seq).
+version is authoritative and the uploader's local checkpoint only a cache refreshed from it. `write`
+first reads the table's version for each app id and writes a part only when it starts exactly there: a
+replayed range (the table is ahead) writes nothing, and a part beyond the table's version (the table was
+deleted, recreated or emptied under a running uploader) makes the whole batch write nothing and answer
+the table's positions, so the pipeline starts over from the table (ship generation included) instead of
+leaving a gap. Two writers racing on one
+app id cannot both commit (the Delta conflict checker refuses the second). Idempotency key: (app id, source id), which maps 1:1 onto (sensor_id, fleet_epoch, seq).
 
 Several uploaders append to one table concurrently: appends never conflict logically, and the commit
 is retried against the newer table version up to `commit_retries` times.
@@ -82,7 +85,9 @@ class DeltaSink:
         try:
             table = self._load()
             positions = {part.app_id: table.transaction_version(part.app_id) or 0 for part in batch.parts}
-            todo = [part for part in batch.parts if positions[part.app_id] <= part.after]
+            # A part beyond the table's position means the table was replaced: write nothing, report where it is.
+            behind = any(positions[part.app_id] < part.after for part in batch.parts)
+            todo = [] if behind else [part for part in batch.parts if positions[part.app_id] == part.after]
             if todo:
                 write_deltalake(table, batch.reader(todo), mode="append", partition_by=PARTITION_COLUMNS,
                                 commit_properties=self._commit_properties(todo),

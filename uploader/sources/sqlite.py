@@ -34,6 +34,7 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sensor_manager.simulator.db import read_fleet_epoch
 from uploader.schema import BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, METRICS, TEXT_COLUMNS
 from uploader.sources.generations import Shape
 
@@ -205,6 +206,7 @@ class SqliteSource:
             self._meta.execute("PRAGMA query_only = 1")
             self.shape = self._read_shape()
             self.generation = self._read_generation()
+            self.fleet_epoch = read_fleet_epoch(self._meta)  # None: a DB that does not record it
         except FileNotFoundError as exc:
             raise SourceNotReadyError(f"{path}: {exc.strerror}") from None
         except sqlite3.Error as exc:

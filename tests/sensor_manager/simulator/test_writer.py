@@ -143,3 +143,21 @@ def test_a_foreign_database_is_refused_not_deleted(tmp_path):
     with pytest.raises(Exception, match="not a sensor-manager v1 database"):
         SensorWriter(folder, make_identity()).open()
     assert sqlite3.connect(folder / "sensor_data.db").execute("SELECT count(*) FROM sensor_readings").fetchone()[0] == 1
+
+
+def test_a_db_records_its_fleet_epoch_and_refuses_another(tmp_path):
+    from sensor_manager.simulator.db import FleetEpochMismatchError, read_fleet_epoch
+
+    identity = make_identity()
+    writer = SensorWriter(tmp_path / "s", identity)  # outside a plan: records nothing
+    writer.open()
+    _write(writer, 1_735_689_600_000, 2)
+    writer.close()
+    assert read_fleet_epoch(open_readonly(writer.path)) is None
+    stamped = SensorWriter(tmp_path / "s", identity, fleet_epoch=3)  # an older DB gains the plan's epoch
+    stamped.open()
+    stamped.close()
+    assert read_fleet_epoch(open_readonly(writer.path)) == 3
+    with pytest.raises(FleetEpochMismatchError, match="belong to fleet_epoch 3 but the plan says 1"):
+        SensorWriter(tmp_path / "s", identity, fleet_epoch=1).open()
+    assert _seqs(writer.path) == [1, 2]

@@ -67,3 +67,13 @@ def test_a_source_failing_mid_stream_in_a_multi_source_batch_commits_no_part(tmp
         sink.write(batch)
     assert batch.parts[1].source_error is not None and batch.parts[0].source_error is None
     assert [sink.resume_from(app_id_of(n)) for n in range(2)] == [0, 0]
+
+
+def test_a_batch_with_a_part_beyond_the_table_writes_nothing_and_answers_the_tables_positions(tmp_path, batch_across, app_id_of):
+    path = tmp_path / "lake" / "sensor_readings"
+    sink = DeltaSink(path)
+    sink.write(batch_across({0: (0, 10)}))
+    outcome = sink.write(batch_across({0: (20, 30), 1: (0, 5)}))  # source 0's rows 11..20 are not in the table
+    assert outcome == Delivered({app_id_of(0): 10, app_id_of(1): 0}, rows=0)
+    table = DeltaTable(str(path))
+    assert table.to_pyarrow_table().num_rows == 10 and table.transaction_version(app_id_of(1)) is None

@@ -1,0 +1,34 @@
+"""Out-of-range and duplicate flag values are usage errors: one `error:` line naming the flag, exit 2."""
+from __future__ import annotations
+
+import pytest
+
+from sensor_manager.cli import app
+from sensor_manager.durations import MAX_DURATION_DAYS
+
+FLEET = ["--cities", "London", "--sensors-per-city", "1"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["query", "--since", "99999999999d"], f"error: --since '99999999999d': at most {MAX_DURATION_DAYS}d"),
+    (["query", "--limit", "99999999999999999999"], "error: --limit 99999999999999999999: at most 1000000"),
+    (["logs", "--since", "99999999999d"], f"error: --since '99999999999d': at most {MAX_DURATION_DAYS}d"),
+    (["simulate", *FLEET, "--duration", "1", "--backfill", "1000000d"], f"error: --backfill '1000000d': at most {MAX_DURATION_DAYS}d"),
+    (["simulate", *FLEET, "--duration", "1", "--backfill", "99999999999999999999d"], "error: --backfill '99999999999999999999d': at most"),
+    (["simulate", *FLEET, "--duration", "1", "--backfill", "soon"], "error: --backfill 'soon': use a duration like"),
+])
+def test_out_of_range_values_are_usage_errors(runner, project_dir, tree_listing, args, message):
+    before = tree_listing(project_dir)
+    result = runner.invoke(app, [*args, "--project-dir", str(project_dir)])
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert tree_listing(project_dir) == before
+
+
+@pytest.mark.parametrize("since", ["1d", "1h30m", "90", "2025-01-01T12:00"])
+def test_every_since_flag_takes_the_same_grammar(runner, project_dir, since):
+    for command in ("query", "logs"):
+        result = runner.invoke(app, [command, "--since", since, "--project-dir", str(project_dir)])
+        assert result.exit_code == 0, (command, result.stderr)

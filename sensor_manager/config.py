@@ -433,9 +433,16 @@ def _select_cities(raw: dict[str, Any], flag_value: Any, problems: _Problems) ->
         if isinstance(name, str):
             by_key.setdefault(name.casefold(), name)
             by_key.setdefault(slug_key(name), name)
-    selected = []
+    selected: list[str] = []
+    first_given: dict[str, str] = {}
     for name in names:
         key = name.casefold()
+        earlier = first_given.get(slug_key(name))
+        if earlier is not None:
+            same = "is" if earlier == name else f"and {earlier!r} are the same city,"
+            problems.add(flag, "", f"{name!r} {same} listed twice; name each city once")
+            continue
+        first_given[slug_key(name)] = name
         if key in by_key or slug_key(name) in by_key:
             selected.append(safe_city_name(by_key.get(key) or by_key[slug_key(name)]))
             continue

@@ -32,3 +32,16 @@ def test_every_since_flag_takes_the_same_grammar(runner, project_dir, since):
     for command in ("query", "logs"):
         result = runner.invoke(app, [command, "--since", since, "--project-dir", str(project_dir)])
         assert result.exit_code == 0, (command, result.stderr)
+
+
+@pytest.mark.parametrize("command", [["plan"], ["config", "validate"], ["simulate", "--duration", "1"], ["start"], ["compose"]])
+@pytest.mark.parametrize(("cities", "message"), [
+    ("London,London", "error: --cities: 'London' is listed twice; name each city once"),
+    ("Berlin,São Paulo,sao paulo", "error: --cities: 'sao paulo' and 'São Paulo' are the same city, listed twice"),
+])
+def test_a_city_named_twice_in_cities_is_an_error_as_in_the_config(runner, project_dir, tree_listing, command, cities, message):
+    before = tree_listing(project_dir)
+    result = runner.invoke(app, [*command, "--cities", cities, "--project-dir", str(project_dir)])
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    assert result.stderr.startswith(message)
+    assert tree_listing(project_dir) == before

@@ -1,6 +1,8 @@
 """Out-of-range and duplicate flag values are usage errors: one `error:` line naming the flag, exit 2."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sensor_manager.cli import app
@@ -45,3 +47,15 @@ def test_a_city_named_twice_in_cities_is_an_error_as_in_the_config(runner, proje
     assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
     assert result.stderr.startswith(message)
     assert tree_listing(project_dir) == before
+
+
+def test_a_city_named_without_latin_letters_is_planned(runner, project_dir):
+    config = project_dir / "sensor-manager.yaml"
+    config.write_text("cities:\n  - {name: 東京, latitude: 35.6762, longitude: 139.6503, timezone: Asia/Tokyo}\n"
+                      "  - Berlin\nsensors_per_city: 2\n", encoding="utf-8")
+    for args in ([], ["--cities", "東京"]):
+        result = runner.invoke(app, ["plan", "--json", "--config", str(config), "--project-dir", str(project_dir), *args])
+        assert result.exit_code == 0, result.stderr
+        tokyo = [s for s in json.loads(result.stdout)["sensors"] if s["city"] == "東京"]
+        assert len(tokyo) == 2
+        assert all(s["sensor_id"].startswith("xn_1lqs71d_") and s["db_path"].startswith("data/xn_1lqs71d/") for s in tokyo)

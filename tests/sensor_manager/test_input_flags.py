@@ -6,6 +6,7 @@ import json
 import pytest
 
 from sensor_manager.cli import app
+from sensor_manager.config import MAX_FLEET_SENSORS
 from sensor_manager.durations import MAX_DURATION_DAYS
 
 FLEET = ["--cities", "London", "--sensors-per-city", "1"]
@@ -59,3 +60,26 @@ def test_a_city_named_without_latin_letters_is_planned(runner, project_dir):
         tokyo = [s for s in json.loads(result.stdout)["sensors"] if s["city"] == "東京"]
         assert len(tokyo) == 2
         assert all(s["sensor_id"].startswith("xn_1lqs71d_") and s["db_path"].startswith("data/xn_1lqs71d/") for s in tokyo)
+
+
+@pytest.mark.parametrize(("args", "env", "where"), [
+    (["--sensors-per-city", "10000"], {}, "error: --sensors-per-city: 10,000 sensors per city x 26 cities = 260,000 sensors;"),
+    ([], {"SENSORS_PER_CITY": "4000"}, "error: environment variable SENSORS_PER_CITY='4000': sensors_per_city: 4,000 sensors"),
+])
+def test_a_fleet_beyond_one_machine_is_refused_naming_the_key(runner, project_dir, tree_listing, monkeypatch, args, env, where):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = tree_listing(project_dir)
+    result = runner.invoke(app, ["plan", "--json", "--max-cities", "26", "--project-dir", str(project_dir), *args])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith(where)
+    assert f"one machine runs at most {MAX_FLEET_SENSORS:,}" in result.stderr and result.stdout == ""
+    assert tree_listing(project_dir) == before
+
+
+def test_a_config_file_beyond_one_machine_names_its_key(runner, project_dir):
+    config = project_dir / "sensor-manager.yaml"
+    config.write_text("cities: [Berlin, Paris, London, Tokyo, Sydney, Madrid, Seoul, Dubai, Rome, Cairo, Mumbai]\nsensors_per_city: 10000\n")
+    result = runner.invoke(app, ["config", "validate", "--project-dir", str(project_dir)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {config}: sensors_per_city: 10,000 sensors per city x 11 cities = 110,000 sensors")

@@ -60,7 +60,7 @@ def simulate(
     check: Annotated[bool, typer.Option("--check", help="Exit 0 if the status file is fresh and healthy, else 1 (a healthcheck).")] = False,
     identity: Annotated[Optional[Path], typer.Option("--identity", help="Run the one sensor described by this identity file (seed nested or flat legacy format).", show_default=False)] = None,
     backfill: Annotated[Optional[str], typer.Option("--backfill", help="First write this much history ending now (e.g. 90s, 2h, 3d).", show_default=False)] = None,
-    duration: Annotated[Optional[float], typer.Option("--duration", min=0, help="Seconds of real-time running (0: until stopped; default: simulation.run_time_seconds).", show_default=False)] = None,
+    duration: Annotated[Optional[str], typer.Option("--duration", help="How long to run in real time, e.g. 60, 90s, 1h30m (0: until stopped; default: simulation.run_time_seconds).", show_default=False)] = None,
     cities: CitiesOpt = None,
     max_cities: MaxCitiesOpt = None,
     sensors_per_city: SensorsPerCityOpt = None,
@@ -88,7 +88,7 @@ def simulate(
         status_file=_resolve(status_file, layout.root),
         identity_file=_resolve(identity, Path.cwd()),
         backfill_seconds=0.0 if backfill is None else parse_duration(backfill, "--backfill"),
-        duration_seconds=duration,
+        duration_seconds=None if duration is None else parse_duration(duration, "--duration"),
     )
     config_model = opts.load_config()
     if check:

@@ -16,6 +16,8 @@ from sensor_manager.lifecycle import open_recorded, runtime_services, target_ser
 from sensor_manager.plan import load_plan
 from sensor_manager.runtimes.base import LogLine
 
+MAX_TAIL = 1_000_000
+
 
 def parse_since(text: str | None, now: datetime | None = None) -> str | None:
     """`--since` (sensor_manager.durations) as a UTC timestamp in the log files' format.
@@ -44,8 +46,8 @@ def stream_logs(
     runtime_name: str | None = None,
 ) -> LogStream:
     """The lines of the targeted services (all when no target); with `follow`, forever."""
-    if tail is not None and tail < 0:
-        raise UsageError("--tail must be 0 or more")
+    if tail is not None and not 0 <= tail <= MAX_TAIL:
+        raise UsageError(f"--tail {tail}: must be between 0 and {MAX_TAIL} (lines are held in memory)")
     runtime, choice = open_recorded(layout, runtime_name)
     names = target_services(runtime, layout, targets)
     lines = runtime.logs(names, follow, tail, parse_since(since))

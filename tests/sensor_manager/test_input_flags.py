@@ -19,6 +19,9 @@ FLEET = ["--cities", "London", "--sensors-per-city", "1"]
     (["simulate", *FLEET, "--duration", "1", "--backfill", "1000000d"], f"error: --backfill '1000000d': at most {MAX_DURATION_DAYS}d"),
     (["simulate", *FLEET, "--duration", "1", "--backfill", "99999999999999999999d"], "error: --backfill '99999999999999999999d': at most"),
     (["simulate", *FLEET, "--duration", "1", "--backfill", "soon"], "error: --backfill 'soon': use a duration like"),
+    (["simulate", *FLEET, "--duration", "1e300"], "error: --duration '1e300': use a duration like"),
+    (["simulate", *FLEET, "--duration", "99999999999d"], f"error: --duration '99999999999d': at most {MAX_DURATION_DAYS}d"),
+    (["logs", "--tail", "99999999999999999999"], "error: --tail 99999999999999999999: must be between 0 and 1000000"),
 ])
 def test_out_of_range_values_are_usage_errors(runner, project_dir, tree_listing, args, message):
     before = tree_listing(project_dir)
@@ -28,6 +31,12 @@ def test_out_of_range_values_are_usage_errors(runner, project_dir, tree_listing,
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert tree_listing(project_dir) == before
+
+
+def test_simulate_duration_takes_the_duration_grammar(runner, project_dir):
+    result = runner.invoke(app, ["simulate", *FLEET, "--duration", "0.01s", "--json", "--project-dir", str(project_dir)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["sensors"] == 1
 
 
 @pytest.mark.parametrize("since", ["1d", "1h30m", "90", "2025-01-01T12:00"])

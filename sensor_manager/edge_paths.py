@@ -10,6 +10,7 @@ itself may be a link, e.g. to a bigger disk: it is the user's choice, not someth
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from sensor_manager.errors import SensorManagerError
@@ -18,8 +19,12 @@ SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 EDGE_DB_DEPTH = 3  # data/<City>/<CODE>/sensor_data.db
 
 
-class UnsafeEdgePathError(SensorManagerError):
-    """An edge DB path leaves the data root or passes through a symbolic link."""
+class UnsafeEdgePathError(SensorManagerError, sqlite3.DatabaseError):
+    """An edge DB path leaves the data root or passes through a symbolic link.
+
+    Also a sqlite3.DatabaseError: a reader that tolerates an unreadable DB (monitor, diagnostics,
+    query --all) reports this one the same way, with this message.
+    """
 
 
 def confined_db_path(path: str | os.PathLike[str], data_root: str | os.PathLike[str] | None = None) -> Path:
@@ -48,7 +53,8 @@ def confined_db_path(path: str | os.PathLike[str], data_root: str | os.PathLike[
 
 def _refuse_link(candidate: Path, path: str | os.PathLike[str]) -> None:
     if candidate.is_symlink():
+        where = "" if candidate == Path(os.path.abspath(path)) else f"{path}: "
         raise UnsafeEdgePathError(
-            f"{path}: {candidate} is a symbolic link; refusing to open it (edge DBs, their folders and SQLite"
+            f"{where}{candidate} is a symbolic link; refusing to open it (edge DBs, their folders and SQLite"
             " side files must be real files under the data root: remove the link)"
         )

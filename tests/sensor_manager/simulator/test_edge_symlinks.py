@@ -106,6 +106,14 @@ def test_the_uploader_skips_a_linked_db_as_unreadable(tmp_path, project):
         SqliteSource(project / SENSOR_DIR / "sensor_data.db", project / "data")
 
 
+def test_monitor_and_diagnostics_report_a_linked_db_as_unreadable(tmp_path, project, runner):
+    os.symlink(_foreign_db(tmp_path / "foreign.db"), project / SENSOR_DIR / "sensor_data.db")
+    assert runner.invoke(app, ["monitor", "--once", "--project-dir", str(project)]).exit_code == 0
+    result = runner.invoke(app, ["diagnostics", "--project-dir", str(project)])
+    assert result.exit_code == 1 and "sensor_data.db is a symbolic link; refusing to open it" in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db", "project"]
+
+
 def test_cli_readers_refuse_a_linked_db(tmp_path, project, runner):
     foreign = _foreign_db(tmp_path / "foreign.db")
     os.symlink(foreign, project / SENSOR_DIR / "sensor_data.db")

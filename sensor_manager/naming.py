@@ -10,12 +10,24 @@ CODE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CODE_MIN_LENGTH = 4
 CODE_MAX_LENGTH = 8
 CODE_PATTERN = re.compile(rf"[A-Z0-9]{{{CODE_MIN_LENGTH},{CODE_MAX_LENGTH}}}")
+PUNYCODE_PREFIX = "xn_"  # safe names of cities written without Latin letters (IDNA's xn--)
 SENSOR_ID_PATTERN = re.compile(rf"([A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)_({CODE_PATTERN.pattern})")
 
 
 def safe_city_name(display_name: str) -> str:
-    """ASCII letters, digits and `_`, transliterated: "São Paulo" -> "Sao_Paulo"."""
-    ascii_name = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode("ascii")
+    """ASCII letters, digits and `_`, transliterated: "São Paulo" -> "Sao_Paulo".
+
+    A name with no Latin letters or digits at all ("東京") gets the Punycode of its case-folded letters
+    and digits after `xn_`, as in IDNA ("xn_1lqs71d"): deterministic, reversible, and never empty.
+    """
+    safe = _word_characters(unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode("ascii"))
+    if safe:
+        return safe
+    letters = "".join(ch for ch in unicodedata.normalize("NFKC", display_name).casefold() if ch.isalnum())
+    return _word_characters(PUNYCODE_PREFIX + letters.encode("punycode").decode("ascii")) if letters else ""
+
+
+def _word_characters(ascii_name: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]+", "_", ascii_name)).strip("_")
 
 

@@ -33,6 +33,14 @@ def report(message: str) -> None:
 
 
 class GuardedGroup(TyperGroup):
+    """The app's click group: the error boundary, and -q/-v on every command (declared once)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from sensor_manager.cli.options import accept_quiet_and_verbose
+
+        accept_quiet_and_verbose(self)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

@@ -121,6 +121,7 @@ def query(
 
     Example: ./sensor_manager.py query --source lake --sql "SELECT city, date_trunc('hour', timestamp) AS hour, avg(temperature) FROM sensor_readings GROUP BY ALL ORDER BY ALL"
     """
+    from sensor_manager.durations import parse_since
     from sensor_manager.observe import query as query_lib
     from sensor_manager.observe.plot import plot_metric
     opts = session(ctx, config, project_dir, json=json)
@@ -134,7 +135,7 @@ def query(
         return
     src = (source or SourceChoice.edge).value
     plan = load_plan(layout)
-    filters = query_lib.Filters(sensor_id=sensor_id, city=city, since=query_lib.parse_since(since))
+    filters = query_lib.Filters(sensor_id=sensor_id, city=city, since=None if since is None else parse_since(since))
     if plot is not None:
         if plot not in query_lib.METRICS:
             raise UsageError(f"--plot {plot!r}: choose one of {', '.join(query_lib.METRICS)}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+import typer.main
 
 from sensor_manager.layout import ProjectLayout
 
@@ -41,6 +42,41 @@ BaseImageOpt = Annotated[Optional[str], typer.Option("--base-image", help="Base 
 TagOpt = Annotated[Optional[str], typer.Option("--tag", "--uploader-tag", help="Image tag to use instead of <version>-<content hash> (never 'latest').", show_default=False)]
 NoTagOpt = Annotated[bool, typer.Option("--no-tag", help="Only the content tag (the default; kept from the old CLI).")]
 ProjectNameOpt = Annotated[Optional[str], typer.Option("--project-name", "-p", help="Compose project name (default: sm-<project dir>-<path hash>; later commands reuse it).", show_default=False)]
+
+
+def accept_quiet_and_verbose(group: Any) -> None:
+    """Give every command of the click `group` that does not declare them -q/--quiet and -v/--verbose.
+
+    The README promises both on every command, before or after its name. A command that does not use
+    them itself gets them as options that fold into GlobalOptions, which `session()` reads.
+    """
+    for command in group.commands.values():
+        if hasattr(command, "commands"):
+            accept_quiet_and_verbose(command)
+            continue
+        declared = {param.name for param in command.params}
+        for param in _quiet_and_verbose_params():
+            if param.name not in declared:
+                param.expose_value = False
+                param.callback = _fold_into_global_options
+                command.params.append(param)
+
+
+def _quiet_and_verbose_params() -> list[Any]:
+    # Built by typer itself from the shared annotations, so they parse and render like every other option.
+    probe = typer.Typer(add_completion=False)
+
+    @probe.command()
+    def _probe(quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+        """Unused: only its parameters are taken."""
+
+    return list(typer.main.get_command(probe).params)
+
+
+def _fold_into_global_options(ctx: Any, param: Any, value: bool) -> None:
+    outer = ctx.find_object(GlobalOptions)
+    if value and outer is not None:
+        setattr(outer, param.name, True)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from sensor_manager.cli.options import (
 )
 
 TABLE_ROWS = 500
+PIPE_WIDTH = 100_000
 SCHEMA_VERSION = 1
 
 config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
@@ -51,6 +52,8 @@ def _render_plan_table(document: dict[str, Any]) -> None:
         device = f"{s['manufacturer']} {s['model']} {s['firmware_version']}"
         table.add_row(s["sensor_id"], s["city"], f"{s['latitude']:.4f}", f"{s['longitude']:.4f}", s["timezone"], device, s["db_path"])
     console = results()
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH  # a pipe or file has no width: print every cell whole, never "…"
     console.print(table)
     totals = document["totals"]
     console.print(

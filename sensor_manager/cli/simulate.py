@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import sys
 import threading
@@ -27,21 +26,8 @@ from sensor_manager.cli.options import (
     session,
 )
 from sensor_manager.cli.output import info, print_json, results
+from sensor_manager.durations import parse_duration
 from sensor_manager.errors import UsageError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str | None) -> float:
-    """'90s', '15m', '2h', '3d' or plain seconds -> seconds."""
-    if text is None:
-        return 0.0
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise typer.BadParameter(f"{text!r} is not a duration; use e.g. 90s, 15m, 2h or 3d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
 
 @contextmanager
 def _stop_on_signals() -> Iterator[threading.Event]:
@@ -74,7 +60,7 @@ def simulate(
     check: Annotated[bool, typer.Option("--check", help="Exit 0 if the status file is fresh and healthy, else 1 (a healthcheck).")] = False,
     identity: Annotated[Optional[Path], typer.Option("--identity", help="Run the one sensor described by this identity file (seed nested or flat legacy format).", show_default=False)] = None,
     backfill: Annotated[Optional[str], typer.Option("--backfill", help="First write this much history ending now (e.g. 90s, 2h, 3d).", show_default=False)] = None,
-    duration: Annotated[Optional[float], typer.Option("--duration", min=0, help="Seconds of real-time running (0: until stopped; default: simulation.run_time_seconds).", show_default=False)] = None,
+    duration: Annotated[Optional[str], typer.Option("--duration", help="How long to run in real time, e.g. 60, 90s, 1h30m (0: until stopped; default: simulation.run_time_seconds).", show_default=False)] = None,
     cities: CitiesOpt = None,
     max_cities: MaxCitiesOpt = None,
     sensors_per_city: SensorsPerCityOpt = None,
@@ -101,8 +87,8 @@ def simulate(
         data_dir=_resolve(data_dir, layout.root),
         status_file=_resolve(status_file, layout.root),
         identity_file=_resolve(identity, Path.cwd()),
-        backfill_seconds=parse_duration(backfill),
-        duration_seconds=duration,
+        backfill_seconds=0.0 if backfill is None else parse_duration(backfill, "--backfill"),
+        duration_seconds=None if duration is None else parse_duration(duration, "--duration"),
     )
     config_model = opts.load_config()
     if check:

@@ -1,6 +1,8 @@
 """`upload`: run an uploader in the foreground (the same flags as `python -m uploader`)."""
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,6 +36,9 @@ def upload(
     if once and continuous:
         raise UsageError("--once and --continuous exclude each other; pick one.")
     s = session(ctx, config, project_dir)
+    if s.quiet or s.verbose:  # otherwise Python's default: warnings and errors on stderr
+        logging.basicConfig(stream=sys.stderr, level=logging.ERROR if s.quiet else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(message)s")
     options = dict(sqlite=sqlite, config=s.config_path, project_dir=s.project_dir, uploader_id=uploader_id,
                    continuous=continuous, interval=interval, lake=lake, state_dir=state_dir, development=development)
     if check:

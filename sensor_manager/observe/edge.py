@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
+from sensor_manager.edge_paths import confined_db_path
 from sensor_manager.simulator.db import open_readonly
 from sensor_manager.simulator.limits import RESERVED_FDS, raise_open_files_limit
 
@@ -85,7 +86,7 @@ FROM (SELECT id, seq FROM {READINGS} ORDER BY id LIMIT 1) AS f,
 
 def _connect(path: Path) -> sqlite3.Connection:
     # A bare `mode=ro` open with no per-open pragmas: the monitor reads every DB on every refresh.
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+    return sqlite3.connect(f"{confined_db_path(path).as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
 
 
 def _state(conn: sqlite3.Connection, after_id: int | None) -> EdgeState:

@@ -5,37 +5,28 @@ supplies the lines (local: the supervisor's per-service files; docker: `docker c
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Iterator
 
+from sensor_manager.durations import parse_since as parse_since_moment
 from sensor_manager.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.lifecycle import open_recorded, runtime_services, target_services
 from sensor_manager.plan import load_plan
 from sensor_manager.runtimes.base import LogLine
 
-_RELATIVE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+MAX_TAIL = 1_000_000
 
 
 def parse_since(text: str | None, now: datetime | None = None) -> str | None:
-    """`--since` as a UTC timestamp in the log files' format: `10m`, `1h30m`, `45s`, or an ISO date/time."""
+    """`--since` (sensor_manager.durations) as a UTC timestamp in the log files' format.
+
+    A naive time is local time, as in docker compose.
+    """
     if text is None:
         return None
-    now = now or datetime.now(timezone.utc)
-    match = _RELATIVE.fullmatch(text.strip())
-    if match and any(match.groups()):
-        hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        moment = now - timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    else:
-        try:
-            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(f"--since {text!r}: use a duration like 10m, 1h30m, 45s or a time like 2025-01-01T12:00:00") from None
-        if moment.tzinfo is None:
-            moment = moment.astimezone()  # a naive time is local time, as in docker compose
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parse_since_moment(text, now=now, naive_is_local=True).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -55,8 +46,8 @@ def stream_logs(
     runtime_name: str | None = None,
 ) -> LogStream:
     """The lines of the targeted services (all when no target); with `follow`, forever."""
-    if tail is not None and tail < 0:
-        raise UsageError("--tail must be 0 or more")
+    if tail is not None and not 0 <= tail <= MAX_TAIL:
+        raise UsageError(f"--tail {tail}: must be between 0 and {MAX_TAIL} (lines are held in memory)")
     runtime, choice = open_recorded(layout, runtime_name)
     names = target_services(runtime, layout, targets)
     lines = runtime.logs(names, follow, tail, parse_since(since))

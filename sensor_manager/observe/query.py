@@ -8,10 +8,9 @@ uploader containers instead (`observe/container_query.py`).
 """
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Literal
 
 import duckdb
@@ -33,8 +32,7 @@ READING_COLUMNS = (
     "status_code", "anomaly_flag", "anomaly_type", "seq",
 )
 METRICS = ("temperature", "humidity", "pressure", "vibration", "voltage")
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_LIMIT = 1_000_000
 
 
 @dataclass
@@ -77,21 +75,6 @@ class DatabaseReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
-
-
-def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
-    """`30s`, `10m`, `2h`, `1d`, `1w` ago, or an ISO date/time (naive means UTC)."""
-    if text is None:
-        return None
-    now = now or datetime.now(timezone.utc)
-    match = _RELATIVE.match(text.strip())
-    if match:
-        return now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"--since {text!r}: use a duration like 10m, 2h, 1d or an ISO time like 2025-06-01T12:00") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 # --- edge ---------------------------------------------------------------------------------------
@@ -341,6 +324,8 @@ def _in_containers(layout: ProjectLayout, source: Source) -> bool:
 def readings(layout, plan, source: Source, filters: Filters, limit: int, columns=READING_COLUMNS) -> QueryResult:
     if limit < 1:
         raise UsageError(f"--limit {limit}: must be at least 1")
+    if limit > MAX_LIMIT:
+        raise UsageError(f"--limit {limit}: at most {MAX_LIMIT} (rows are held in memory)")
     if _in_containers(layout, source):
         from sensor_manager.observe import container_query
 

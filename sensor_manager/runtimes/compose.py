@@ -377,16 +377,12 @@ class ComposeRuntime:
 
 
 def _since_value(since: str | float):
-    """`--since` as docker accepts it (epoch seconds): an ISO timestamp, or a duration like 10m / 2h / 30s."""
+    """`--since` as docker accepts it (epoch seconds), from the one grammar (sensor_manager.durations)."""
     if isinstance(since, (int, float)):
         return since
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if since and since[-1] in units and since[:-1].isdigit():
-        return int(time.time() - int(since[:-1]) * units[since[-1]])
-    stamp = _epoch(since)
-    if stamp is None:
-        raise UsageError(f"--since {since!r}: use an ISO time (2025-01-31T12:00:00) or a duration (30s, 10m, 2h, 1d)")
-    return stamp
+    from sensor_manager.durations import parse_since
+
+    return parse_since(since, naive_is_local=True).timestamp()
 
 
 def _epoch(stamp: str | None) -> float | None:

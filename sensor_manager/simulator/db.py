@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sensor_manager.errors import UsageError
+from sensor_manager.edge_paths import confined_db_path
 from sensor_manager.simulator.settings import ANOMALY_TYPES
 
 SCHEMA_VERSION = 1
@@ -150,7 +151,7 @@ class HighWater:
 
 def open_readonly(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """A connection that cannot write: URI `mode=ro` plus `query_only`, with a busy timeout."""
-    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    uri = f"{confined_db_path(path).as_uri()}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA query_only = 1")

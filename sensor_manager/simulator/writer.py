@@ -28,6 +28,7 @@ from sensor_manager.errors import ResourceLimitError, UsageError
 from sensor_manager.simulator import db
 from sensor_manager.simulator.identity import SensorIdentity
 from sensor_manager.simulator.limits import open_files_message
+from sensor_manager.edge_paths import confined_db_path
 from sensor_manager.simulator.lock import WriterLock
 from sensor_manager.simulator.readings import Block
 
@@ -74,6 +75,7 @@ class SensorWriter:
     # --- opening -----------------------------------------------------------------------------
 
     def open(self) -> None:
+        confined_db_path(self.path)  # before mkdir and the lock: a linked folder must not be followed either
         self.directory.mkdir(parents=True, exist_ok=True)
         self.lock.acquire()
         try:
@@ -100,7 +102,7 @@ class SensorWriter:
 
     def _connect(self) -> None:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+            conn = sqlite3.connect(confined_db_path(self.path), isolation_level=None, check_same_thread=False,
                                    timeout=WRITER_BUSY_TIMEOUT_MS / 1000)
         except sqlite3.OperationalError as exc:
             if "unable to open" in str(exc) and _fd_exhausted():

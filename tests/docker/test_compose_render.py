@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -176,3 +178,45 @@ def test_project_names(tmp_path):
 def test_root_runs_containers_as_65532():
     assert container_user(0, 0) == "65532:65532"
     assert container_user(1000, 1001) == "1000:1001"
+
+
+DOLLAR_ROOT = Path("/srv/$HOME/${USER:-me}-fleet")
+
+
+def _unescape(value):
+    """What compose interpolation makes of a value ($$ -> $), for values without variables."""
+    if isinstance(value, str):
+        assert "$" not in value.replace("$$", ""), f"unescaped $ in {value!r}"
+        return value.replace("$$", "$")
+    if isinstance(value, dict):
+        return {k: _unescape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    return value
+
+
+def _dollar_inputs() -> StackInputs:
+    return replace(_inputs(), layout=ProjectLayout(DOLLAR_ROOT))
+
+
+def test_every_string_value_is_escaped_for_compose_interpolation(plan):
+    document = render_stack(plan, Config(), _dollar_inputs())
+    assert _unescape(yaml.safe_load(dump_stack(document))) == document
+    uploader = next(spec for spec in document["services"].values() if spec["labels"]["io.sensor-manager.role"] == "uploader")
+    assert str(DOLLAR_ROOT) in {m["source"].split("/data")[0] for m in uploader["volumes"]}
+
+
+@pytest.mark.docker
+def test_compose_config_reads_a_dollar_project_dir_verbatim(plan, tmp_path):
+    """`docker compose config` on the real CLI: bind sources and labels keep `$HOME` as written."""
+    document = render_stack(plan, Config(), _dollar_inputs())
+    compose_file = tmp_path / "docker-compose.yml"
+    compose_file.write_text(dump_stack(document))
+    result = subprocess.run(["docker", "compose", "-f", str(compose_file), "config", "--format", "json"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seen = _unescape(json.loads(result.stdout)["services"])  # its output is a compose file: `$` escaped again
+    for name, spec in document["services"].items():
+        assert [m["source"] for m in seen[name]["volumes"]] == [m["source"] for m in spec["volumes"]]
+        assert seen[name]["labels"] == spec["labels"]
+    assert any(str(DOLLAR_ROOT) in label for spec in seen.values() for label in spec["labels"].values())

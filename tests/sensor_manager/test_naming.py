@@ -28,6 +28,23 @@ def test_transliterates_to_ascii():
     assert city_service_slug("Sao_Paulo") == "sao-paulo"
 
 
+def test_names_without_latin_letters_get_their_punycode():
+    assert safe_city_name("東京") == "xn_1lqs71d"  # IDNA: xn--1lqs71d
+    assert safe_city_name("Москва") == safe_city_name("москва") == "xn_80adxhks"
+    assert city_service_slug(safe_city_name("東京")) == "xn-1lqs71d"
+    assert city_name_problem("東京") is None and city_name_problem("القاهرة") is None
+
+
+def test_a_name_without_letters_or_digits_says_so():
+    assert city_name_problem("!!!") == "has no letters or digits to build a directory name from"
+
+
+@given(st.text(min_size=1, max_size=20).filter(lambda n: any(ch.isalnum() for ch in n)))
+def test_every_name_with_a_letter_or_digit_gets_a_directory(name):
+    safe = safe_city_name(name)
+    assert SAFE.fullmatch(safe) and safe == safe_city_name(name)
+
+
 @given(names)
 def test_safe_name_is_ascii_word_characters_only(name):
     safe = safe_city_name(name)

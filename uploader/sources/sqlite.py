@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sensor_manager.simulator.db import read_fleet_epoch
+from sensor_manager.edge_paths import UnsafeEdgePathError, confined_db_path
 from uploader.schema import BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, METRICS, TEXT_COLUMNS
 from uploader.sources.generations import Shape
 
@@ -197,6 +198,10 @@ class SqliteSource:
         self._meta = None
         self.is_retired = False
         self.relpath = path.relative_to(data_root).as_posix() if path.is_relative_to(data_root) else path.name
+        try:
+            confined_db_path(path, data_root)
+        except UnsafeEdgePathError as exc:
+            raise SourceUnreadableError(str(exc)) from None
         self.immutable = needs_immutable_open(path)
         try:
             self.inode = os.stat(path).st_ino  # before opening: a replacement after this is a new source next cycle

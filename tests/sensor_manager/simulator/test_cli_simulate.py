@@ -108,7 +108,7 @@ def test_bad_backfill_is_a_usage_error_and_changes_nothing(runner, project_dir, 
     before = tree_listing(project_dir)
     result = _simulate(runner, project_dir, config, "--backfill", "3 weeks")
     assert result.exit_code == 2
-    assert "is not a duration" in result.output and "Traceback" not in result.output
+    assert "error: --backfill '3 weeks': use a duration like" in result.output and "Traceback" not in result.output
     assert tree_listing(project_dir) == before
 
 

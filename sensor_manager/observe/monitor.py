@@ -107,9 +107,9 @@ class Snapshot:
                         self.runtime, self.fleet_epoch)
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "taken_at": round(self.taken_at, 3), "project": self.project, "runtime": self.runtime,
-                "fleet_epoch": self.fleet_epoch, "totals": self.totals(),
-                "cities": [c.to_json() for c in self.cities], "sensors": [s.to_json() for s in self.sensors]}
+        return {"schema_version": SCHEMA_VERSION, "cities": [c.to_json() for c in self.cities], "sensors": [s.to_json() for s in self.sensors],
+                "taken_at": round(self.taken_at, 3), "project": self.project, "runtime": self.runtime, "fleet_epoch": self.fleet_epoch,
+                "totals": self.totals()}
 
     def totals(self) -> dict[str, Any]:
         """The fleet in one line: the dashboard's header."""

@@ -77,6 +77,15 @@ def test_live_page_matches_monitor_json_moves_and_shows_an_uploader_stop(page, l
     page.select_option("#sensor-select", other)
     wait_for(lambda: int(page.get_attribute("#sensor-chart", "data-points")) > 0, "the other sensor's chart")
 
+    # Clicking a sensor's dot on its city's map selects it.
+    target = page.evaluate("""() => {
+        const card = cards.get('Amsterdam'), sensor = sensors[card.members[1]], box = card.map.getBoundingClientRect();
+        return {id: sensor.sensor_id, x: box.left + card.view.x(sensor.longitude) * box.width / card.map.width,
+                y: box.top + card.view.y(sensor.latitude) * box.height / card.map.height};
+    }""")
+    page.mouse.click(target["x"], target["y"])
+    wait_for(lambda: page.eval_on_selector("#sensor-select", "e => e.value") == target["id"], "a click on the map to select the sensor")
+
     dash.artifacts.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(dash.artifacts / "dashboard.png"))
 

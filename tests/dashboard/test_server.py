@@ -1,6 +1,7 @@
 """The dashboard server as a real process: bad input, the token beyond loopback, 404, and nothing open by accident."""
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -77,3 +78,30 @@ def test_non_loopback_bind_without_a_token_generates_one_and_refuses_requests_wi
 def test_an_empty_token_is_a_usage_error(simulated, dash):
     result = dash.cli(simulated, "dashboard", "--host", "0.0.0.0", "--token", "")
     assert result.returncode == 2 and result.stderr == "error: --token: must not be empty\n"
+
+
+def first_tick(url: str) -> dict:
+    with urllib.request.urlopen(url + "events", timeout=30) as stream:
+        for line in stream:
+            if line.startswith(b"data: "):
+                return json.loads(line[6:])
+    raise AssertionError("the event stream ended without a tick")
+
+
+def test_a_stopped_project_streams_the_monitor_snapshot_folded_per_sensor(simulated, dash):
+    for path in (simulated / "state" / "status").glob("*.json"):  # the simulator stopped an hour ago
+        document = json.loads(path.read_text())
+        document["updated_at_epoch"] -= 3600
+        path.write_text(json.dumps(document))
+    watched = dash.monitor(simulated)
+    server = dash.Dashboard(simulated)
+    try:
+        tick = first_tick(server.url)
+    finally:
+        server.stop()
+    assert "sensors" not in tick and tick["sensor_states"] == "s" * len(watched["sensors"]) and tick["anomalies"] == {}
+    assert tick["totals"] == watched["totals"] and tick["totals"]["sensors_running"] == 0
+    for key in ("project", "runtime", "fleet_epoch"):
+        assert tick[key] == watched[key]
+    for shown, city in zip(tick["cities"], watched["cities"]):
+        assert {k: v for k, v in shown.items() if k != "lag_seconds"} == {k: v for k, v in city.items() if k != "lag_seconds"}

@@ -50,6 +50,8 @@ def chart(layout: ProjectLayout, plan: FleetPlan | None, sensor_id: str, now: da
     """The sensor's last 5 minutes as columns: epoch seconds, the five metrics, the anomaly type (or null)."""
     if plan is not None and sensor_id not in {s.sensor_id for s in plan.sensors}:
         raise UsageError(f"sensor {sensor_id!r}: not in this project's plan")
+    if plan is not None and not (layout.root / plan.sensor(sensor_id).db_path).exists():
+        return {"sensor_id": sensor_id, "columns": {"t": [], **{m: [] for m in query.METRICS}, "anomaly": []}}  # planned, not started
     since = (now or datetime.now(timezone.utc)) - CHART_WINDOW
     rows = query.readings(layout, plan, "edge", query.Filters(sensor_id=sensor_id, since=since), CHART_LIMIT).rows
     columns: dict[str, list] = {"t": [datetime.fromisoformat(str(r["timestamp"])).timestamp() for r in rows]}

@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+import signal
 import socket
 import time
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import anyio
 import uvicorn
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -100,7 +102,7 @@ class Ticker:
         self.anomalies = AnomalyCounts() if self.monitor.access.host else None
         self.snapshot: Snapshot | None = None
         self.payload = ""
-        self.version = 0
+        self.version = 1  # the tick `create_app` takes
         self._changed = asyncio.Condition()
 
     def _mtime(self) -> float | None:
@@ -116,14 +118,22 @@ class Ticker:
             self.monitor = Monitor(self.layout, self.plan)
         return self.monitor.refresh()
 
+    def step(self) -> None:
+        """One refresh; the server takes the first before it listens, so its errors reach the CLI."""
+        snapshot = self._refresh()
+        self.snapshot, self.payload = snapshot, json.dumps(feed.tick(snapshot), separators=(",", ":"))
+
     async def run(self) -> None:
         while True:
             started = time.monotonic()
-            snapshot = await asyncio.to_thread(self._refresh)
-            self.snapshot, self.payload = snapshot, json.dumps(feed.tick(snapshot), separators=(",", ":"))
-            async with self._changed:
-                self.version += 1
-                self._changed.notify_all()
+            try:
+                await asyncio.to_thread(self.step)
+            except (SensorManagerError, OSError, ValueError):
+                pass  # e.g. a plan being rewritten by `start`: the page keeps the last tick until a refresh succeeds
+            else:
+                async with self._changed:
+                    self.version += 1
+                    self._changed.notify_all()
             await asyncio.sleep(max(0.05, TICK_SECONDS - (time.monotonic() - started)))
 
     async def next(self, seen: int) -> int:
@@ -134,11 +144,11 @@ class Ticker:
 
 def create_app(layout: ProjectLayout, token: str | None = None) -> Starlette:
     ticker = Ticker(layout)
+    ticker.step()
 
     @asynccontextmanager
     async def lifespan(_app):
         task = asyncio.create_task(ticker.run())
-        await ticker.next(0)  # the first snapshot exists before any request is answered
         try:
             yield
         finally:
@@ -148,13 +158,19 @@ def create_app(layout: ProjectLayout, token: str | None = None) -> Starlette:
     async def page(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def events(request: Request) -> Response:
+    async def events(_request: Request) -> Response:
+        shutdown = anyio.Event()  # set by sse-starlette when the server stops: end the stream cleanly
+
         async def stream():
-            seen = 0
-            while not await request.is_disconnected():
-                seen = await ticker.next(seen)
-                yield {"event": "tick", "data": ticker.payload}
-        return EventSourceResponse(stream(), ping=15)
+            seen = 0  # the current tick goes out at once
+            while not shutdown.is_set():
+                fresh = None
+                with anyio.move_on_after(0.25):  # no yield inside a cancel scope
+                    fresh = await ticker.next(seen)
+                if fresh is not None:
+                    seen = fresh
+                    yield {"event": "tick", "data": ticker.payload}
+        return EventSourceResponse(stream(), ping=15, shutdown_event=shutdown, shutdown_grace_period=1.0)
 
     async def sensor_list(_request: Request) -> Response:
         return JSONResponse(feed.sensors(ticker.snapshot, ticker.plan))
@@ -217,5 +233,15 @@ class Guard:
 
 
 def serve(app, sock: socket.socket) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn handles both and returns)."""
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")).run(sockets=[sock])
+    """Serve until SIGINT or SIGTERM, then return (the command exits 0).
+
+    uvicorn shuts down on either signal and then raises it again under the handlers it found; with
+    Python's defaults that would be a KeyboardInterrupt or death by SIGTERM, so those are no-ops here.
+    """
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

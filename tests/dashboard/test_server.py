@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -103,5 +104,33 @@ def test_a_stopped_project_streams_the_monitor_snapshot_folded_per_sensor(simula
     assert tick["totals"] == watched["totals"] and tick["totals"]["sensors_running"] == 0
     for key in ("project", "runtime", "fleet_epoch"):
         assert tick[key] == watched[key]
+    moving = ("lag_seconds", "rate_history")  # an age, and a history as long as the server's refreshes so far
     for shown, city in zip(tick["cities"], watched["cities"]):
-        assert {k: v for k, v in shown.items() if k != "lag_seconds"} == {k: v for k, v in city.items() if k != "lag_seconds"}
+        assert {k: v for k, v in shown.items() if k not in moving} == {k: v for k, v in city.items() if k not in moving}
+        assert shown["rate_history"][-1] == city["rate_history"][-1] == 0
+
+
+def test_ctrl_c_with_a_page_connected_ends_cleanly(simulated, dash):
+    server = dash.Dashboard(simulated)
+    stream = urllib.request.urlopen(server.url + "events", timeout=30)
+    try:
+        assert stream.readline().startswith(b"event: tick")
+        server.process.send_signal(signal.SIGINT)
+        _, stderr = server.process.communicate(timeout=30)
+    finally:
+        stream.close()
+    assert server.process.returncode == 0
+    assert "ERROR" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_an_address_this_machine_does_not_have_is_a_usage_error(simulated, dash):
+    result = dash.cli(simulated, "dashboard", "--host", "192.0.2.1", "--token", "secret", "--port", "0")
+    assert result.returncode == 2
+    assert result.stderr == "error: --host 192.0.2.1 --port 0: cannot listen there: Cannot assign requested address\n"
+
+
+def test_sigterm_ends_the_dashboard_with_exit_0(simulated, dash):
+    server = dash.Dashboard(simulated)
+    assert status(server.url) == 200
+    stderr = server.stop()
+    assert server.process.returncode == 0 and "Traceback" not in stderr

@@ -1,7 +1,7 @@
 """Imports every command module so each registers its commands on the app."""
 import importlib
 
-COMMAND_MODULES = ("planning", "simulate", "upload", "lifecycle", "observe", "docker")
+COMMAND_MODULES = ("planning", "simulate", "upload", "lifecycle", "observe", "docker", "dashboard")
 
 for _name in COMMAND_MODULES:
     try:

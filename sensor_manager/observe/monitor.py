@@ -31,12 +31,14 @@ from sensor_manager.observe.access import EdgeAccess, edge_access
 from sensor_manager.observe.edge import EdgeDatabase, EdgeReader, edge_databases, file_sizes
 from sensor_manager.observe.services import service_statuses
 from sensor_manager.plan import FleetPlan
+from sensor_manager.runtimes import recorded_runtime
 from sensor_manager.statusfile import is_stale, read_status
 
 SCHEMA_VERSION = 1
 RATE_WINDOW_SECONDS = 10.0
 HISTORY = 30  # refreshes kept for sparklines
 LAKE_SINK = "delta"
+SINK_FIELDS = ("rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered")
 
 
 @dataclass
@@ -55,7 +57,8 @@ class SensorRow:
 
     def to_json(self) -> dict[str, Any]:
         return {"sensor_id": self.sensor_id, "city": self.city, "rows": self.rows, "last_timestamp": self.last_timestamp,
-                "readings_per_second": round(self.readings_per_second, 3), "state": self.state}
+                "readings_per_second": round(self.readings_per_second, 3), "state": self.state, "seq": self.seq,
+                "active_anomaly": self.active_anomaly}
 
 
 @dataclass
@@ -76,6 +79,7 @@ class CityRow:
     dead_lettered: int = 0
     lake_rows: int = 0
     rate_history: list[float] = field(default_factory=list)
+    sinks: dict[str, dict[str, Any]] = field(default_factory=dict)  # the uploader status file's figures per sink
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +87,8 @@ class CityRow:
             "readings_per_second": round(self.readings_per_second, 3), "rows": self.rows, "anomalies": self.anomalies,
             "uploader_state": self.uploader_state, "lag_rows": self.lag_rows, "lag_seconds": _round(self.lag_seconds),
             "last_upload_age_seconds": _round(self.last_upload_age_seconds), "errors": self.errors,
+            "display_name": self.display_name, "lake_rows": self.lake_rows, "dead_lettered": self.dead_lettered,
+            "restarts": self.restarts, "rate_history": [round(r, 3) for r in self.rate_history], "sinks": self.sinks,
         }
 
 
@@ -92,13 +98,24 @@ class Snapshot:
     project: str | None
     cities: list[CityRow]
     sensors: list[SensorRow]
+    runtime: str | None = None  # as recorded by `start`
+    fleet_epoch: int | None = None
 
     def only(self, city: str) -> "Snapshot":
         """The snapshot narrowed to one city (safe name)."""
-        return Snapshot(self.taken_at, self.project, [c for c in self.cities if c.city == city], [s for s in self.sensors if s.city == city])
+        return Snapshot(self.taken_at, self.project, [c for c in self.cities if c.city == city], [s for s in self.sensors if s.city == city],
+                        self.runtime, self.fleet_epoch)
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "cities": [c.to_json() for c in self.cities], "sensors": [s.to_json() for s in self.sensors]}
+        return {"schema_version": SCHEMA_VERSION, "cities": [c.to_json() for c in self.cities], "sensors": [s.to_json() for s in self.sensors],
+                "taken_at": round(self.taken_at, 3), "project": self.project, "runtime": self.runtime, "fleet_epoch": self.fleet_epoch,
+                "totals": self.totals()}
+
+    def totals(self) -> dict[str, Any]:
+        """The fleet in one line: the dashboard's header."""
+        return {"sensors_running": sum(c.sensors_running for c in self.cities), "sensors_total": sum(c.sensors_total for c in self.cities),
+                "readings_per_second": round(sum(c.readings_per_second for c in self.cities), 3),
+                "rows": sum(c.rows for c in self.cities), "lake_rows": sum(c.lake_rows for c in self.cities)}
 
 
 def _round(value: float | None) -> float | None:
@@ -146,7 +163,8 @@ class Monitor:
             _add_sensor(cities[db.city_slug], row, lag)
         for slug, city in cities.items():
             self._finish_city(city, uploaders.get(slug), positions.get(slug) is not None, services, lake_stats.get(slug), now)
-        return Snapshot(now, self.plan.project if self.plan else None, list(cities.values()), sensors)
+        return Snapshot(now, self.plan.project if self.plan else None, list(cities.values()), sensors, recorded_runtime(self.layout),
+                        self.plan.fleet_epoch if self.plan else None)
 
     def city(self, name: str) -> str:
         """The safe name of the city the user typed (display name, safe name or service slug, any case)."""
@@ -267,6 +285,7 @@ class Monitor:
         city.last_upload_age_seconds = max(0.0, now - last) if last else None
         city.errors += sum(int(s.get("retries") or 0) for s in sinks.values())
         city.dead_lettered = sum(int(s.get("dead_lettered") or 0) for s in sinks.values())
+        city.sinks = {name: {key: s.get(key) for key in SINK_FIELDS} for name, s in sinks.items()}
         name = f"uploader-{city_service_slug(city.city)}"
         city.uploader_state = _uploader_state(services.get(name), uploader, now)
         city.restarts += services[name].restarts if name in services else 0

@@ -40,12 +40,14 @@ def by_city(document):
 
 def test_json_shape_is_exactly_the_documented_one(runner, fleet):
     document = snapshot(runner, fleet)
-    assert list(document) == ["schema_version", "cities", "sensors"]
+    assert list(document) == ["schema_version", "cities", "sensors", "taken_at", "project", "runtime", "fleet_epoch", "totals"]
+    assert list(document["totals"]) == ["sensors_running", "sensors_total", "readings_per_second", "rows", "lake_rows"]
     assert list(document["cities"][0]) == [
         "city", "sensors_total", "sensors_running", "readings_per_second", "rows", "anomalies", "uploader_state",
         "lag_rows", "lag_seconds", "last_upload_age_seconds", "errors",
+        "display_name", "lake_rows", "dead_lettered", "restarts", "rate_history", "sinks",
     ]
-    assert list(document["sensors"][0]) == ["sensor_id", "city", "rows", "last_timestamp", "readings_per_second", "state"]
+    assert list(document["sensors"][0]) == ["sensor_id", "city", "rows", "last_timestamp", "readings_per_second", "state", "seq", "active_anomaly"]
 
 
 def test_stopped_project_numbers_match_the_dbs_and_the_lake(runner, fleet):
@@ -123,7 +125,10 @@ def test_unknown_city_is_a_usage_error(runner, fleet):
 def test_empty_project_is_an_empty_snapshot(runner, project_dir):
     result = runner.invoke(app, ["monitor", "--project-dir", str(project_dir), "--once", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"schema_version": 1, "cities": [], "sensors": []}
+    document = json.loads(result.output)
+    assert document.pop("taken_at") > 0
+    assert document == {"schema_version": 1, "cities": [], "sensors": [], "project": None, "runtime": None, "fleet_epoch": None,
+                        "totals": {"sensors_running": 0, "sensors_total": 0, "readings_per_second": 0.0, "rows": 0, "lake_rows": 0}}
 
 
 def test_json_without_once_streams_one_line_per_refresh(runner, fleet, monkeypatch):
@@ -152,3 +157,18 @@ def test_rates_come_from_seq_changes_between_refreshes(fleet):
     rates = {s.sensor_id: s.readings_per_second for s in snap.sensors}
     assert rates == {"Amsterdam_AM00": 3.0, "Amsterdam_AM01": 0.0, "Sao_Paulo_SA00": 0.0}
     assert [c.rate_history for c in snap.cities] == [[0.0, 3.0], [0.0, 0.0]]
+
+
+def test_json_carries_the_dashboards_header_totals_and_per_sink_figures(runner, fleet):
+    fleet.upload("Amsterdam", upto={"Amsterdam_AM00": 15}, dead_lettered=2)
+    document = snapshot(runner, fleet)
+    cities = by_city(document)
+    amsterdam, sao_paulo = cities["Amsterdam"], cities["Sao_Paulo"]
+    assert (document["project"], document["fleet_epoch"], document["runtime"]) == ("obs-test", 1, None)
+    assert document["totals"] == {"sensors_running": 0, "sensors_total": 3, "readings_per_second": 0.0, "rows": 60,
+                                  "lake_rows": amsterdam["lake_rows"] + sao_paulo["lake_rows"]}
+    assert amsterdam["lake_rows"] == lake_count(fleet, "Amsterdam") == 35 and sao_paulo["lake_rows"] == 0
+    assert sao_paulo["display_name"] == "São Paulo" and sao_paulo["sinks"] == {}
+    assert amsterdam["dead_lettered"] == 2 and amsterdam["restarts"] == 0 and len(amsterdam["rate_history"]) == 1
+    assert amsterdam["sinks"]["delta"]["rows_shipped"] == 35 and amsterdam["sinks"]["delta"]["dead_lettered"] == 2
+    assert list(amsterdam["sinks"]["delta"]) == ["rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered"]

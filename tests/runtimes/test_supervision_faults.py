@@ -62,7 +62,7 @@ def test_a_hung_sensor_is_reported_and_restarted(cli, project_dir, wait_until):
     os.kill(pid, signal.SIGSTOP)
     wait_until(lambda: _sensor(cli)["health"] == "hung", what="status to say hung")
     restarted = wait_until(lambda: (s := _sensor(cli))["pid"] not in (None, pid) and s, timeout=60, what="the hung sensor to be restarted")
-    assert restarted["restarts"] == 1
+    assert restarted["restarts"] >= 1  # a loaded host may find the new one slow to report too (6 s deadline)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     log = [line.text for line in read_lines(ProjectLayout.at(project_dir).logs / "sensor-berlin.log")]
     assert any("Service is hung: no status update for" in text for text in log)

@@ -46,8 +46,7 @@ def service_health(
         return "unknown"
     now = time.time() if now is None else now
     young = started_epoch is not None and now - started_epoch < STARTUP_GRACE_SECONDS
-    current = document is not None and document.get("pid") == pid and not is_stale(document, now)
-    if not current:
+    if document is None or document.get("pid") != pid or is_stale(document, now):  # not this process's, or old
         return "starting" if young else "unhealthy"
     ready = sensor_ready(document, sensor_ids) if role == "sensor" else uploader_ready(document)
     if ready:

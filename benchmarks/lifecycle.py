@@ -155,6 +155,8 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     runtime = LocalRuntime(layout)
     runtime.render(plan, config)
     spec = sv.read_json(sv.spec_path(layout))
+    if spec is None:
+        raise SystemExit(f"render wrote no supervisor spec at {sv.spec_path(layout)}")
     for service in spec["services"]:
         service["argv"] = ["sleep", "3600"]
     sv.write_json_atomic(sv.spec_path(layout), spec)

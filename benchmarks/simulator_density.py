@@ -66,10 +66,10 @@ def measure(sensors: int, seconds: float, warmup: float) -> dict:
         events = [context.Event() for _ in shards]
         started = time.monotonic()
         processes = [context.Process(target=_host, args=(root, first, count, warmup + seconds + 5, ready))
-                     for (first, count), ready in zip(shards, events)]
+                     for (first, count), ready in zip(shards, events, strict=True)]
         for p in processes:
             p.start()
-        for ready, p in zip(events, processes):
+        for ready, p in zip(events, processes, strict=True):
             while not ready.wait(0.5):
                 if not p.is_alive():
                     raise SystemExit(f"a shard exited during start-up (exit code {p.exitcode})")

@@ -55,7 +55,7 @@ def baseline(root: Path, source: Path, batch: int) -> float:
         " FROM readings ORDER BY seq").fetchall()
     writer = SensorWriter(root / "raw", replace(IDENTITY))
     writer.open()
-    conn = writer.conn
+    conn = writer.connection
     started = time.perf_counter()
     for start in range(0, len(rows), batch):
         conn.execute("BEGIN")

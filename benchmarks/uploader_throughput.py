@@ -82,7 +82,7 @@ def run_naive(db: Path, work: Path) -> float:
     columns = ", ".join([*SEED_COLUMNS, "seq"])
     last = 0
     while rows := con.execute(f"SELECT {columns} FROM sensor_readings WHERE id > ? ORDER BY id LIMIT ?", (last, BATCH)).fetchall():
-        data = dict(zip([*SEED_COLUMNS, "seq"], map(list, zip(*rows))))
+        data = dict(zip([*SEED_COLUMNS, "seq"], map(list, zip(*rows, strict=True)), strict=True))
         n = len(rows)
         timestamp = pc.cast(pa.array(data.pop("timestamp")), pa.timestamp("us", tz="UTC"))
         source_id = data.pop("id")
@@ -106,7 +106,7 @@ def read_rates(db: Path, rows: int) -> tuple[float, float]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     for after in range(0, rows, BATCH):
         fetched = con.execute(query, (after, after + BATCH)).fetchall()
-        pa.Table.from_arrays([pa.array(c) for c in zip(*fetched)], names=[*SEED_COLUMNS, "seq"])
+        pa.Table.from_arrays([pa.array(c) for c in zip(*fetched, strict=True)], names=[*SEED_COLUMNS, "seq"])
     stdlib = rows / (time.perf_counter() - started)
     started = time.perf_counter()
     with adbc.connect(f"file:{db}?mode=ro") as bulk, bulk.cursor() as cursor:

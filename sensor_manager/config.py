@@ -17,6 +17,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from sensor_manager.errors import ConfigError
 from sensor_manager.layout import REPO_ROOT
@@ -497,7 +498,8 @@ def _field_bounds(loc: tuple) -> str | None:
     owner = _model_at(loc[:-1])
     if owner is None or loc[-1] not in owner.model_fields:
         return None
-    lower = upper = None
+    lower: tuple[str, Any] | None = None
+    upper: tuple[str, Any] | None = None
     for meta in owner.model_fields[loc[-1]].metadata:
         for attr, text in (("ge", ">="), ("gt", ">")):
             if getattr(meta, attr, None) is not None:
@@ -507,11 +509,11 @@ def _field_bounds(loc: tuple) -> str | None:
                 upper = (text, getattr(meta, attr))
     if lower and upper and lower[0] == ">=" and upper[0] == "<=":
         return f"must be between {lower[1]:,} and {upper[1]:,}".replace(",", "")
-    parts = [f"{op} {value}" for op, value in (lower, upper) if op]
+    parts = [f"{op} {value}" for op, value in (bound for bound in (lower, upper) if bound)]
     return f"must be {' and '.join(parts)}" if parts else None
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
     got = error.get("input")
@@ -530,7 +532,7 @@ def _message(error: dict[str, Any]) -> str:
     return f"{error['msg']} (got {shown[:80]})"
 
 
-def _describe(error: dict[str, Any], origins: dict, label: str) -> tuple[str, str, str]:
+def _describe(error: ErrorDetails, origins: dict, label: str) -> tuple[str, str, str]:
     """(where, key path, problem) of one pydantic error, naming the flag or variable that set the value."""
     loc = tuple(error["loc"])
     # Literal-keyed dicts report the bad key as a trailing '[key]' element.

@@ -345,6 +345,6 @@ def clean(
                     fleet_epoch=plan.fleet_epoch if plan else None)
                 result.rows = maintenance.delete_project_rows(lake, project)
         finally:
-            if result.paused:
+            if result.paused and plan is not None:  # paused only when there is a plan
                 runtime.start(plan, config, result.paused)
     return result

@@ -137,6 +137,8 @@ def _jitter(rng: random.Random, latitude: float, longitude: float) -> tuple[floa
 def _make_sensor(config: "Config", city: "CityConfig", index: int, code: str) -> PlannedSensor:
     slug = safe_city_name(city.name)
     rng = random.Random(stable_int("attributes", config.seed, slug, index))
+    # CityConfig's validator fills all three from the city table or refuses the city
+    assert city.latitude is not None and city.longitude is not None and city.timezone is not None
     latitude, longitude = _jitter(rng, city.latitude, city.longitude)
     devices = config.devices
     manufacturer = _weighted(rng, [(c.name, c.weight) for c in devices.manufacturers])

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from sensor_manager.simulator.db import FleetEpochMismatchError
@@ -171,7 +172,7 @@ class Uploader:
                                    stage=self.stage.name, rejections=rejections,
                                    raw_rows=source.raw_rows([r.source_id for r in rejections]))
 
-        return Part(self.namespace.app_id(source.key), after, upto, lineage, chunks, on_rejected)
+        return Part(self._resolved_namespace.app_id(source.key), after, upto, lineage, chunks, on_rejected)
 
     def _plan(self, sink: Sink, pending: list[Tracked], limit: int, solo: bool) -> tuple[list[Part], dict[str, Tracked]]:
         """The next batch: a part for each source behind its end, in order, until `limit` rows are planned."""
@@ -289,6 +290,12 @@ class Uploader:
             log.warning("Sink did not record the dead-lettered range; they may be read and dead-lettered again. "
                         "sink=%s source=%s error=%s", sink.name, part.lineage.source, getattr(outcome, "reason", outcome))
 
+    @property
+    def _resolved_namespace(self) -> ShipNamespace:
+        if self.namespace is None:
+            raise RuntimeError("the ship namespace is used before _resolve_namespace() read it")
+        return self.namespace
+
     def _resolve_namespace(self) -> bool:
         """The ship generation must come from the lake before anything is written under it."""
         if self.namespace is None:
@@ -319,7 +326,7 @@ class Uploader:
         for tracked in list(self.retiring) + list(self.tracked.values()):
             tracked.failed_this_cycle = False
             if not tracked.positions:
-                app_id = self.namespace.app_id(tracked.source.key)
+                app_id = self._resolved_namespace.app_id(tracked.source.key)
                 tracked.positions = {sink.name: self._resume(sink, app_id) for sink in self.sinks}
             if tracked.given_up:
                 continue
@@ -444,7 +451,7 @@ class Uploader:
                 behind = max(0, tracked.status.end_id - position)
                 status.lag_rows += behind
                 if behind:
-                    oldest = _safe(lambda: tracked.source.timestamp_after(position))
+                    oldest = _safe(partial(tracked.source.timestamp_after, position))
                     if oldest is not None:
                         status.lag_seconds = max(status.lag_seconds, round(now - oldest, 3))
             sources.append(tracked.status)

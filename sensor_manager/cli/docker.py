@@ -75,7 +75,7 @@ def build(
     result = images.build_image(
         client, s.layout, settings, base_image=resolve_base_image(settings, base_image), tag=tag, no_cache=no_cache, progress=progress
     )
-    pushed = images.push_image(client, result.tag, registry, progress) if push else None
+    pushed = images.push_image(client, result.tag, registry, progress) if push and registry else None
     if s.json:
         print_json({"schema_version": SCHEMA_VERSION, "tag": result.tag, "image_id": result.image_id,
                     "built": result.built, "seconds": round(result.seconds, 3), "pushed": pushed})

@@ -276,7 +276,7 @@ def _status(ctx: typer.Context, runtime, config, project_dir, json: bool) -> Non
         return
     rows = [COLUMNS, *report.rows()]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     sys.stdout.write("\n".join(lines) + "\n" + report.summary + "\n")
 
 

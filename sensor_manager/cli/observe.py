@@ -133,7 +133,7 @@ def query(
             raise UsageError("--sql runs over the lake only; drop --source edge")
         _render_rows(query_lib.run_sql(layout, sql), fmt)
         return
-    src = (source or SourceChoice.edge).value
+    src: query_lib.Source = "lake" if source is SourceChoice.lake else "edge"
     plan = load_plan(layout)
     filters = query_lib.Filters(sensor_id=sensor_id, city=city, since=None if since is None else parse_since(since))
     if plot is not None:

@@ -141,7 +141,7 @@ def session(
         "--anomaly-probability": ("anomalies.probability", anomaly_probability),
         "--seed": ("seed", seed),
     }
-    for flag, (key, value) in flags.items():
+    for key, value in flags.values():
         if value is not None:
             overrides[key] = value
     return Session(

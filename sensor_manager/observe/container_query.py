@@ -96,7 +96,7 @@ def run_in_uploaders(layout: ProjectLayout, plan: FleetPlan | None, filters, mod
     cities = list(by_city)
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_EXECS, len(cities))) as pool:
         documents = list(pool.map(one, cities))
-    return [(by_city[slug], document) for slug, document in zip(cities, documents)]
+    return [(by_city[slug], document) for slug, document in zip(cities, documents, strict=True)]
 
 
 def _display_names(results: list[tuple[list[EdgeDatabase], dict[str, Any]]]) -> dict[str, str]:
@@ -137,8 +137,9 @@ def list_sensors(layout: ProjectLayout, plan: FleetPlan | None, filters):
 
     results = run_in_uploaders(layout, plan, filters, ["--list"])
     names = _display_names(results)
-    rows = [row | {"city": names.get(row.get("sensor_id"), row.get("city"))} for row in _rows(results, set(names))]
-    columns = results[0][1].get("columns") if results else ["sensor_id", "city", "rows", "first_timestamp", "last_timestamp", "path"]
+    rows = [row | {"city": names.get(row.get("sensor_id", ""), row.get("city"))} for row in _rows(results, set(names))]
+    columns = (results[0][1].get("columns") if results else None) or [
+        "sensor_id", "city", "rows", "first_timestamp", "last_timestamp", "path"]
     return QueryResult(list(columns), rows)
 
 

@@ -141,7 +141,7 @@ class Monitor:
         self.databases = edge_databases(layout, plan)
         self._seq_history: dict[str, deque[tuple[float, int]]] = {}
         self._rate_history: dict[str, deque[float]] = {}
-        self._table = None
+        self._table: lake.DeltaTable | None = None
         self._reader = EdgeReader()
 
     def refresh(self, now: float | None = None) -> Snapshot:
@@ -188,9 +188,9 @@ class Monitor:
         (those of fresh files, the last written of any file, stale ones included)."""
         fresh: dict[str, dict[str, Any]] = {}
         known: dict[str, dict[str, Any]] = {}
-        documents = [read_status(p) for p in sorted(self.layout.status_dir.glob("sensor-*.json"))] if self.layout.status_dir.is_dir() else []
-        documents += [read_status(db.path.parent / "status.json") for db in self.databases if (db.path.parent / "status.json").exists()]
-        documents = sorted((d for d in documents if d), key=lambda d: float(d.get("updated_at_epoch") or 0))
+        read = [read_status(p) for p in sorted(self.layout.status_dir.glob("sensor-*.json"))] if self.layout.status_dir.is_dir() else []
+        read += [read_status(db.path.parent / "status.json") for db in self.databases if (db.path.parent / "status.json").exists()]
+        documents = sorted((d for d in read if d), key=lambda d: float(d.get("updated_at_epoch") or 0))
         for document in documents:  # oldest first: the newest entry of a sensor wins
             sensors = document.get("sensors") or {}
             known.update(sensors)
@@ -228,7 +228,8 @@ class Monitor:
             else:
                 pending = state.pending_timestamp
             lag_rows = max(0, (state.max_id or 0) - uploaded)
-            lag = (lag_rows, now - _epoch(pending) if lag_rows and _epoch(pending) else None)
+            pending_epoch = _epoch(pending)
+            lag = (lag_rows, now - pending_epoch if lag_rows and pending_epoch else None)
         return row, lag
 
     def _sensor_from_status(self, db: EdgeDatabase, status: dict | None, known: dict | None, positions: dict | None,

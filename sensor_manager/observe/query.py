@@ -100,7 +100,8 @@ def _is_city(db: EdgeDatabase, name: str) -> bool:
 
 
 def _edge_where(filters: Filters) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if filters.sensor_id is not None:
         clauses.append("sensor_id = ?")
         params.append(filters.sensor_id)
@@ -167,8 +168,8 @@ def edge_list(layout: ProjectLayout, plan: FleetPlan | None, filters: Filters) -
         database = _introspect(db)
         try:
             readings = _readings_view(database)
-            first = next(readings.rows_where(order_by="id", limit=1, select="timestamp"), {})
-            last = next(readings.rows_where(order_by="id desc", limit=1, select="timestamp"), {})
+            first: dict[str, Any] = next(readings.rows_where(order_by="id", limit=1, select="timestamp"), {})
+            last: dict[str, Any] = next(readings.rows_where(order_by="id desc", limit=1, select="timestamp"), {})
             rows.append({
                 "sensor_id": db.sensor_id, "city": db.city, "rows": readings.count,
                 "first_timestamp": first.get("timestamp"), "last_timestamp": last.get("timestamp"),
@@ -223,7 +224,8 @@ def _lake_city(plan: FleetPlan | None, city: str) -> str:
 
 
 def _lake_where(plan: FleetPlan | None, filters: Filters) -> tuple[str, dict[str, Any]]:
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
     if filters.sensor_id is not None:
         clauses.append("sensor_id = $sensor_id")
         params["sensor_id"] = filters.sensor_id
@@ -240,7 +242,7 @@ def _lake_rows(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
     try:
         cursor = conn.execute(sql, params or {})
         columns = [d[0] for d in cursor.description]
-        return QueryResult(columns, [dict(zip(columns, map(_plain, row))) for row in cursor.fetchall()])
+        return QueryResult(columns, [dict(zip(columns, map(_plain, row), strict=True)) for row in cursor.fetchall()])
     except duckdb.Error as exc:
         raise UsageError(f"SQL refused: {str(exc).splitlines()[0]}") from None
     finally:

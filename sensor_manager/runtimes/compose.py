@@ -250,9 +250,9 @@ class ComposeRuntime:
             labels = spec.get("labels", {})
             sensors = [s for s in labels.get(cr.SENSOR_ID_LABEL, "").split(",") if s]
             row = ServiceStatus(name, labels.get(cr.ROLE_LABEL, "sensor"), labels.get(cr.CITY_LABEL, ""), sensors, "stopped", "unknown")
-            container = by_service.get(name)
-            if container is not None:
-                self._fill_status(row, self.client.api.inspect_container(container["Id"]), max_attempts)
+            running = by_service.get(name)
+            if running is not None:
+                self._fill_status(row, self.client.api.inspect_container(running["Id"]), max_attempts)
             rows.append(row)
         return rows
 

@@ -395,7 +395,7 @@ def prepare_mounts(layout: ProjectLayout, document: dict[str, Any], uid: int, gi
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     """chown `root` and what is under it, skipping entries that already belong to uid:gid (cheap on re-runs)."""
-    for directory, dirnames, filenames in os.walk(root):
+    for directory, _dirnames, filenames in os.walk(root):
         for name in [directory, *(os.path.join(directory, f) for f in filenames)]:
             try:
                 stat = os.lstat(name)

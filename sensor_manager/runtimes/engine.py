@@ -63,7 +63,7 @@ def _version_of(command: list[str]) -> str | None:
 def compose_command() -> tuple[str, ...]:
     """`docker compose` (the v2 plugin) or a standalone `docker-compose` v2; v1 is refused."""
     seen_v1 = None
-    candidates = []
+    candidates: list[tuple[str, ...]] = []
     if shutil.which("docker"):
         candidates.append(("docker", "compose"))
     if shutil.which("docker-compose"):

@@ -31,7 +31,7 @@ from sensor_manager.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
-from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, ServiceStatus, plan_services
+from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, ServiceState, ServiceStatus, plan_services
 from sensor_manager.runtimes.health import service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
@@ -203,7 +203,7 @@ class LocalRuntime:
         result = []
         for service in self.services(plan):
             entry = self._entry(state, service.name)
-            current = entry.get("state", "stopped") if running else "stopped"
+            current: ServiceState = entry.get("state", "stopped") if running else "stopped"
             pid = entry.get("pid") if current in ("running", "crashloop") else None
             document = read_status(self.layout.status_dir / f"{service.name}.json")
             health = service_health(service.role, document, service.sensor_ids, pid, entry.get("create_time"), now)

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 3
@@ -151,8 +151,8 @@ class Follower:
 
     def __init__(self, path: Path):
         self.path = path
-        self._handle = None
-        self._inode = None
+        self._handle: TextIO | None = None
+        self._inode: int | None = None
         self._buffer = ""
         self._open(at_end=True)
 
@@ -167,28 +167,28 @@ class Follower:
         self._handle = handle
         self._inode = os.fstat(handle.fileno()).st_ino
 
-    def _replaced_or_truncated(self) -> bool:
+    def _replaced_or_truncated(self, handle: TextIO) -> bool:
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             return False
-        return stat.st_ino != self._inode or stat.st_size < self._handle.tell()
+        return stat.st_ino != self._inode or stat.st_size < handle.tell()
 
     def read_new(self) -> list[StoredLine]:
         if self._handle is None:
             self._open(at_end=False)  # the file appeared after we started: everything in it is new
             if self._handle is None:
                 return []
-        lines = self._drain()
-        if self._replaced_or_truncated():
+        lines = self._drain(self._handle)
+        if self._replaced_or_truncated(self._handle):
             self._handle.close()
             self._open(at_end=False)
             if self._handle is not None:
-                lines += self._drain()
+                lines += self._drain(self._handle)
         return lines
 
-    def _drain(self) -> list[StoredLine]:
-        self._buffer += self._handle.read()
+    def _drain(self, handle: TextIO) -> list[StoredLine]:
+        self._buffer += handle.read()
         *complete, self._buffer = self._buffer.split("\n")
         return [StoredLine(*split_line(raw)) for raw in complete]
 

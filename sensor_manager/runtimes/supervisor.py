@@ -255,6 +255,7 @@ class Supervisor:
             child.record = ProcessRecord.of(process.pid)
         except Exception:  # exited already; the exit is handled on the next poll
             child.record = ProcessRecord(process.pid, 0.0)
+        assert process.stdout is not None  # stdout=PIPE above
         child.fd = process.stdout.fileno()
         os.set_blocking(child.fd, False)
         self.selector.register(child.fd, selectors.EVENT_READ, child)
@@ -285,11 +286,16 @@ class Supervisor:
             except OSError:
                 chunk = b""
             if not chunk:
-                self.selector.unregister(child.fd)
-                child.process.stdout.close()
-                child.fd = None
+                self._stop_reading(child, child.fd)
                 return
-            child.writer.write_output(chunk)
+            if child.writer is not None:
+                child.writer.write_output(chunk)
+
+    def _stop_reading(self, child: Child, fd: int) -> None:
+        self.selector.unregister(fd)
+        if child.process is not None and child.process.stdout is not None:
+            child.process.stdout.close()
+        child.fd = None
 
     def poll_children(self) -> None:
         now = time.monotonic()
@@ -308,10 +314,9 @@ class Supervisor:
             if child.fd is not None:
                 self._read_output(child)
             if child.fd is not None:  # a grandchild may still hold the pipe; stop reading it
-                self.selector.unregister(child.fd)
-                child.process.stdout.close()
-                child.fd = None
-            child.writer.flush_partial()
+                self._stop_reading(child, child.fd)
+            if child.writer is not None:
+                child.writer.flush_partial()
             quick = now - child.started_monotonic < self.policy.quick_exit_seconds
             self._note(child, f"Service exited. pid={child.process.pid} exit_code={code}")
             child.process = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sensor_manager.simulator.db import ANOMALY_CODES
-from sensor_manager.simulator.settings import ANOMALY_TYPES, METRICS, AnomalySettings, DeviceSettings
+from sensor_manager.simulator.settings import ANOMALY_TYPES, METRICS, AnomalyName, AnomalySettings, DeviceSettings
 
 SPIKE_SIGMAS = (2.0, 3.0)
 TREND_SIGMAS = 3.0
@@ -39,7 +39,7 @@ class AnomalyProfile:
     """A device's anomaly behaviour once its variant modifiers are applied."""
 
     fraction: float  # expected fraction of readings inside an anomaly
-    types: tuple[str, ...]  # enabled types with weight > 0
+    types: tuple[AnomalyName, ...]  # enabled types with weight > 0
     weights: tuple[float, ...]
     durations_seconds: tuple[float, ...]
     metrics: tuple[tuple[int, ...], ...]  # eligible metric columns per type
@@ -89,7 +89,7 @@ def anomaly_profile(settings: AnomalySettings, devices: DeviceSettings, manufact
 
 @dataclass
 class Episode:
-    kind: str
+    kind: AnomalyName
     length: int  # readings
     done: int  # readings already generated
     metric: int

@@ -170,7 +170,7 @@ def _complete(flat: dict[str, Any], fleet_seed: int) -> SensorIdentity:
         "instance_id": f"i-{fake.hexify('^' * 16)}",
         "sensor_type": DEFAULT_SENSOR_TYPE,
     }
-    values = {k: (v if v not in (None, "") else defaults.get(k)) for k, v in flat.items()}
+    values: dict[str, Any] = {k: (v if v not in (None, "") else defaults.get(k)) for k, v in flat.items()}
     for key, default in defaults.items():
         values.setdefault(key, default)
         if values[key] is None:

@@ -29,6 +29,7 @@ def zone(name: str) -> ZoneInfo:
 def offset_minutes(tz: ZoneInfo, epoch_ms: int) -> int:
     """Minutes east of UTC in `tz` at the instant `epoch_ms`."""
     offset = datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).astimezone(tz).utcoffset()
+    assert offset is not None  # an aware datetime has an offset
     return int(offset.total_seconds() // 60)
 
 

@@ -81,15 +81,16 @@ class ReadingStream:
         if self._buffer is None and n >= self.lookahead:
             generated = self._generate(self.scheduled, n)  # backfill and fast sensors: no copies
         else:
-            available = 0 if self._buffer is None else len(self._buffer[0]) - self._offset
-            if available < n:
+            buffer = self._buffer
+            available = 0 if buffer is None else len(buffer[0]) - self._offset
+            if buffer is None or available < n:
                 more = self._generate(self.scheduled + available, max(n - available, self.lookahead))
-                self._buffer = more if available == 0 else tuple(
-                    np.concatenate((old[self._offset:], new)) for old, new in zip(self._buffer, more))
+                buffer = self._buffer = more if buffer is None else tuple(
+                    np.concatenate((old[self._offset:], new)) for old, new in zip(buffer, more, strict=True))
                 self._offset = 0
-            generated = tuple(a[self._offset:self._offset + n] for a in self._buffer)
+            generated = tuple(a[self._offset:self._offset + n] for a in buffer)
             self._offset += n
-            if self._offset >= len(self._buffer[0]):
+            if self._offset >= len(buffer[0]):
                 self._buffer, self._offset = None, 0
         self.scheduled += n
         ts_ms, offsets, values, codes, keep = generated

@@ -80,6 +80,13 @@ class HostedSensor:
     last_error: str | None = None
 
     @property
+    def readings(self) -> ReadingStream:
+        """The stream, which `open()` sets for every hosted sensor before anything reads it."""
+        if self.stream is None:
+            raise RuntimeError(f"{self.spec.directory}: no reading stream before open()")
+        return self.stream
+
+    @property
     def sensor_id(self) -> str:
         return self.spec.identity.sensor_id
 
@@ -205,7 +212,7 @@ class Simulation:
         max_rows = self.options.simulation.commit_max_rows
         self.status.update("backfilling", self.hosted, force=True)
         for sensor in self.hosted:
-            stream = sensor.stream
+            stream = sensor.readings
             while not self.stop.is_set():
                 due = stream.due_count(end_ms)
                 if due == 0:
@@ -229,7 +236,7 @@ class Simulation:
         def wall_ms_at(mono: float) -> float:
             return (wall0 + (mono - mono0)) * 1000.0
 
-        heap = [(mono_of(s.stream.next_ms), i) for i, s in enumerate(self.hosted)]
+        heap = [(mono_of(s.readings.next_ms), i) for i, s in enumerate(self.hosted)]
         heapq.heapify(heap)
         for i, sensor in enumerate(self.hosted):
             sensor.next_checkpoint = mono0 + CHECKPOINT_INTERVAL_SECONDS * (1 + i / max(1, len(self.hosted)))
@@ -245,7 +252,7 @@ class Simulation:
                 if sensor.pending:
                     next_at = sensor.retry_at
                 else:
-                    next_at = max(deadline + window, mono_of(sensor.stream.next_ms))
+                    next_at = max(deadline + window, mono_of(sensor.readings.next_ms))
                 if now >= sensor.next_checkpoint:
                     sensor.writer.checkpoint("PASSIVE")
                     sensor.next_checkpoint = now + CHECKPOINT_INTERVAL_SECONDS
@@ -264,7 +271,7 @@ class Simulation:
         if sensor.pending and now < sensor.retry_at and not blocking:
             return
         max_rows = self.options.simulation.commit_max_rows
-        due = sensor.stream.due_count(until_ms)
+        due = sensor.readings.due_count(until_ms)
         while due > 0:
             take = min(due, max_rows)
             self._take(sensor, take)
@@ -274,7 +281,7 @@ class Simulation:
         self._flush(sensor, now, blocking=blocking)
 
     def _take(self, sensor: HostedSensor, n: int) -> None:
-        block = sensor.stream.next_block(n)
+        block = sensor.readings.next_block(n)
         sensor.skipped += block.skipped
         sensor.pending.append(block)
 

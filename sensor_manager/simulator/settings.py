@@ -10,8 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-METRICS = ("temperature", "humidity", "pressure", "vibration", "voltage")
-ANOMALY_TYPES = ("spike", "trend", "pattern", "missing_data", "noise")
+Metric = Literal["temperature", "humidity", "pressure", "vibration", "voltage"]
+AnomalyName = Literal["spike", "trend", "pattern", "missing_data", "noise"]
+METRICS: tuple[Metric, ...] = ("temperature", "humidity", "pressure", "vibration", "voltage")
+ANOMALY_TYPES: tuple[AnomalyName, ...] = ("spike", "trend", "pattern", "missing_data", "noise")
 
 
 class StrictModel(BaseModel):
@@ -51,21 +53,21 @@ class NormalParameters(StrictModel):
     voltage: MetricParameters = MetricParameters(mean=12, std_dev=0.1, min=11.5, max=12.5)
 
 
-_DEFAULT_DURATIONS = {"spike": 10, "trend": 300, "pattern": 120, "missing_data": 30, "noise": 60}
+_DEFAULT_DURATIONS: dict[AnomalyName, int] = {"spike": 10, "trend": 300, "pattern": 120, "missing_data": 30, "noise": 60}
 
 
 class AnomalyType(StrictModel):
     enabled: bool = True
     weight: float = Field(1.0, ge=0, le=1_000)
     duration_seconds: float = Field(60, gt=0, le=86_400)
-    metrics: list[Literal["temperature", "humidity", "pressure", "vibration", "voltage"]] = list(METRICS)
+    metrics: list[Metric] = list(METRICS)
 
 
 class AnomalySettings(StrictModel):
     enabled: bool = True
     probability: float = Field(0.05, ge=0, le=1, description="expected fraction of readings inside an anomaly")
     missing_data_mode: Literal["skip", "null"] = "skip"
-    types: dict[Literal["spike", "trend", "pattern", "missing_data", "noise"], AnomalyType] = Field(
+    types: dict[AnomalyName, AnomalyType] = Field(
         default_factory=lambda: {name: AnomalyType(duration_seconds=d) for name, d in _DEFAULT_DURATIONS.items()}
     )
 

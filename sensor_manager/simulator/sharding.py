@@ -8,7 +8,6 @@ merges those into the one status file the caller asked for. A stop request is pa
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 import threading
 from dataclasses import replace
@@ -35,7 +34,7 @@ def run_sharded(specs: list[SensorSpec], options: RunOptions, stop: threading.Ev
     results = context.SimpleQueue()
     children = [
         context.Process(target=_shard_main, args=(shard, replace(options, status_file=path), results), daemon=False)
-        for shard, path in zip(shards, shard_files)
+        for shard, path in zip(shards, shard_files, strict=True)
     ]
     for child in children:
         child.start()
@@ -45,7 +44,7 @@ def run_sharded(specs: list[SensorSpec], options: RunOptions, stop: threading.Ev
         if (stop.is_set() or shard_failed) and not signalled:  # one failed shard stops the rest: restart as one
             for child in children:
                 if child.is_alive():
-                    os.kill(child.pid, signal.SIGTERM)
+                    child.terminate()  # SIGTERM
             signalled = True
         if status:
             _merge(status, options, shard_files)
@@ -84,8 +83,8 @@ def _shard_main(specs: list[SensorSpec], options: RunOptions, results) -> None:
 
 
 def _merge(path: Path, options: RunOptions, shard_files: list[Path | None]) -> None:
-    documents = [read_status(p) for p in shard_files if p is not None]
-    documents = [d for d in documents if d]
+    read = [read_status(p) for p in shard_files if p is not None]
+    documents = [d for d in read if d]
     if not documents:
         return
     states = {d.get("state") for d in documents}

@@ -119,12 +119,12 @@ class SensorWriter:
         conn.execute(f"PRAGMA journal_size_limit = {int(self.wal_autocheckpoint_pages) * 4096}")
 
     def _check_integrity(self) -> None:
-        result = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        result = self.connection.execute("PRAGMA quick_check").fetchone()[0]
         if result != "ok":
             raise sqlite3.DatabaseError(f"quick_check failed (database disk image is malformed): {result}")
 
     def _ensure_schema(self) -> None:
-        conn = self.conn
+        conn = self.connection
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         introspect = sqlite_utils.Database(conn)
         tables = set(introspect.table_names()) | set(introspect.view_names())
@@ -145,12 +145,12 @@ class SensorWriter:
 
     def _create_schema(self) -> None:
         created = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        self.conn.executescript(
+        self.connection.executescript(
             f"BEGIN;{db.SCHEMA_SQL}"
             f"PRAGMA user_version = {db.SCHEMA_VERSION};"
             "COMMIT;"
         )
-        self.conn.execute(
+        self.connection.execute(
             "INSERT INTO sensor_meta (sensor_id, schema_version, created_at, generation) VALUES (?, ?, ?, ?)",
             (self.identity.sensor_id, db.SCHEMA_VERSION, created, str(uuid.uuid4())),
         )
@@ -170,18 +170,19 @@ class SensorWriter:
         columns = db.IDENTITY_COLUMNS
         values = self.identity.column_values(columns)
         where = " AND ".join(f"{c} IS ?" for c in columns)
-        row = self.conn.execute(f"SELECT identity_id FROM sensor_identity WHERE {where} ORDER BY identity_id DESC LIMIT 1",
+        row = self.connection.execute(f"SELECT identity_id FROM sensor_identity WHERE {where} ORDER BY identity_id DESC LIMIT 1",
                                 values).fetchone()
         if row:
             return row[0]
-        cursor = self.conn.execute(
+        cursor = self.connection.execute(
             f"INSERT INTO sensor_identity ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
         )
+        assert cursor.lastrowid is not None  # a row was inserted
         return cursor.lastrowid
 
     def _resume_seq(self) -> None:
-        high = db.high_water(self.conn)
-        self.last_ts_ms = db.last_reading_ms(self.conn)
+        high = db.high_water(self.connection)
+        self.last_ts_ms = db.last_reading_ms(self.connection)
         sidecar = self._read_sidecar()
         if sidecar.get("generation") == self.generation:
             self.next_seq = high.max_seq + 1  # a plain restart: no gap
@@ -235,8 +236,8 @@ class SensorWriter:
         first = self.next_seq
         self._reserve(first + n - 1)
         rows = zip(range(first, first + n), block.ts_ms.tolist(), block.utc_offset_min.tolist(),
-                   repeat(self.identity_id, n), *block.values.T.tolist(), block.anomaly.tolist())
-        conn = self.conn
+                   repeat(self.identity_id, n), *block.values.T.tolist(), block.anomaly.tolist(), strict=True)
+        conn = self.connection
         try:
             conn.execute("BEGIN")
             conn.executemany(db.INSERT_READING_SQL, rows)
@@ -263,7 +264,7 @@ class SensorWriter:
 
     def checkpoint(self, mode: str = "PASSIVE") -> None:
         try:
-            self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            self.connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
                 raise
@@ -276,6 +277,13 @@ class SensorWriter:
         finally:
             self._close_connection()
             self.lock.release()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open connection; using a writer that is not open fails here, by name."""
+        if self.conn is None:
+            raise RuntimeError(f"{self.path}: writer is not open")
+        return self.conn
 
     def _close_connection(self) -> None:
         if self.conn is not None:

@@ -82,7 +82,7 @@ def test_start_waits_for_healthy_and_rows_reach_dbs_and_lake(stack, docker_engin
     rows = {s.name: (s.state, s.health) for s in runtime.status()}
     assert rows == {name: ("running", "healthy") for name in rows} and len(rows) == 3
     for sensor in plan.sensors:
-        wait_for(lambda: len(db_seqs(layout.root / sensor.db_path)) >= 5, 60, f"rows in {sensor.db_path}")
+        wait_for(lambda db=layout.root / sensor.db_path: len(db_seqs(db)) >= 5, 60, f"rows in {sensor.db_path}")
     wait_for(lambda: lake_rows(layout) > 0, 120, "rows in the lake")
 
 

@@ -88,7 +88,7 @@ class Fleet:
         if not (table / "_delta_log").is_dir():
             return []
         data = DeltaTable(str(table)).to_pyarrow_table(columns=["sensor_id", "fleet_epoch", "seq"]).to_pydict()
-        return list(zip(data["sensor_id"], data["fleet_epoch"], data["seq"]))
+        return list(zip(data["sensor_id"], data["fleet_epoch"], data["seq"], strict=True))
 
     def explain(self) -> str:
         """What the uploaders and the lake say, for a failure message."""

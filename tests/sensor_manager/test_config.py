@@ -211,3 +211,11 @@ def test_cities_may_be_plain_names(project_dir):
     config = load_config(project_dir=project_dir, overrides={"select_cities": "MADRID"})
     assert [c.name for c in config.cities] == ["Rome", "Madrid"]
     assert [c.name for c in config.fleet_cities()] == ["Madrid"]
+
+
+def test_a_value_below_a_lower_only_bound_is_a_message(project_dir):
+    write(project_dir / "sensor-manager.yaml",
+          "normal_parameters:\n  temperature: {mean: 65, std_dev: 0, min: 50, max: 80}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(project_dir=project_dir)
+    assert "must be > 0 (got 0)" in str(raised.value)

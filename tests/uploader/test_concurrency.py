@@ -39,7 +39,7 @@ def test_four_concurrent_city_uploaders_lose_no_commit(project, sensor_db, lake_
     assert all(code == 0 for code, _ in results), results
     table = lake_rows(project / "lake" / "sensor_readings")
     assert table.num_rows == expected
-    assert max(Counter(zip(table["sensor_id"].to_pylist(), table["seq"].to_pylist())).values()) == 1
+    assert max(Counter(zip(table["sensor_id"].to_pylist(), table["seq"].to_pylist(), strict=True)).values()) == 1
     assert sorted(set(table["uploader_id"].to_pylist())) == ["amsterdam", "berlin", "london", "new-york"]
 
 
@@ -57,7 +57,7 @@ def test_two_uploaders_on_one_data_dir_ship_exactly_once(project, sensor_db, lak
     assert third.wait(timeout=240) == 0
     table = lake_rows(project / "lake" / "sensor_readings")
     assert table.num_rows == 6_000
-    assert max(Counter(zip(table["sensor_id"].to_pylist(), table["seq"].to_pylist())).values()) == 1
+    assert max(Counter(zip(table["sensor_id"].to_pylist(), table["seq"].to_pylist(), strict=True)).values()) == 1
 
 
 def test_a_held_source_lock_makes_the_other_uploader_skip_and_say_so(project, sensor_db, invocation):

@@ -44,7 +44,7 @@ def chaos(project: Path, lake_rows, kills: int, seed: int) -> None:
         with sqlite3.connect(project / "data" / "Berlin" / code / "sensor_data.db") as con:
             source_rows[f"Berlin_{code}"] = con.execute("SELECT count(*) FROM sensor_readings").fetchone()[0]
     table = lake_rows(project / "lake" / "sensor_readings")
-    shipped = Counter(zip(table["sensor_id"].to_pylist(), table["fleet_epoch"].to_pylist(), table["seq"].to_pylist()))
+    shipped = Counter(zip(table["sensor_id"].to_pylist(), table["fleet_epoch"].to_pylist(), table["seq"].to_pylist(), strict=True))
     assert max(shipped.values()) == 1, "a key arrived twice"
     assert Counter(table["sensor_id"].to_pylist()) == source_rows
     assert sum(source_rows.values()) > 1_000

@@ -24,7 +24,7 @@ def run_once(invocation) -> tuple[bool, Uploader]:
 
 
 def keys(table) -> Counter:
-    return Counter(zip(table["sensor_id"].to_pylist(), table["fleet_epoch"].to_pylist(), table["seq"].to_pylist()))
+    return Counter(zip(table["sensor_id"].to_pylist(), table["fleet_epoch"].to_pylist(), table["seq"].to_pylist(), strict=True))
 
 
 def test_once_drains_every_db_of_every_city_and_a_rerun_ships_nothing(project, sensor_db, invocation, lake_rows):

@@ -126,7 +126,7 @@ OUTPUT_NAMES = ["source_id", "ts_us", *TEXT_COLUMNS, *FLOAT_COLUMNS, *INT_COLUMN
 def _sentinel(timestamp_value: str) -> str:
     values = ["-1", timestamp_value, *("''" for _ in TEXT_COLUMNS), *("0.0" for _ in FLOAT_COLUMNS),
               *("0" for _ in INT_COLUMNS), *("0" for _ in BOOL_COLUMNS), "0", "0"]
-    return ", ".join(f"{value} AS {name}" for value, name in zip(values, OUTPUT_NAMES))
+    return ", ".join(f"{value} AS {name}" for value, name in zip(values, OUTPUT_NAMES, strict=True))
 
 
 def fast_select_sql(shape: Shape, timestamp_is_real: bool) -> str:
@@ -194,8 +194,8 @@ class SqliteSource:
 
     def __init__(self, path: Path, data_root: Path, *, naive_local: bool = False):
         self.path = path
-        self._bulk = None
-        self._meta = None
+        self._bulk: adbc.AdbcSqliteConnection | None = None
+        self._meta: sqlite3.Connection | None = None
         self.is_retired = False
         self.relpath = path.relative_to(data_root).as_posix() if path.is_relative_to(data_root) else path.name
         try:
@@ -224,24 +224,30 @@ class SqliteSource:
         self._strict_sql = select_sql(self.shape, naive_local)
         self._fast_sql = fast_select_sql(self.shape, self._timestamp_is_real())
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._meta is None:
+            raise SourceUnreadableError(f"{self.path}: read after close")
+        return self._meta
+
     def _read_shape(self) -> Shape:
-        columns = frozenset(row[1] for row in self._meta.execute("PRAGMA table_info(sensor_readings)"))
+        columns = frozenset(row[1] for row in self._db.execute("PRAGMA table_info(sensor_readings)"))
         if not columns:
             raise SourceNotReadyError(f"{self.path}: no sensor_readings table yet")
-        has_meta = self._meta.execute(
+        has_meta = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'sensor_meta' AND type IN ('table', 'view')").fetchone() is not None
         return Shape(columns, has_meta)
 
     def _timestamp_is_real(self) -> bool:
-        declared = {row[1]: (row[2] or "").upper() for row in self._meta.execute("PRAGMA table_info(sensor_readings)")}
+        declared = {row[1]: (row[2] or "").upper() for row in self._db.execute("PRAGMA table_info(sensor_readings)")}
         return declared.get("timestamp", "") in ("REAL", "FLOAT", "DOUBLE", "NUMERIC")
 
     def _read_generation(self) -> str:
         if self.shape.has_meta:
-            row = self._meta.execute("SELECT generation FROM sensor_meta WHERE generation IS NOT NULL LIMIT 1").fetchone()
+            row = self._db.execute("SELECT generation FROM sensor_meta WHERE generation IS NOT NULL LIMIT 1").fetchone()
             if row and row[0]:
                 return str(row[0])
-        first = self._meta.execute("SELECT id, timestamp, sensor_id FROM sensor_readings ORDER BY id LIMIT 1").fetchone()
+        first = self._db.execute("SELECT id, timestamp, sensor_id FROM sensor_readings ORDER BY id LIMIT 1").fetchone()
         if first is None:
             raise SourceNotReadyError(f"{self.path}: no readings yet")
         digest = hashlib.sha256("\x00".join(str(part) for part in first).encode()).hexdigest()
@@ -250,7 +256,7 @@ class SqliteSource:
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         for attempt in range(5):
             try:
-                return self._meta.execute(sql, params).fetchall()
+                return self._db.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 4:
                     raise SourceUnreadableError(f"{self.path}: {exc}") from None
@@ -289,11 +295,11 @@ class SqliteSource:
         found: dict[int, dict] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            cursor = self._meta.execute(
+            cursor = self._db.execute(
                 f"SELECT * FROM sensor_readings WHERE id IN ({','.join('?' * len(chunk))})", chunk)
             names = [d[0] for d in cursor.description]
             for row in cursor.fetchall():
-                record = {n: (v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, row)}
+                record = {n: (v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, row, strict=True)}
                 found[int(record["id"])] = record
         return found
 
@@ -338,12 +344,12 @@ class SqliteSource:
     def _stream_stdlib(self, sql: str, after: int, upto: int, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         """The strict SELECT through the long-open stdlib connection: it still sees a replaced file's WAL."""
         try:
-            cursor = self._meta.execute(sql, (after, upto))
+            cursor = self._db.execute(sql, (after, upto))
             try:
                 cursor.fetchone()  # the typed sentinel row
                 while rows := cursor.fetchmany(chunk_rows):
-                    columns = list(zip(*rows))
-                    yield pa.RecordBatch.from_arrays([pa.array(c, t) for c, t in zip(columns, OUTPUT_TYPES)],
+                    columns = list(zip(*rows, strict=True))
+                    yield pa.RecordBatch.from_arrays([pa.array(c, t) for c, t in zip(columns, OUTPUT_TYPES, strict=True)],
                                                      names=OUTPUT_NAMES)
             finally:
                 cursor.close()  # an abandoned cursor would hold its read transaction

@@ -124,5 +124,5 @@ class RawStage:
             "stage": _constant(self.name, pa.string(), rows),
         }
         arrays = [columns[f.name] if f.name in columns else chunk.column(f.name) for f in CANONICAL_SCHEMA]
-        arrays = [a if a.type == f.type else pc.cast(a, f.type) for a, f in zip(arrays, CANONICAL_SCHEMA)]
+        arrays = [a if a.type == f.type else pc.cast(a, f.type) for a, f in zip(arrays, CANONICAL_SCHEMA, strict=True)]
         return pa.RecordBatch.from_arrays(arrays, schema=CANONICAL_SCHEMA)

@@ -80,7 +80,7 @@ def test_modifier_table_lookups():
     assert variant_keys("SensorTech", "EnvMonitor-3000", "1.4") == ["SensorTech", "EnvMonitor-3000", "1.4", "1.4.x", "1.x"]
     profile = anomaly_profile(settings, devices, "DataSense", "EnvMonitor-5000", "1.5.2")
     assert profile.fraction == pytest.approx(0.1 * 0.8 * 0.7)
-    weights = dict(zip(profile.types, profile.weights))
+    weights = dict(zip(profile.types, profile.weights, strict=True))
     assert weights["spike"] == pytest.approx(1.5 * weights["trend"])
     neutral = anomaly_profile(settings, devices, "EnvSense", "TempVibe-2000", "2.0.1")
     assert neutral.fraction == pytest.approx(0.1) and set(neutral.weights) == {1.0}

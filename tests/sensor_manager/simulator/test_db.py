@@ -40,7 +40,7 @@ def test_view_has_the_seed_columns_plus_seq_all_identity_columns_filled(written_
     conn = open_readonly(written_db)
     rows = conn.execute("SELECT * FROM sensor_readings ORDER BY id").fetchall()
     assert [d[0] for d in conn.execute("SELECT * FROM sensor_readings").description] == list(READING_COLUMNS)
-    first = dict(zip(READING_COLUMNS, rows[0]))
+    first = dict(zip(READING_COLUMNS, rows[0], strict=True))
     assert first["timestamp"] == "2025-01-01T00:00:00.123+00:00"
     assert all(TIMESTAMP.match(r[1]) for r in rows)
     assert rows[2][1] == "2025-01-01T00:00:02.999+00:00"
@@ -48,7 +48,7 @@ def test_view_has_the_seed_columns_plus_seq_all_identity_columns_filled(written_
     assert all(first[c] is not None for c in identity_columns)
     assert first["original_timezone"] == "+01:00"
     assert (first["status_code"], first["anomaly_flag"], first["anomaly_type"]) == (0, 0, None)
-    missing = dict(zip(READING_COLUMNS, rows[1]))
+    missing = dict(zip(READING_COLUMNS, rows[1], strict=True))
     assert (missing["anomaly_type"], missing["anomaly_flag"], missing["status_code"]) == ("missing_data", 1, 1)
     assert missing["temperature"] is None and missing["voltage"] is None
     assert rows[2][READING_COLUMNS.index("anomaly_type")] == "spike"

@@ -18,7 +18,7 @@ def chunk(**columns) -> pa.RecordBatch:
     defaults = {"source_id": list(range(1, n + 1)), "ts_us": [1_748_779_200_000_000] * n, "sensor_id": ["New_York_AB12"] * n,
                 "seq": list(range(1, n + 1)), "bad_metrics": [0] * n, "location": ["New York"] * n}
     data = {**defaults, **columns}
-    return pa.RecordBatch.from_arrays([pa.array(data.get(name, [None] * n), type_) for name, type_ in zip(OUTPUT_NAMES, OUTPUT_TYPES)],
+    return pa.RecordBatch.from_arrays([pa.array(data.get(name, [None] * n), type_) for name, type_ in zip(OUTPUT_NAMES, OUTPUT_TYPES, strict=True)],
                                       names=OUTPUT_NAMES)
 
 

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
-from sensor_manager.errors import PlanChangedError, UsageError
-from sensor_manager.naming import city_service_slug, code_candidates, safe_city_name, stable_int
+from fleetcore.errors import PlanChangedError, UsageError
+from fleetcore.naming import city_service_slug, code_candidates, safe_city_name, stable_int
 
 if TYPE_CHECKING:
     from sensor_manager.config import CityConfig, Config

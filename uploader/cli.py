@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from sensor_manager.errors import ExitCode, SensorManagerError, UsageError
+from fleetcore.errors import ExitCode, SensorManagerError, UsageError
 from uploader.allocators import tune_allocators
 
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sensor_manager.statusfile import utc_now_iso
+from fleetcore.statusfiles import utc_now_iso
 from uploader.batch import Batch, Lineage, Part, Rejection
 from uploader.checkpoints import CheckpointStore, checkpoint_path
 from uploader.deadletter import DeadLetterStore

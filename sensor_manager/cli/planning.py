@@ -126,7 +126,7 @@ def validate(
     Example: ./sensor_manager.py config validate --config my.yaml --json
     """
     from sensor_manager.cli.output import info, print_json, results
-    from sensor_manager.errors import ConfigError
+    from fleetcore.errors import ConfigError
 
     s = session(
         ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, cities=cities, max_cities=max_cities,

@@ -27,7 +27,7 @@ from sensor_manager.cli.options import (
     session,
 )
 from sensor_manager.cli.output import info, print_json, results
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

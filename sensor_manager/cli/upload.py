@@ -8,7 +8,7 @@ import typer
 
 from sensor_manager.cli import app
 from sensor_manager.cli.options import ConfigOpt, ProjectDirOpt, session
-from sensor_manager.errors import ExitCode, UsageError
+from fleetcore.errors import ExitCode, UsageError
 
 
 @app.command()

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
-from sensor_manager.errors import SensorManagerError
+from fleetcore.errors import SensorManagerError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe import lake
 from sensor_manager.observe.access import EdgeAccess, edge_access
@@ -250,7 +250,7 @@ def database_checks(layout: ProjectLayout, plan: FleetPlan | None, running: bool
 
 def _database_skipped(layout: ProjectLayout, db: EdgeDatabase) -> Check:
     """The DB is not opened from the host: say how to run the same checks inside the city's uploader container."""
-    from sensor_manager.naming import city_service_slug
+    from fleetcore.naming import city_service_slug
     from sensor_manager.observe.container_query import compose_project_name
 
     service = f"uploader-{city_service_slug(db.city_slug)}"

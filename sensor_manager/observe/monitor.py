@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.observe import lake
 from sensor_manager.observe.access import EdgeAccess, edge_access
 from sensor_manager.observe.edge import EdgeDatabase, EdgeReader, edge_databases, file_sizes
 from sensor_manager.observe.services import service_statuses
 from sensor_manager.plan import FleetPlan
-from sensor_manager.statusfile import is_stale, read_status
+from fleetcore.statusfiles import is_stale, read_status
 
 SCHEMA_VERSION = 1
 RATE_WINDOW_SECONDS = 10.0

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sensor_manager.errors import EngineUnavailableError, RuntimeConflictError, UsageError
+from fleetcore.errors import EngineUnavailableError, RuntimeConflictError, UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.statusfile import utc_now_iso
+from fleetcore.statusfiles import utc_now_iso
 
 if TYPE_CHECKING:
     from sensor_manager.config import Config

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from sensor_manager.errors import ProcessFailedError, UsageError
+from fleetcore.errors import ProcessFailedError, UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import compose_render as cr

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes.base import Service, plan_services
@@ -296,7 +296,7 @@ def role_config(config, role: str, plan: FleetPlan | None = None) -> dict[str, A
     if role == "sensor":
         document.pop("uploader", None)
     if plan is not None:
-        from sensor_manager.naming import safe_city_name
+        from fleetcore.naming import safe_city_name
 
         planned = set(plan.cities or (s.city_slug for s in plan.sensors))
         document["cities"] = [c for c in document.get("cities", []) if safe_city_name(c["name"]) in planned]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sensor_manager.statusfile import is_stale
+from fleetcore.statusfiles import is_stale
 
 STARTUP_GRACE_SECONDS = 60.0
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from sensor_manager import __version__
-from sensor_manager.errors import ProcessFailedError, UsageError
+from fleetcore.errors import ProcessFailedError, UsageError
 from sensor_manager.layout import REPO_ROOT, ProjectLayout
 from sensor_manager.runtimes.compose_settings import DockerSettings
 
 Progress = Callable[[str], None]
 DOCKERFILE = REPO_ROOT / "compose" / "Dockerfile"
-SOURCE_DIRS = ("sensor_manager", "uploader", "config")
+SOURCE_DIRS = ("fleetcore", "sensor_manager", "uploader", "config")
 SOURCE_FILES = ("pyproject.toml",)
 LOCK_FILES = ("requirements.lock", "requirements.txt", "uv.lock", "poetry.lock", "pylock.toml")
 BUILD_REQUIREMENTS = ("setuptools>=68",)

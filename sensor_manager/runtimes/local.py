@@ -23,9 +23,9 @@ from typing import Any, Iterator
 import psutil
 
 from sensor_manager.config import Config
-from sensor_manager.errors import ProcessFailedError
+from fleetcore.errors import ProcessFailedError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
@@ -33,7 +33,7 @@ from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus, plan_s
 from sensor_manager.runtimes.health import service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
-from sensor_manager.statusfile import is_stale, read_status
+from fleetcore.statusfiles import is_stale, read_status
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05

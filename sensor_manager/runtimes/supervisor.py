@@ -35,7 +35,7 @@ from typing import Any
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
-from sensor_manager.statusfile import utc_now_iso
+from fleetcore.statusfiles import utc_now_iso
 
 SCHEMA_VERSION = 1
 QUICK_EXIT_SECONDS = 10.0

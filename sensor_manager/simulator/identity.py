@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sensor_manager.errors import UsageError
-from sensor_manager.naming import safe_city_name, stable_int
+from fleetcore.errors import UsageError
+from fleetcore.naming import safe_city_name, stable_int
 
 DEFAULT_SENSOR_TYPE = "environmental_monitoring"
 

@@ -8,16 +8,12 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from fleetcore.models import StrictModel
 
 METRICS = ("temperature", "humidity", "pressure", "vibration", "voltage")
 ANOMALY_TYPES = ("spike", "trend", "pattern", "missing_data", "noise")
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors; NaN and infinity are rejected everywhere."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
 class SimulationSettings(StrictModel):

@@ -14,10 +14,10 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from sensor_manager.errors import ProcessFailedError
+from fleetcore.errors import ProcessFailedError
 from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process
 from sensor_manager.simulator.runner import RunOptions, SensorSpec, SimulationSummary, run_simulation
-from sensor_manager.statusfile import is_stale, read_status, write_status
+from fleetcore.statusfiles import is_stale, read_status, write_status
 
 MERGE_STATES = ("failed", "starting", "backfilling", "stopping", "running", "stopped")  # first match wins
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sensor_manager.statusfile import is_stale, read_status, write_status
+from fleetcore.statusfiles import is_stale, read_status, write_status
 
 LIVE_STATES = ("starting", "backfilling", "running")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from sensor_manager.errors import ResourceLimitError, UsageError
+from fleetcore.errors import ResourceLimitError, UsageError
 from sensor_manager.simulator import db
 from sensor_manager.simulator.identity import SensorIdentity
 from sensor_manager.simulator.limits import open_files_message

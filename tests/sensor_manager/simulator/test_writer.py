@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from sensor_manager.errors import WriterLockedError
+from fleetcore.errors import WriterLockedError
 from sensor_manager.simulator.db import open_readonly, read_high_water
 from sensor_manager.simulator.runner import run_simulation
 from sensor_manager.simulator.writer import SensorWriter

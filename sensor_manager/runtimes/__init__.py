@@ -8,10 +8,10 @@ The docker runtime is imported only when chosen.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fleetcore.atomicfiles import write_atomic
 from fleetcore.errors import EngineUnavailableError, RuntimeConflictError, UsageError
 from sensor_manager.layout import ProjectLayout
 from fleetcore.statusfiles import utc_now_iso
@@ -47,11 +47,8 @@ def recorded_runtime(layout: ProjectLayout) -> str | None:
 
 def record_runtime(layout: ProjectLayout, name: str, reason: str = "") -> None:
     """Write state/runtime.json atomically."""
-    layout.runtime_file.parent.mkdir(parents=True, exist_ok=True)
     document = {"schema_version": RUNTIME_SCHEMA_VERSION, "runtime": name, "started_at": utc_now_iso(), "reason": reason}
-    tmp = layout.runtime_file.with_name(f".{layout.runtime_file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(tmp, layout.runtime_file)
+    write_atomic(layout.runtime_file, json.dumps(document, indent=2) + "\n")
 
 
 def detect_runtime() -> RuntimeChoice:

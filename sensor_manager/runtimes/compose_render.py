@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from fleetcore.atomicfiles import write_atomic
 from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
@@ -316,13 +317,8 @@ def _without_secrets(value: Any) -> Any:
 
 
 def _write_if_changed(path: Path, text: str, mode: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        write_atomic(path, text, mode)
 
 
 def write_role_configs(layout: ProjectLayout, config, plan: FleetPlan) -> list[Path]:

@@ -35,6 +35,7 @@ from typing import Any
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
+from fleetcore.atomicfiles import write_atomic
 from fleetcore.statusfiles import utc_now_iso
 
 SCHEMA_VERSION = 1
@@ -70,10 +71,7 @@ def lock_path(layout: ProjectLayout) -> Path:
 
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, separators=(",", ":")))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(document, separators=(",", ":")))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import sqlite3
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from itertools import repeat
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from fleetcore.atomicfiles import write_atomic
 from fleetcore.errors import ResourceLimitError, UsageError
 from sensor_manager.simulator import db
 from sensor_manager.simulator.identity import SensorIdentity
@@ -202,12 +202,8 @@ class SensorWriter:
         if through_seq <= self.reserved_seq:
             return
         reserved = through_seq + max(MIN_RESERVATION, 64 * (through_seq - self.next_seq + 1))
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".seq.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"generation": self.generation, "reserved_seq": reserved, "sensor_id": self.identity.sensor_id}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.hwm_path)
+        write_atomic(self.hwm_path, json.dumps({"generation": self.generation, "reserved_seq": reserved,
+                                                "sensor_id": self.identity.sensor_id}))
         self.reserved_seq = reserved
 
     # --- writing -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Run an uploader from options: load config, resolve the invocation, run once or continuously.
+"""Run an uploader from options: take its settings, resolve the invocation, run once or continuously.
 
 The one library entry point behind `python -m uploader` and `./sensor_manager.py upload`.
 SIGTERM (and SIGINT) finish the batch in flight, record progress and return normally.
@@ -10,14 +10,16 @@ import threading
 from pathlib import Path
 
 from uploader.invocation import Invocation, resolve_invocation
+from uploader.settings import UploaderSettings, read_settings_file
 from uploader.status import check_health
 
 
-def load_invocation(*, sqlite: Path, config: Path | None = None, project_dir: Path | None = None, **options) -> Invocation:
-    from sensor_manager.config import load_config
-
-    loaded = load_config(config, project_dir)
-    return resolve_invocation(sqlite=sqlite, settings=loaded.uploader, config_project=loaded.project,
+def load_invocation(*, sqlite: Path, settings: UploaderSettings | None = None, project: str | None = None,
+                    config: Path | None = None, project_dir: Path | None = None, **options) -> Invocation:
+    """Settings come from the caller (sensor-manager's `upload`), else from the resolved file `config`, else defaults."""
+    if settings is None and config is not None:
+        settings, project = read_settings_file(config)
+    return resolve_invocation(sqlite=sqlite, settings=settings or UploaderSettings(), config_project=project,
                               project_dir=project_dir, config_path=config, **options)
 
 

@@ -34,7 +34,11 @@ def upload(
     if once and continuous:
         raise UsageError("--once and --continuous exclude each other; pick one.")
     s = session(ctx, config, project_dir)
-    options = dict(sqlite=sqlite, config=s.config_path, project_dir=s.project_dir, uploader_id=uploader_id,
+    from sensor_manager.config import load_config
+
+    loaded = load_config(s.config_path, s.project_dir)  # the uploader takes resolved settings from its caller
+    options = dict(sqlite=sqlite, settings=loaded.uploader, project=loaded.project, config=s.config_path,
+                   project_dir=s.project_dir, uploader_id=uploader_id,
                    continuous=continuous, interval=interval, lake=lake, state_dir=state_dir, development=development)
     if check:
         healthy, reason = runner.check(**options)

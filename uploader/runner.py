@@ -5,10 +5,9 @@ SIGTERM (and SIGINT) finish the batch in flight, record progress and return norm
 """
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 
+from fleetcore.signals import stop_on_signals
 from uploader.invocation import Invocation, resolve_invocation
 from uploader.settings import UploaderSettings, read_settings_file
 from uploader.status import check_health
@@ -34,26 +33,12 @@ def upload(**options) -> bool:
 
     invocation = load_invocation(**options)
     uploader = Uploader(invocation)
-    restore = _stop_on_signals(uploader.stop_requested)
     try:
-        if invocation.continuous:
-            uploader.run_continuous()
-            return True
-        return uploader.run_once()
+        with stop_on_signals(uploader.stop_requested):
+            if invocation.continuous:
+                uploader.run_continuous()
+                return True
+            return uploader.run_once()
     finally:
         uploader.close()
-        restore()
 
-
-def _stop_on_signals(event: threading.Event):
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: event.set())
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -28,6 +25,7 @@ from sensor_manager.cli.options import (
 )
 from sensor_manager.cli.output import info, print_json, results
 from fleetcore.errors import UsageError
+from fleetcore.signals import stop_on_signals
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -41,21 +39,6 @@ def parse_duration(text: str | None) -> float:
     if not match:
         raise typer.BadParameter(f"{text!r} is not a duration; use e.g. 90s, 15m, 2h or 3d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM/SIGINT set the stop event; the runner flushes, checkpoints and returns."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _resolve(path: Path | None, root: Path) -> Path | None:
@@ -116,7 +99,7 @@ def simulate(
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING if opts.quiet else logging.INFO,
                         format="%(message)s")
     info(f"Simulating {len(specs)} sensor(s) at {options.rate:g} readings/s; status: {options.status_file}", opts.quiet)
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         summary = run_sharded(specs, options, stop)
     document = {
         "schema_version": 1,

@@ -20,10 +20,10 @@ import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from fleetcore.errors import UsageError
+from fleetcore.timestamps import iso_epoch
 from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
 from sensor_manager.observe import lake
@@ -103,15 +103,6 @@ class Snapshot:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-def _epoch(iso_text: str | None) -> float | None:
-    if not iso_text:
-        return None
-    try:
-        return datetime.fromisoformat(str(iso_text)).timestamp()
-    except ValueError:
-        return None
 
 
 class Monitor:
@@ -210,7 +201,7 @@ class Monitor:
             else:
                 pending = state.pending_timestamp
             lag_rows = max(0, (state.max_id or 0) - uploaded)
-            lag = (lag_rows, now - _epoch(pending) if lag_rows and _epoch(pending) else None)
+            lag = (lag_rows, now - iso_epoch(pending) if lag_rows and iso_epoch(pending) else None)
         return row, lag
 
     def _sensor_from_status(self, db: EdgeDatabase, status: dict | None, known: dict | None, positions: dict | None,
@@ -263,7 +254,7 @@ class Monitor:
         sink = sinks.get(LAKE_SINK) or (next(iter(sinks.values())) if sinks else {})
         if city.lag_seconds is None and city.lag_rows and sink.get("lag_seconds") is not None:
             city.lag_seconds = float(sink["lag_seconds"])
-        last = _epoch(sink.get("last_success")) or (stats.last_write_epoch if stats else None)
+        last = iso_epoch(sink.get("last_success")) or (stats.last_write_epoch if stats else None)
         city.last_upload_age_seconds = max(0.0, now - last) if last else None
         city.errors += sum(int(s.get("retries") or 0) for s in sinks.values())
         city.dead_lettered = sum(int(s.get("dead_lettered") or 0) for s in sinks.values())

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from fleetcore.errors import ProcessFailedError, UsageError
+from fleetcore.timestamps import iso_epoch
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import compose_render as cr
@@ -319,7 +320,7 @@ class ComposeRuntime:
                                                 since=last or start, follow=True):
                         if stop.is_set():
                             return
-                        stamp = _epoch(line.timestamp)
+                        stamp = iso_epoch(line.timestamp)
                         if last is not None and stamp is not None and stamp <= last:
                             continue
                         last = stamp if stamp is not None else last
@@ -380,34 +381,10 @@ def _since_value(since: str | float):
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if since and since[-1] in units and since[:-1].isdigit():
         return int(time.time() - int(since[:-1]) * units[since[-1]])
-    stamp = _epoch(since)
+    stamp = iso_epoch(since)
     if stamp is None:
         raise UsageError(f"--since {since!r}: use an ISO time (2025-01-31T12:00:00) or a duration (30s, 10m, 2h, 1d)")
     return stamp
-
-
-def _epoch(stamp: str | None) -> float | None:
-    """Seconds since the epoch of an RFC 3339 time, nanoseconds included (docker's log timestamps)."""
-    if not stamp:
-        return None
-    from datetime import datetime, timezone
-
-    text = stamp.strip().replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    fraction, offset = "", ""
-    if dot:
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        fraction, offset = rest[:digits], rest[digits:]
-    else:
-        for sign in ("+", "-"):
-            if sign in head[10:]:
-                index = head.rindex(sign)
-                head, offset = head[:index], head[index:]
-    try:
-        moment = datetime.fromisoformat(head + offset) if offset else datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    return moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
 
 
 def _log_line(service: str, raw: bytes) -> LogLine:

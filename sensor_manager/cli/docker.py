@@ -113,7 +113,8 @@ def compose(
     from sensor_manager.cli.output import print_json, results
     from fleetcore.errors import EngineUnavailableError
     from sensor_manager.plan import resolve_plan
-    from sensor_manager.runtimes.compose import ComposeRuntime, ImageOptions
+    from sensor_manager.runtimes.compose import ComposeRuntime
+    from sensor_manager.runtimes.image import ImageOptions
     from sensor_manager.runtimes import image as images
     from sensor_manager.runtimes.compose_render import collect_secrets, dump_stack, validate_project_name
     from sensor_manager.runtimes.compose_settings import docker_settings

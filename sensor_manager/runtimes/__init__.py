@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fleetcore.atomicfiles import write_atomic
 from fleetcore.errors import EngineUnavailableError, RuntimeConflictError, UsageError
 from sensor_manager.layout import ProjectLayout
+from sensor_manager.runtimes.image import ImageOptions
 from fleetcore.statusfiles import utc_now_iso
 
 if TYPE_CHECKING:
@@ -95,9 +96,7 @@ class DockerStartOptions:
     """What `start` may say about the docker runtime's image and project (the seed's flags map here)."""
 
     project_name: str | None = None  # -p/--project-name; later commands reuse the recorded one
-    tag: str | None = None  # --tag / --uploader-tag: run <repository>:<tag> instead of the content tag
-    build: bool = True  # False with --no-rebuild: a missing image is an error instead of a build
-    base_image: str | None = None  # --base-image
+    image: ImageOptions = ImageOptions()
 
 
 def runtime_for(name: str, layout: ProjectLayout, docker_options: "DockerStartOptions | None" = None) -> "Runtime":
@@ -107,12 +106,11 @@ def runtime_for(name: str, layout: ProjectLayout, docker_options: "DockerStartOp
 
         return LocalRuntime(layout)
     try:
-        from sensor_manager.runtimes.compose import ComposeRuntime, ImageOptions
+        from sensor_manager.runtimes.compose import ComposeRuntime
     except ImportError as exc:
         raise EngineUnavailableError(f"the docker runtime is not available in this installation ({exc}); use --runtime local") from None
     options = docker_options or DockerStartOptions()
-    image = ImageOptions(tag=options.tag, build=options.build, base_image=options.base_image)
-    return ComposeRuntime(layout, project_name=options.project_name, image=image)
+    return ComposeRuntime(layout, project_name=options.project_name, image=options.image)
 
 
 def open_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> "Runtime":

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,6 +27,7 @@ from sensor_manager.runtimes import compose_render as cr
 from sensor_manager.runtimes import image as images
 from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus
 from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
+from sensor_manager.runtimes.image import ImageOptions
 from sensor_manager.runtimes.engine import compose_command, docker_client, engine_info
 
 Progress = Callable[[str], None]
@@ -41,15 +41,6 @@ def _stderr(line: str) -> None:
     """Default progress sink: build output and compose progress go to stderr, never stdout."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-
-
-@dataclass
-class ImageOptions:
-    """How `start` gets its image (the seed's --no-rebuild, --tag T, --no-tag, --uploader-tag T map here)."""
-
-    tag: str | None = None  # use <repository>:<tag> instead of the content tag (--tag / --uploader-tag)
-    build: bool = True  # build when the image is missing (False: --no-rebuild, a missing image is an error)
-    base_image: str | None = None  # --base-image
 
 
 class ComposeRuntime:

@@ -45,6 +45,15 @@ _PROBE = (
 
 
 @dataclass(frozen=True)
+class ImageOptions:
+    """How `start` gets its image (the seed's --no-rebuild, --tag T, --no-tag, --uploader-tag T map here)."""
+
+    tag: str | None = None  # use <repository>:<tag> instead of the content tag (--tag / --uploader-tag)
+    build: bool = True  # build when the image is missing (False: --no-rebuild, a missing image is an error)
+    base_image: str | None = None  # --base-image
+
+
+@dataclass(frozen=True)
 class BasePython:
     """What the base image's interpreter accepts: the wheelhouse is made for exactly this."""
 

@@ -77,3 +77,13 @@ def test_since_accepts_durations_and_times():
     assert parse_since(None) is None
     with pytest.raises(UsageError):
         parse_since("soonish", now)
+
+
+def test_start_options_reach_the_docker_runtime_as_one_image_options_value(tmp_path):
+    pytest.importorskip("docker")
+    from sensor_manager.runtimes import DockerStartOptions, runtime_for
+    from sensor_manager.runtimes.image import ImageOptions
+
+    image = ImageOptions(tag="pinned", build=False, base_image="python:3.12-slim")
+    runtime = runtime_for("docker", ProjectLayout.at(tmp_path), DockerStartOptions(project_name="demo-1", image=image))
+    assert runtime.image_options is image

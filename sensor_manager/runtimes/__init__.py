@@ -111,8 +111,3 @@ def runtime_for(name: str, layout: ProjectLayout, docker_options: "DockerStartOp
         raise EngineUnavailableError(f"the docker runtime is not available in this installation ({exc}); use --runtime local") from None
     options = docker_options or DockerStartOptions()
     return ComposeRuntime(layout, project_name=options.project_name, image=options.image)
-
-
-def open_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> "Runtime":
-    """The Runtime a command drives (see choose_runtime for which, and why)."""
-    return runtime_for(choose_runtime(layout, config, requested, starting=starting).name, layout)

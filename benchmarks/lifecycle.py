@@ -146,7 +146,7 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     from sensor_manager.runtimes import record_runtime
     from sensor_manager.runtimes import supervisor as sv
     from sensor_manager.runtimes.local import LocalRuntime
-    from sensor_manager.statusfile import write_status
+    from fleetcore.statusfiles import write_status
 
     project = fresh_project(root, "big", big_config(cities, per_city))
     layout = ProjectLayout.at(project)

@@ -22,11 +22,11 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.observe.monitor import Monitor
 from sensor_manager.plan import FleetPlan, PlannedSensor
 from sensor_manager.simulator import db as edge_schema
-from sensor_manager.statusfile import write_status
+from fleetcore.statusfiles import write_status
 from timing import median_seconds
 
 START_MS = 1_748_779_200_000  # 2025-06-01T12:00:00Z

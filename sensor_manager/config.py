@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from sensor_manager.errors import ConfigError
+from fleetcore.errors import ConfigError
+from fleetcore.models import StrictModel
 from sensor_manager.layout import REPO_ROOT
-from sensor_manager.naming import city_name_problem, safe_city_name, slug_key
+from fleetcore.naming import city_name_problem, safe_city_name, slug_key
 from sensor_manager.simulator.settings import (
     AnomalySettings,
     DeviceSettings,
@@ -110,10 +111,6 @@ def _is_zone(name: str) -> bool:
 def _did_you_mean(word: str, candidates: Any) -> str:
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean {match[0]!r}?" if match else ""
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
 class CityConfig(StrictModel):

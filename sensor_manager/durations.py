@@ -11,7 +11,7 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
 
 MAX_DURATION_DAYS = 3650  # ten years: beyond any history a fleet keeps, far inside datetime's range
 UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}

@@ -16,7 +16,7 @@ class ProjectLayout:
       data/<City>/<CODE>/sensor_data.db   edge DBs, written only by their sensor
       archive/  lake/                      central-store outputs
       state/plan.json  state/runtime.json
-      state/status/<role>-<name>.json      status files (see statusfile.py)
+      state/status/<role>-<name>.json      status files (see fleetcore/statusfiles.py)
       state/checkpoints/ locks/ logs/ deadletter/ secrets/ (0700)
     """
 

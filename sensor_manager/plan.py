@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
-from sensor_manager.errors import PlanChangedError, UsageError
-from sensor_manager.naming import city_service_slug, code_candidates, safe_city_name, stable_int
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.errors import PlanChangedError, UsageError
+from fleetcore.naming import city_service_slug, code_candidates, safe_city_name, stable_int
 
 if TYPE_CHECKING:
     from sensor_manager.config import CityConfig, Config
@@ -244,23 +243,8 @@ def load_plan(layout: "ProjectLayout") -> FleetPlan | None:
 
 
 def save_plan(layout: "ProjectLayout", plan: FleetPlan) -> None:
-    """Write state/plan.json atomically (temp file + fsync + rename)."""
-    path = layout.plan_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".plan.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(plan.to_dict(), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write state/plan.json atomically."""
+    write_atomic(layout.plan_file, json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
 
 def bump_epoch(layout: "ProjectLayout") -> FleetPlan:

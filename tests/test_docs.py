@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from sensor_manager.cli import app
 from sensor_manager.cli.reference import COMMON_OPTIONS, _commands
 from sensor_manager.config_reference import iter_keys
-from sensor_manager.errors import ExitCode
+from fleetcore.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -40,7 +40,7 @@ def _copy_repo(target: Path) -> Path:
     target.mkdir()
     for name in ("pyproject.toml", "sensor_manager.py"):
         shutil.copy2(REPO / name, target / name)
-    for name in ("sensor_manager", "uploader", "config"):
+    for name in ("fleetcore", "sensor_manager", "uploader", "config"):
         shutil.copytree(REPO / name, target / name, ignore=ignore)
     readme = REPO / "README.md"
     (target / "README.md").write_text(readme.read_text() if readme.exists() else "# sensor-manager\n")

@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from sensor_manager.errors import ExitCode, SensorManagerError, UsageError
+from fleetcore.errors import ExitCode, SensorManagerError, UsageError
 from uploader.allocators import tune_allocators
 
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m uploader",
                      description="Ship every reading of the sensor DBs under --sqlite exactly once to the lake.")
     parser.add_argument("--sqlite", type=Path, required=True, metavar="PATH", help="a sensor_data.db, or a directory searched recursively for them")
-    parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="config file whose uploader: section applies")
+    parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="resolved settings file rendered by sensor-manager; its uploader: and project: keys apply (default: built-in defaults)")
     parser.add_argument("--project-dir", type=Path, metavar="DIR", help="project directory (default: inferred when --sqlite lies under <dir>/data)")
     parser.add_argument("--uploader-id", metavar="ID", help="this uploader's name (default: the city directory of --sqlite as a slug)")
     mode = parser.add_mutually_exclusive_group()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fleetcore.atomicfiles import replacing
 from uploader.batch import Rejection
 from uploader.schema import DEADLETTER_SCHEMA
 
@@ -41,10 +41,8 @@ class DeadLetterStore:
              "stage": stage, "sink": sink}
             for r in rejections
         ], schema=DEADLETTER_SCHEMA)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as handle:
+            pq.write_table(table, handle)
         return path
 
     def count(self, sink: str) -> int:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor_manager.errors import UsageError
-from sensor_manager.naming import city_service_slug
+from fleetcore.errors import UsageError
+from fleetcore.naming import city_service_slug
 from uploader.settings import MAX_INTERVAL_SECONDS, UploaderSettings
 from uploader.sources.discovery import data_root_of
 

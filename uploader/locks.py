@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from sensor_manager.errors import SensorManagerError
+from fleetcore.errors import SensorManagerError
 
 
 class UploaderBusyError(SensorManagerError):

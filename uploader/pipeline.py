@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from sensor_manager.simulator.db import FleetEpochMismatchError
-from sensor_manager.statusfile import utc_now_iso
+from fleetcore.edge_db import FleetEpochMismatchError
+from fleetcore.statusfiles import utc_now_iso
 from uploader.batch import Batch, Lineage, Part, Rejection
 from uploader.checkpoints import CheckpointStore, checkpoint_path
 from uploader.deadletter import DeadLetterStore

@@ -1,24 +1,25 @@
-"""Run an uploader from options: load config, resolve the invocation, run once or continuously.
+"""Run an uploader from options: take its settings, resolve the invocation, run once or continuously.
 
 The one library entry point behind `python -m uploader` and `./sensor_manager.py upload`.
 SIGTERM (and SIGINT) finish the batch in flight, record progress and return normally.
 """
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 
+from fleetcore.signals import stop_on_signals
 from uploader.invocation import Invocation, resolve_invocation
 from uploader.locks import UploaderBusyError
+from uploader.settings import UploaderSettings, read_settings_file
 from uploader.status import check_health
 
 
-def load_invocation(*, sqlite: Path, config: Path | None = None, project_dir: Path | None = None, **options) -> Invocation:
-    from sensor_manager.config import load_config
-
-    loaded = load_config(config, project_dir)
-    return resolve_invocation(sqlite=sqlite, settings=loaded.uploader, config_project=loaded.project,
+def load_invocation(*, sqlite: Path, settings: UploaderSettings | None = None, project: str | None = None,
+                    config: Path | None = None, project_dir: Path | None = None, **options) -> Invocation:
+    """Settings come from the caller (sensor-manager's `upload`), else from the resolved file `config`, else defaults."""
+    if settings is None and config is not None:
+        settings, project = read_settings_file(config)
+    return resolve_invocation(sqlite=sqlite, settings=settings or UploaderSettings(), config_project=project,
                               project_dir=project_dir, config_path=config, **options)
 
 
@@ -36,34 +37,20 @@ def upload(**options) -> bool:
 
     invocation = load_invocation(**options)
     uploader = Uploader(invocation)
-    restore = _stop_on_signals(uploader.stop_requested)
     try:
-        if invocation.continuous:
-            uploader.run_continuous()
-            return True
-        ok = uploader.run_once()
-        busy = uploader.sources_locked_elsewhere()
-        if busy:
-            found = len(busy) + len(uploader.tracked) + len(uploader.retiring)
-            raise UploaderBusyError(
-                f"{len(busy)} of {found} sources are being shipped by another running uploader (the fleet's?), so this "
-                f"run did not ship them (first: {busy[0]}). That uploader ships them; to ship from here instead, stop "
-                "the fleet first (`stop`).")
-        return ok
+        with stop_on_signals(uploader.stop_requested):
+            if invocation.continuous:
+                uploader.run_continuous()
+                return True
+            ok = uploader.run_once()
+            busy = uploader.sources_locked_elsewhere()
+            if busy:
+                found = len(busy) + len(uploader.tracked) + len(uploader.retiring)
+                raise UploaderBusyError(
+                    f"{len(busy)} of {found} sources are being shipped by another running uploader (the fleet's?), so this "
+                    f"run did not ship them (first: {busy[0]}). That uploader ships them; to ship from here instead, stop "
+                    "the fleet first (`stop`).")
+            return ok
     finally:
         uploader.close()
-        restore()
 
-
-def _stop_on_signals(event: threading.Event):
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: event.set())
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore

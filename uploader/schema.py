@@ -22,7 +22,6 @@ INT_COLUMNS = ("status_code",)
 BOOL_COLUMNS = ("anomaly_flag",)
 
 PARTITION_COLUMNS = ["city", "date"]
-KEY_COLUMNS = ("sensor_id", "fleet_epoch", "seq")
 
 CANONICAL_SCHEMA = pa.schema([
     pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),

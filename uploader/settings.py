@@ -1,13 +1,14 @@
-"""The `uploader:` section of the project config (also read by `python -m uploader --config`)."""
+"""The `uploader:` section of the project config, and the resolved settings file `python -m uploader --config` reads."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import yaml
+from pydantic import Field, ValidationError, field_validator
 
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+from fleetcore.errors import ConfigError
+from fleetcore.models import StrictModel
 
 
 class RetrySettings(StrictModel):
@@ -83,3 +84,25 @@ class UploaderSettings(StrictModel):
     read_batch_rows: int = Field(250_000, ge=1, le=5_000_000)
     naive_timestamps: Literal["utc", "local"] = "utc"
     sinks: SinksSettings = SinksSettings()
+
+
+def read_settings_file(path: Path) -> tuple[UploaderSettings, str | None]:
+    """The `uploader:` section and `project` name of a resolved settings document (YAML or JSON).
+
+    sensor-manager renders this document (the container's role config, or state/uploader-settings.json
+    for the local runtime) from the fully resolved fleet config, so it is read literally: no `${VAR}`
+    expansion, no `.env`, no environment overrides. Other top-level keys are ignored.
+    """
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc})") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"--config {path}: expected a mapping with an uploader: section")
+    try:
+        settings = UploaderSettings.model_validate(document.get("uploader") or {})
+    except ValidationError as exc:
+        raise ConfigError([f"{path}: uploader.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+                           for error in exc.errors()]) from exc
+    project = document.get("project")
+    return settings, (str(project) if project is not None else None)

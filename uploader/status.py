@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sensor_manager.statusfile import is_stale, read_status, write_status
+from fleetcore.statusfiles import is_stale, read_status, write_status
 
 
 @dataclass

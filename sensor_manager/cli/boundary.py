@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from sensor_manager.errors import ExitCode, SensorManagerError
+from fleetcore.errors import ExitCode, SensorManagerError
 
 
 def wants_traceback(ctx) -> bool:

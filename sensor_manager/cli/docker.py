@@ -58,7 +58,7 @@ def build(
     Example: BASE_IMAGE=python:3.12-slim ./sensor_manager.py build
     """
     from sensor_manager.cli.output import print_json, results
-    from sensor_manager.errors import UsageError
+    from fleetcore.errors import UsageError
     from sensor_manager.runtimes import image as images
     from sensor_manager.runtimes.compose_settings import docker_settings, resolve_base_image
     from sensor_manager.runtimes.engine import docker_client
@@ -111,9 +111,10 @@ def compose(
     Example: ./sensor_manager.py compose --sensors-per-city 2 --output stack.yml
     """
     from sensor_manager.cli.output import print_json, results
-    from sensor_manager.errors import EngineUnavailableError
+    from fleetcore.errors import EngineUnavailableError
     from sensor_manager.plan import resolve_plan
-    from sensor_manager.runtimes.compose import ComposeRuntime, ImageOptions
+    from sensor_manager.runtimes.compose import ComposeRuntime
+    from sensor_manager.runtimes.image import ImageOptions
     from sensor_manager.runtimes import image as images
     from sensor_manager.runtimes.compose_render import collect_secrets, dump_stack, validate_project_name
     from sensor_manager.runtimes.compose_settings import docker_settings

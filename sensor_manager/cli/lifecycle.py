@@ -29,7 +29,7 @@ from sensor_manager.cli.options import (
     session,
 )
 from sensor_manager.cli.output import info, print_json, print_ndjson, results, warn
-from sensor_manager.errors import ConfirmationRequiredError, ProcessFailedError, UsageError
+from fleetcore.errors import ConfirmationRequiredError, ProcessFailedError, UsageError
 
 DEFAULT_WAIT_TIMEOUT = 120.0  # = lifecycle.DEFAULT_WAIT_TIMEOUT; the library is imported per command to keep startup fast
 RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | docker | local (default: the recorded one, else the config's).", show_default=False)]
@@ -99,12 +99,13 @@ def start(
     """
     from sensor_manager import lifecycle
     from sensor_manager.runtimes import DockerStartOptions
+    from sensor_manager.runtimes.image import ImageOptions
 
     s = session(ctx, config, project_dir, quiet=quiet, verbose=verbose, dry_run=dry_run, cities=cities, max_cities=max_cities,
                 sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
     if tag and no_tag:
         raise UsageError("--tag and --no-tag: give one of them")
-    docker_options = DockerStartOptions(project_name=project_name, tag=tag, build=not no_rebuild, base_image=base_image)
+    docker_options = DockerStartOptions(project_name=project_name, image=ImageOptions(tag=tag, build=not no_rebuild, base_image=base_image))
     result = lifecycle.start(s.layout, s.load_config(), runtime_name=runtime, targets=targets, dry_run=dry_run,
                              wait=wait, wait_timeout=wait_timeout, docker_options=docker_options, replan=replan,
                              keep_stored=not FLEET_SHAPE_KEYS & s.fleet_overrides.keys())

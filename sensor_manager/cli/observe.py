@@ -17,7 +17,7 @@ from rich.table import Table
 from sensor_manager.cli import app
 from sensor_manager.cli.options import ConfigOpt, JsonOpt, ProjectDirOpt, session
 from sensor_manager.cli.output import info, print_json, print_ndjson, results
-from sensor_manager.errors import SensorManagerError, UsageError
+from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.plan import load_plan
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich import filesize
 
 from sensor_manager.cli import app
 from sensor_manager.cli.options import (
@@ -30,14 +31,6 @@ config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
-def _human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if count < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} TB"
-
-
 def _render_plan_table(document: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -58,7 +51,7 @@ def _render_plan_table(document: dict[str, Any]) -> None:
     totals = document["totals"]
     console.print(
         f"{totals['sensors']} sensors in {totals['cities']} cities · {totals['readings_per_second']:g} readings/s"
-        f" · ~{_human_bytes(totals['disk_bytes_per_day'])}/day of edge-DB growth"
+        f" · ~{filesize.decimal(int(totals['disk_bytes_per_day']))}/day of edge-DB growth"
     )
     if len(sensors) > TABLE_ROWS:
         info(f"Showing the first {TABLE_ROWS} of {len(sensors)} sensors; --json lists them all.")
@@ -129,7 +122,7 @@ def validate(
     Example: ./sensor_manager.py config validate --config my.yaml --json
     """
     from sensor_manager.cli.output import info, print_json, results
-    from sensor_manager.errors import ConfigError
+    from fleetcore.errors import ConfigError
 
     s = session(
         ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, cities=cities, max_cities=max_cities,

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -27,21 +24,8 @@ from sensor_manager.cli.options import (
 )
 from sensor_manager.cli.output import info, print_json, results
 from sensor_manager.durations import parse_duration
-from sensor_manager.errors import UsageError
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM/SIGINT set the stop event; the runner flushes, checkpoints and returns."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+from fleetcore.errors import UsageError
+from fleetcore.signals import stop_on_signals
 
 
 def _resolve(path: Path | None, root: Path) -> Path | None:
@@ -102,7 +86,7 @@ def simulate(
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING if opts.quiet else logging.INFO,
                         format="%(message)s")
     info(f"Simulating {len(specs)} sensor(s) at {options.rate:g} readings/s; status: {options.status_file}", opts.quiet)
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         summary = run_sharded(specs, options, stop)
     document = {
         "schema_version": 1,

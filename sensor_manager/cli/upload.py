@@ -10,7 +10,7 @@ import typer
 
 from sensor_manager.cli import app
 from sensor_manager.cli.options import ConfigOpt, ProjectDirOpt, session
-from sensor_manager.errors import ExitCode, UsageError
+from fleetcore.errors import ExitCode, UsageError
 
 
 @app.command()
@@ -39,7 +39,11 @@ def upload(
     if s.quiet or s.verbose:  # otherwise Python's default: warnings and errors on stderr
         logging.basicConfig(stream=sys.stderr, level=logging.ERROR if s.quiet else logging.INFO,
                             format="%(asctime)s %(levelname)s %(message)s")
-    options = dict(sqlite=sqlite, config=s.config_path, project_dir=s.project_dir, uploader_id=uploader_id,
+    from sensor_manager.config import load_config
+
+    loaded = load_config(s.config_path, s.project_dir)  # the uploader takes resolved settings from its caller
+    options = dict(sqlite=sqlite, settings=loaded.uploader, project=loaded.project, config=s.config_path,
+                   project_dir=s.project_dir, uploader_id=uploader_id,
                    continuous=continuous, interval=interval, lake=lake, state_dir=state_dir, development=development)
     if check:
         healthy, reason = runner.check(**options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe import query
 from sensor_manager.observe.monitor import SensorRow, Snapshot

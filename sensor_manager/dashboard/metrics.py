@@ -25,11 +25,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.observe.edge import EdgeDatabase
 from sensor_manager.observe.monitor import LAKE_SINK, Snapshot
 from sensor_manager.simulator.db import ANOMALY_CODES, open_readonly
-from sensor_manager.statusfile import read_status
+from fleetcore.statusfiles import read_status
 
 LABELS = ["component_id", "component_kind", "component_type", "city"]
 ANOMALY_NAMES = {code: name for name, code in ANOMALY_CODES.items()}
@@ -114,13 +114,13 @@ class FleetCollector(Collector):
             families["readings"].add_metric(sensor, city.rows)
             families["running"].add_metric(sensor, city.sensors_running)
         if self.anomalies is not None:
-            self._anomalies(families["anomalies"])
+            self._anomalies(families["anomalies"], self.anomalies)
         yield from families.values()
 
-    def _anomalies(self, family: CounterMetricFamily) -> None:
+    def _anomalies(self, family: CounterMetricFamily, anomalies: AnomalyCounts) -> None:
         per_city: dict[str, Counter] = {}
         for db in self.databases:
-            per_city.setdefault(db.city_slug, Counter()).update(self.anomalies.count(db))
+            per_city.setdefault(db.city_slug, Counter()).update(anomalies.count(db))
         for city, counts in per_city.items():
             for name in ANOMALY_CODES:
                 family.add_metric([f"sensor-{city_service_slug(city)}", "source", "sqlite", city, name], counts.get(name, 0))

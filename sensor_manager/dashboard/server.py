@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from sensor_manager.dashboard import feed
 from sensor_manager.dashboard.metrics import AnomalyCounts, exposition
-from sensor_manager.errors import SensorManagerError, UsageError
+from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.monitor import Monitor, Snapshot
 from sensor_manager.plan import load_plan
@@ -100,10 +100,11 @@ class Ticker:
         self._plan_mtime = self._mtime()
         self.monitor = Monitor(layout, self.plan)
         self.anomalies = AnomalyCounts() if self.monitor.access.host else None
-        self.snapshot: Snapshot | None = None
-        self.payload = ""
         self.version = 1  # the tick `create_app` takes
         self._changed = asyncio.Condition()
+        self.snapshot: Snapshot
+        self.payload: str
+        self.step()  # the first refresh before the server listens, so its errors reach the CLI
 
     def _mtime(self) -> float | None:
         try:
@@ -119,7 +120,7 @@ class Ticker:
         return self.monitor.refresh()
 
     def step(self) -> None:
-        """One refresh; the server takes the first before it listens, so its errors reach the CLI."""
+        """One refresh: the snapshot and the tick every event stream sends."""
         snapshot = self._refresh()
         self.snapshot, self.payload = snapshot, json.dumps(feed.tick(snapshot), separators=(",", ":"))
 
@@ -142,9 +143,8 @@ class Ticker:
             return self.version
 
 
-def create_app(layout: ProjectLayout, token: str | None = None) -> Starlette:
+def create_app(layout: ProjectLayout, token: str | None = None) -> Guard:
     ticker = Ticker(layout)
-    ticker.step()
 
     @asynccontextmanager
     async def lifespan(_app):

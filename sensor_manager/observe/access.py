@@ -17,7 +17,7 @@ import functools
 import os
 from dataclasses import dataclass
 
-from sensor_manager.errors import SensorManagerError, UsageError
+from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes import recorded_runtime
 

@@ -13,9 +13,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sensor_manager.errors import SensorManagerError, UsageError
+from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.observe.edge import EdgeDatabase, edge_databases
 from sensor_manager.plan import FleetPlan
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from rich import filesize
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -35,15 +36,6 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 86400}d"
 
 
-def size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
-
-
 def _state(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
@@ -65,7 +57,7 @@ def sensor_table(sensors: list[SensorRow]) -> Table:
     table = Table("SENSOR", "STATE", "ROWS", "LAST TIMESTAMP", "READINGS/S", "ANOMALY", "DB+WAL", header_style="bold")
     for s in sensors:
         table.add_row(s.sensor_id, _state(s.state), f"{s.rows:,}", s.last_timestamp or "-", f"{s.readings_per_second:.1f}",
-                      s.active_anomaly or "-", f"{size(s.db_bytes)} + {size(s.wal_bytes)}")
+                      s.active_anomaly or "-", f"{filesize.decimal(s.db_bytes)} + {filesize.decimal(s.wal_bytes)}")
     return table
 
 

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
-from sensor_manager.errors import SensorManagerError
+from fleetcore.errors import SensorManagerError
+from fleetcore.timestamps import iso_epoch
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe import lake
 from sensor_manager.observe.access import EdgeAccess, edge_access
@@ -252,7 +253,7 @@ def database_checks(layout: ProjectLayout, plan: FleetPlan | None, running: bool
 
 def _database_skipped(layout: ProjectLayout, db: EdgeDatabase) -> Check:
     """The DB is not opened from the host: say how to run the same checks inside the city's uploader container."""
-    from sensor_manager.naming import city_service_slug
+    from fleetcore.naming import city_service_slug
     from sensor_manager.observe.container_query import compose_project_name
 
     service = f"uploader-{city_service_slug(db.city_slug)}"
@@ -276,22 +277,13 @@ def _database_check(stats: DatabaseStats, running: bool, now: float) -> Check:
                          "a seq gap always means loss; check the sensor's log for write errors"))
     if stats.wal_bytes > WAL_WARN_BYTES:
         problems.append(("warn", "WAL above 64 MiB", "a long-running reader blocks checkpoints; stop stuck queries or restart the uploader"))
-    written = _epoch(stats.last_timestamp)
+    written = iso_epoch(stats.last_timestamp)
     if written is not None:
         parts.append(f"last write {int(now - written)} s ago")
         if written > now + CLOCK_TOLERANCE_SECONDS:
             problems.append(("warn", f"last reading is {written - now:.0f} s in the future", "the sensor clock runs ahead: sync the host clock (NTP)"))
     status: Status = "fail" if any(p[0] == "fail" for p in problems) else "warn" if problems else "pass"
     return Check(name, status, "; ".join([*[p[1] for p in problems], *parts]), "; ".join(p[2] for p in problems))
-
-
-def _epoch(text: str | None) -> float | None:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text).timestamp() if text else None
-    except ValueError:
-        return None
 
 
 # --- disk, lake, lag, dead letters ------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
-from sensor_manager.edge_paths import confined_db_path
+from fleetcore.edge_db import confined_db_path
 from sensor_manager.simulator.db import open_readonly
 from sensor_manager.simulator.limits import RESERVED_FDS, raise_open_files_limit
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Iterator
 
 from sensor_manager.durations import parse_since as parse_since_moment
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.lifecycle import open_recorded, runtime_services, target_services
 from sensor_manager.plan import load_plan

@@ -20,19 +20,19 @@ import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
+from fleetcore.timestamps import iso_epoch
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.observe import lake
 from sensor_manager.observe.access import EdgeAccess, edge_access
 from sensor_manager.observe.edge import EdgeDatabase, EdgeReader, edge_databases, file_sizes
 from sensor_manager.observe.services import service_statuses
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import recorded_runtime
-from sensor_manager.statusfile import is_stale, read_status
+from fleetcore.statusfiles import is_stale, read_status
 
 SCHEMA_VERSION = 1
 RATE_WINDOW_SECONDS = 10.0
@@ -120,15 +120,6 @@ class Snapshot:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-def _epoch(iso_text: str | None) -> float | None:
-    if not iso_text:
-        return None
-    try:
-        return datetime.fromisoformat(str(iso_text)).timestamp()
-    except ValueError:
-        return None
 
 
 class Monitor:
@@ -228,7 +219,7 @@ class Monitor:
             else:
                 pending = state.pending_timestamp
             lag_rows = max(0, (state.max_id or 0) - uploaded)
-            pending_epoch = _epoch(pending)
+            pending_epoch = iso_epoch(pending)
             lag = (lag_rows, now - pending_epoch if lag_rows and pending_epoch else None)
         return row, lag
 
@@ -282,7 +273,7 @@ class Monitor:
         sink = sinks.get(LAKE_SINK) or (next(iter(sinks.values())) if sinks else {})
         if city.lag_seconds is None and city.lag_rows and sink.get("lag_seconds") is not None:
             city.lag_seconds = float(sink["lag_seconds"])
-        last = _epoch(sink.get("last_success")) or (stats.last_write_epoch if stats else None)
+        last = iso_epoch(sink.get("last_success")) or (stats.last_write_epoch if stats else None)
         city.last_upload_age_seconds = max(0.0, now - last) if last else None
         city.errors += sum(int(s.get("retries") or 0) for s in sinks.values())
         city.dead_lettered = sum(int(s.get("dead_lettered") or 0) for s in sinks.values())

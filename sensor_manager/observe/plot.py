@@ -6,7 +6,7 @@ from typing import Any
 
 import plotext
 
-from sensor_manager.errors import UsageError
+from fleetcore.errors import UsageError
 
 _UNITS = ((7200, 3600, "hours"), (120, 60, "minutes"), (0, 1, "seconds"))
 

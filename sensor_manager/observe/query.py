@@ -16,9 +16,9 @@ from typing import Any, Literal
 import duckdb
 import sqlite_utils
 
-from sensor_manager.errors import SensorManagerError, UsageError
+from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug, safe_city_name
+from fleetcore.naming import city_service_slug, safe_city_name
 from sensor_manager.observe import lake
 from sensor_manager.observe.edge import READINGS, EdgeDatabase, connect_readonly, edge_databases, file_sizes
 from sensor_manager.plan import FleetPlan

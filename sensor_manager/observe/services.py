@@ -5,7 +5,7 @@ gives none either (diagnostics reports the engine itself), and the callers fall 
 """
 from __future__ import annotations
 
-from sensor_manager.errors import EngineUnavailableError
+from fleetcore.errors import EngineUnavailableError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes import recorded_runtime, runtime_for
 from sensor_manager.runtimes.base import RuntimeFault, ServiceStatus

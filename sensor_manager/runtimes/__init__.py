@@ -8,13 +8,14 @@ The docker runtime is imported only when chosen.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sensor_manager.errors import EngineUnavailableError, RuntimeConflictError, UsageError
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.errors import EngineUnavailableError, RuntimeConflictError, UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.statusfile import utc_now_iso
+from sensor_manager.runtimes.image import ImageOptions
+from fleetcore.statusfiles import utc_now_iso
 
 if TYPE_CHECKING:
     from sensor_manager.config import Config
@@ -47,11 +48,8 @@ def recorded_runtime(layout: ProjectLayout) -> str | None:
 
 def record_runtime(layout: ProjectLayout, name: str, reason: str = "") -> None:
     """Write state/runtime.json atomically."""
-    layout.runtime_file.parent.mkdir(parents=True, exist_ok=True)
     document = {"schema_version": RUNTIME_SCHEMA_VERSION, "runtime": name, "started_at": utc_now_iso(), "reason": reason}
-    tmp = layout.runtime_file.with_name(f".{layout.runtime_file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(tmp, layout.runtime_file)
+    write_atomic(layout.runtime_file, json.dumps(document, indent=2) + "\n")
 
 
 def detect_runtime() -> RuntimeChoice:
@@ -98,9 +96,7 @@ class DockerStartOptions:
     """What `start` may say about the docker runtime's image and project (the seed's flags map here)."""
 
     project_name: str | None = None  # -p/--project-name; later commands reuse the recorded one
-    tag: str | None = None  # --tag / --uploader-tag: run <repository>:<tag> instead of the content tag
-    build: bool = True  # False with --no-rebuild: a missing image is an error instead of a build
-    base_image: str | None = None  # --base-image
+    image: ImageOptions = ImageOptions()
 
 
 def runtime_for(name: str, layout: ProjectLayout, docker_options: "DockerStartOptions | None" = None) -> "Runtime":
@@ -110,14 +106,8 @@ def runtime_for(name: str, layout: ProjectLayout, docker_options: "DockerStartOp
 
         return LocalRuntime(layout)
     try:
-        from sensor_manager.runtimes.compose import ComposeRuntime, ImageOptions
+        from sensor_manager.runtimes.compose import ComposeRuntime
     except ImportError as exc:
         raise EngineUnavailableError(f"the docker runtime is not available in this installation ({exc}); use --runtime local") from None
     options = docker_options or DockerStartOptions()
-    image = ImageOptions(tag=options.tag, build=options.build, base_image=options.base_image)
-    return ComposeRuntime(layout, project_name=options.project_name, image=image)
-
-
-def open_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> "Runtime":
-    """The Runtime a command drives (see choose_runtime for which, and why)."""
-    return runtime_for(choose_runtime(layout, config, requested, starting=starting).name, layout)
+    return ComposeRuntime(layout, project_name=options.project_name, image=options.image)

@@ -10,7 +10,7 @@ from typing import Iterator, Literal, Protocol
 
 from sensor_manager.config import Config
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, PlannedSensor
 
 ServiceState = Literal["running", "stopped", "restarting", "crashloop"]

@@ -14,19 +14,20 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import yaml
 
-from sensor_manager.errors import ProcessFailedError, UsageError
+from fleetcore.errors import ProcessFailedError, UsageError
+from fleetcore.timestamps import iso_epoch
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import compose_render as cr
 from sensor_manager.runtimes import image as images
 from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus
 from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
+from sensor_manager.runtimes.image import ImageOptions
 from sensor_manager.runtimes.engine import compose_command, docker_client, engine_info
 
 Progress = Callable[[str], None]
@@ -40,15 +41,6 @@ def _stderr(line: str) -> None:
     """Default progress sink: build output and compose progress go to stderr, never stdout."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-
-
-@dataclass
-class ImageOptions:
-    """How `start` gets its image (the seed's --no-rebuild, --tag T, --no-tag, --uploader-tag T map here)."""
-
-    tag: str | None = None  # use <repository>:<tag> instead of the content tag (--tag / --uploader-tag)
-    build: bool = True  # build when the image is missing (False: --no-rebuild, a missing image is an error)
-    base_image: str | None = None  # --base-image
 
 
 class ComposeRuntime:
@@ -322,7 +314,7 @@ class ComposeRuntime:
                                                 since=last or start, follow=True):
                         if stop.is_set():
                             return
-                        stamp = _epoch(line.timestamp)
+                        stamp = iso_epoch(line.timestamp)
                         if last is not None and stamp is not None and stamp <= last:
                             continue
                         last = stamp if stamp is not None else last
@@ -383,30 +375,6 @@ def _since_value(since: str | float):
     from sensor_manager.durations import parse_since
 
     return parse_since(since, naive_is_local=True).timestamp()
-
-
-def _epoch(stamp: str | None) -> float | None:
-    """Seconds since the epoch of an RFC 3339 time, nanoseconds included (docker's log timestamps)."""
-    if not stamp:
-        return None
-    from datetime import datetime, timezone
-
-    text = stamp.strip().replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    fraction, offset = "", ""
-    if dot:
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        fraction, offset = rest[:digits], rest[digits:]
-    else:
-        for sign in ("+", "-"):
-            if sign in head[10:]:
-                index = head.rindex(sign)
-                head, offset = head[:index], head[index:]
-    try:
-        moment = datetime.fromisoformat(head + offset) if offset else datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    return moment.timestamp() + (float("0." + fraction) if fraction else 0.0)
 
 
 def _log_line(service: str, raw: bytes) -> LogLine:

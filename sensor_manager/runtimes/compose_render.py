@@ -20,7 +20,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from sensor_manager.errors import UsageError
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes.base import Service, plan_services
@@ -309,7 +310,7 @@ def role_config(config, role: str, plan: FleetPlan | None = None) -> dict[str, A
     if role == "sensor":
         document.pop("uploader", None)
     if plan is not None:
-        from sensor_manager.naming import safe_city_name
+        from fleetcore.naming import safe_city_name
 
         planned = set(plan.cities or (s.city_slug for s in plan.sensors))
         document["cities"] = [c for c in document.get("cities", []) if safe_city_name(c["name"]) in planned]
@@ -329,13 +330,8 @@ def _without_secrets(value: Any) -> Any:
 
 
 def _write_if_changed(path: Path, text: str, mode: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        write_atomic(path, text, mode)
 
 
 def write_role_configs(layout: ProjectLayout, config, plan: FleetPlan) -> list[Path]:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from sensor_manager.errors import EngineUnavailableError
+from fleetcore.errors import EngineUnavailableError
 
 PING_TIMEOUT_SECONDS = 5
 INSTALL_HINT = "install Docker with the Compose v2 plugin (https://docs.docker.com/compose/install/) or use --runtime local"

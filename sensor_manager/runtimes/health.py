@@ -1,4 +1,4 @@
-"""Health of a running service, judged from its status file (statusfile.py), the same way for every runtime.
+"""Health of a running service, judged from its status file (fleetcore/statusfiles.py), the same way for every runtime.
 
 - sensor: healthy once its status file is fresh, written by the current process, and every sensor it
   hosts has written a reading;
@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sensor_manager.statusfile import is_stale
+from fleetcore.statusfiles import is_stale
 
 STARTUP_GRACE_SECONDS = 60.0
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from sensor_manager import __version__
-from sensor_manager.errors import ProcessFailedError, UsageError
+from fleetcore.errors import ProcessFailedError, UsageError
 from sensor_manager.layout import REPO_ROOT, ProjectLayout
 from sensor_manager.runtimes.compose_settings import DockerSettings
 
 Progress = Callable[[str], None]
 DOCKERFILE = REPO_ROOT / "compose" / "Dockerfile"
-SOURCE_DIRS = ("sensor_manager", "uploader", "config")
+SOURCE_DIRS = ("fleetcore", "sensor_manager", "uploader", "config")
 SOURCE_FILES = ("pyproject.toml",)
 LOCK_FILES = ("requirements.lock", "requirements.txt", "uv.lock", "poetry.lock", "pylock.toml")
 BUILD_REQUIREMENTS = ("setuptools>=68",)
@@ -42,6 +42,15 @@ _PROBE = (
     "print(json.dumps({'version': '%d.%d' % sys.version_info[:2], 'impl': sys.implementation.name, "
     "'libc': platform.libc_ver(), 'machine': platform.machine()}))"
 )
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How `start` gets its image (the seed's --no-rebuild, --tag T, --no-tag, --uploader-tag T map here)."""
+
+    tag: str | None = None  # use <repository>:<tag> instead of the content tag (--tag / --uploader-tag)
+    build: bool = True  # build when the image is missing (False: --no-rebuild, a missing image is an error)
+    base_image: str | None = None  # --base-image
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ Services (from `plan_services(plan, None)`): `sensor-<city-slug>` runs
 from __future__ import annotations
 
 import heapq
+import json
 import os
 import shutil
 import signal
@@ -25,9 +26,10 @@ from typing import Any, Iterator
 import psutil
 
 from sensor_manager.config import Config
-from sensor_manager.errors import ProcessFailedError
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.errors import ProcessFailedError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
@@ -35,7 +37,7 @@ from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, Service
 from sensor_manager.runtimes.health import service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
-from sensor_manager.statusfile import is_stale, read_status
+from fleetcore.statusfiles import is_stale, read_status
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05
@@ -66,14 +68,24 @@ def sensor_argv(layout: ProjectLayout, config: Config, service: Service) -> list
     return argv
 
 
+def uploader_settings_path(layout: ProjectLayout) -> Path:
+    return layout.state / "uploader-settings.json"
+
+
+def write_uploader_settings(layout: ProjectLayout, config: Config) -> Path:
+    """The resolved `uploader:` settings a local uploader reads (owner-only: it may hold a sink key)."""
+    document = {"project": config.project, "uploader": config.uploader.model_dump(mode="json")}
+    path = uploader_settings_path(layout)
+    write_atomic(path, json.dumps(document, indent=2) + "\n", mode=0o600)
+    return path
+
+
 def uploader_argv(layout: ProjectLayout, config: Config, city_slug: str) -> list[str]:
-    argv = [
+    return [
         sys.executable, "-m", "uploader", "--sqlite", str(layout.data / city_slug), "--project-dir", str(layout.root),
         "--uploader-id", city_service_slug(city_slug), "--continuous", "--interval", repr(config.uploader.interval_seconds),
+        "--config", str(uploader_settings_path(layout)),
     ]
-    if config.source_path:
-        argv += ["--config", config.source_path]
-    return argv
 
 
 def _free_bytes(path: Path) -> int | None:
@@ -120,6 +132,7 @@ class LocalRuntime:
         """Write the services of `plan` into the supervisor spec (others already there are kept)."""
         self.layout.ensure_state()
         spec = self._read_spec()
+        write_uploader_settings(self.layout, config)
         rendered = {}
         for service in self.services(plan):
             # The uploader watches data/<City>; create it so it need not wait for the first sensor DB.

@@ -99,7 +99,8 @@ class LogWriter:
             self._rotate()
 
     def _rotate(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
         self._fd = None
         try:
             for index in range(self.backups - 1, 0, -1):

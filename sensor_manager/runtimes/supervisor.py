@@ -42,7 +42,8 @@ from typing import Any
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
-from sensor_manager.statusfile import read_status, utc_now_iso
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.statusfiles import read_status, utc_now_iso
 
 SCHEMA_VERSION = 1
 QUICK_EXIT_SECONDS = 10.0
@@ -78,14 +79,7 @@ def lock_path(layout: ProjectLayout) -> Path:
 
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(document, separators=(",", ":")))
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a partial temp file would hold on to the space that ran out
-        raise
+    write_atomic(path, json.dumps(document, separators=(",", ":")))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -334,8 +328,10 @@ class Supervisor:
             if child.process is None or child.kill_at is not None or not child.status_file:
                 continue
             document = read_status(Path(child.status_file))
-            current = document is not None and document.get("pid") == child.process.pid
-            silent_since = float(document.get("updated_at_epoch", 0)) if current else child.started_epoch
+            if document is not None and document.get("pid") == child.process.pid:
+                silent_since = float(document.get("updated_at_epoch", 0))
+            else:  # not this process's file (yet): silent since it started
+                silent_since = child.started_epoch
             silent = wall - max(silent_since, child.started_epoch)
             if silent > self.policy.health_deadline_seconds:
                 self._note(child, f"Service is hung: no status update for {silent:.0f} s; killing it. pid={child.process.pid}")

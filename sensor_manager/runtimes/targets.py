@@ -9,8 +9,8 @@ from __future__ import annotations
 import difflib
 from typing import Sequence
 
-from sensor_manager.errors import UsageError
-from sensor_manager.naming import city_service_slug
+from fleetcore.errors import UsageError
+from fleetcore.naming import city_service_slug
 from sensor_manager.runtimes.base import Service
 
 

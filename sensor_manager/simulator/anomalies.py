@@ -111,10 +111,6 @@ class AnomalyProcess:
         self.episode: Episode | None = None
         self.gap = self._draw_gap()
 
-    @property
-    def active(self) -> str | None:
-        return self.episode.kind if self.episode else None
-
     def _draw_gap(self) -> float:
         if self.p_start <= 0:
             return math.inf

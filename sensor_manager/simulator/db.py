@@ -22,8 +22,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor_manager.errors import UsageError
-from sensor_manager.edge_paths import confined_db_path
+from fleetcore.edge_db import confined_db_path, read_fleet_epoch
 from sensor_manager.simulator.settings import ANOMALY_TYPES
 
 SCHEMA_VERSION = 1
@@ -120,19 +119,6 @@ SELECT
 FROM readings AS r CROSS JOIN sensor_identity AS s ON s.identity_id = r.identity_id;
 """
 
-FLEET_META_SQL = "CREATE TABLE IF NOT EXISTS fleet_meta (fleet_epoch INTEGER NOT NULL)"
-
-
-class FleetEpochMismatchError(UsageError):
-    """A sensor DB records another fleet_epoch than the plan: the plan was lost or replaced."""
-
-    def __init__(self, path: str | Path, recorded: int, planned: int):
-        super().__init__(
-            f"{path}: its readings belong to fleet_epoch {recorded} but the plan says {planned}; state/plan.json "
-            f"was lost or replaced. Restore it (or set its fleet_epoch to {recorded}), or start a new epoch with "
-            "`reset --yes`.")
-
-
 INSERT_READING_SQL = (
     "INSERT INTO readings (seq, ts_ms, utc_offset_min, identity_id, temperature, humidity, pressure,"
     " vibration, voltage, anomaly) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -182,13 +168,6 @@ def last_reading_ms(conn: sqlite3.Connection) -> int | None:
     """Epoch milliseconds of the newest reading, or None for an empty DB."""
     row = conn.execute("SELECT ts_ms FROM readings ORDER BY seq DESC LIMIT 1").fetchone()
     return row[0] if row else None
-
-
-def read_fleet_epoch(conn: sqlite3.Connection) -> int | None:
-    """The fleet_epoch a sensor DB records, or None for a DB that predates `fleet_meta` (or not ours)."""
-    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fleet_meta'").fetchone()
-    row = conn.execute("SELECT fleet_epoch FROM fleet_meta LIMIT 1").fetchone() if has_table else None
-    return int(row[0]) if row else None
 
 
 def highest_fleet_epoch(paths) -> int | None:

@@ -8,15 +8,14 @@ the fields it lacks deterministically from the sensor id.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sensor_manager.errors import UsageError
-from sensor_manager.naming import safe_city_name, stable_int
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.errors import UsageError
+from fleetcore.naming import safe_city_name, stable_int
 
 DEFAULT_SENSOR_TYPE = "environmental_monitoring"
 
@@ -93,12 +92,7 @@ def write_identity(path: Path, identity: SensorIdentity) -> None:
             return
     except (OSError, ValueError, AttributeError):
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".identity.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 def load_identity(path: Path, fleet_seed: int) -> SensorIdentity:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from sensor_manager.errors import ConfigError
+from fleetcore.errors import ConfigError
 
 _UNIFORM_SPAN_MS = 7 * 86_400_000
 

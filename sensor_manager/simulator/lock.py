@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from sensor_manager.errors import ResourceLimitError, WriterLockedError
+from fleetcore.errors import ResourceLimitError, WriterLockedError
 from sensor_manager.simulator.limits import open_files_message
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from sensor_manager.errors import ResourceLimitError
+from fleetcore.errors import ResourceLimitError
 from sensor_manager.simulator.anomalies import anomaly_profile
 from sensor_manager.simulator.identity import SensorIdentity, write_identity
 from sensor_manager.simulator.limits import FDS_PER_SENSOR, RESERVED_FDS, raise_open_files_limit, sensors_per_process

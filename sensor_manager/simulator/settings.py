@@ -8,18 +8,14 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from fleetcore.models import StrictModel
 
 Metric = Literal["temperature", "humidity", "pressure", "vibration", "voltage"]
 AnomalyName = Literal["spike", "trend", "pattern", "missing_data", "noise"]
 METRICS: tuple[Metric, ...] = ("temperature", "humidity", "pressure", "vibration", "voltage")
 ANOMALY_TYPES: tuple[AnomalyName, ...] = ("spike", "trend", "pattern", "missing_data", "noise")
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors; NaN and infinity are rejected everywhere."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
 class SimulationSettings(StrictModel):

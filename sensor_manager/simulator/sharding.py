@@ -8,15 +8,15 @@ merges those into the one status file the caller asked for. A stop request is pa
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
 
-from sensor_manager.errors import ProcessFailedError
+from fleetcore.errors import ProcessFailedError
 from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process
 from sensor_manager.simulator.runner import RunOptions, SensorSpec, SimulationSummary, run_simulation
-from sensor_manager.statusfile import is_stale, read_status, write_status
+from fleetcore.signals import stop_on_signals
+from fleetcore.statusfiles import is_stale, read_status, write_status
 
 MERGE_STATES = ("failed", "starting", "backfilling", "stopping", "running", "stopped")  # first match wins
 
@@ -75,10 +75,8 @@ def _shard_status_path(status: Path, index: int) -> Path:
 
 
 def _shard_main(specs: list[SensorSpec], options: RunOptions, results) -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    summary = run_simulation(specs, options, stop)
+    with stop_on_signals() as stop:
+        summary = run_simulation(specs, options, stop)
     results.put(summary)
 
 

@@ -2,7 +2,7 @@
 
 Shape (ARCHITECTURE.md): `{"role": "sensor", "name", "state", "fatal_error", "sensors": {"<sensor_id>":
 {"db_path", "rows_written", "seq", "last_timestamp", "readings_per_second", "errors",
-"skipped_readings", "active_anomaly"}}}` plus the common fields of `statusfile.write_status`.
+"skipped_readings", "active_anomaly"}}}` plus the common fields of `fleetcore.statusfiles.write_status`.
 `is_healthy` is what `simulate --check` (the container healthcheck) answers.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sensor_manager.statusfile import is_stale, read_status, write_status
+from fleetcore.statusfiles import is_stale, read_status, write_status
 
 LIVE_STATES = ("starting", "backfilling", "running")
 

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import sqlite3
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from itertools import repeat
@@ -24,11 +23,12 @@ from pathlib import Path
 
 import sqlite_utils
 
-from sensor_manager.errors import ResourceLimitError, UsageError
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.errors import ResourceLimitError, UsageError
 from sensor_manager.simulator import db
 from sensor_manager.simulator.identity import SensorIdentity
 from sensor_manager.simulator.limits import open_files_message
-from sensor_manager.edge_paths import confined_db_path
+from fleetcore.edge_db import FLEET_META_SQL, FleetEpochMismatchError, confined_db_path, read_fleet_epoch
 from sensor_manager.simulator.lock import WriterLock
 from sensor_manager.simulator.readings import Block
 
@@ -159,12 +159,12 @@ class SensorWriter:
         """Refuse to append to another epoch's DB; record the plan's epoch in a DB that has none yet."""
         if self.fleet_epoch is None:
             return
-        recorded = db.read_fleet_epoch(self.conn)
+        recorded = read_fleet_epoch(self.connection)
         if recorded is None:
-            self.conn.execute(db.FLEET_META_SQL)
-            self.conn.execute("INSERT INTO fleet_meta (fleet_epoch) VALUES (?)", (self.fleet_epoch,))
+            self.connection.execute(FLEET_META_SQL)
+            self.connection.execute("INSERT INTO fleet_meta (fleet_epoch) VALUES (?)", (self.fleet_epoch,))
         elif recorded != self.fleet_epoch:
-            raise db.FleetEpochMismatchError(self.path, recorded, self.fleet_epoch)
+            raise FleetEpochMismatchError(self.path, recorded, self.fleet_epoch)
 
     def _identity_row(self) -> int:
         columns = db.IDENTITY_COLUMNS
@@ -218,12 +218,8 @@ class SensorWriter:
         if through_seq <= self.reserved_seq:
             return
         reserved = through_seq + max(MIN_RESERVATION, 64 * (through_seq - self.next_seq + 1))
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".seq.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"generation": self.generation, "reserved_seq": reserved, "sensor_id": self.identity.sensor_id}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.hwm_path)
+        write_atomic(self.hwm_path, json.dumps({"generation": self.generation, "reserved_seq": reserved,
+                                                "sensor_id": self.identity.sensor_id}))
         self.reserved_seq = reserved
 
     # --- writing -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_live_page_matches_monitor_json_moves_and_shows_an_uploader_stop(page, l
         assert before["totals"][key] <= int(header[f"totals.{key}"]) <= after["totals"][key]
     assert float(header["totals.readings_per_second"]) > 0
     assert set(on_page["cities"]) == {c["city"] for c in after["cities"]}
-    for early, late in zip(before["cities"], after["cities"]):
+    for early, late in zip(before["cities"], after["cities"], strict=True):
         card = on_page["cities"][late["city"]]
         assert card["display_name"] == late["display_name"]
         assert int(card["sensors_total"]) == late["sensors_total"] and int(card["sensors_running"]) == late["sensors_running"]

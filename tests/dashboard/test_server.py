@@ -105,7 +105,7 @@ def test_a_stopped_project_streams_the_monitor_snapshot_folded_per_sensor(simula
     for key in ("project", "runtime", "fleet_epoch"):
         assert tick[key] == watched[key]
     moving = ("lag_seconds", "rate_history")  # an age, and a history as long as the server's refreshes so far
-    for shown, city in zip(tick["cities"], watched["cities"]):
+    for shown, city in zip(tick["cities"], watched["cities"], strict=True):
         assert {k: v for k, v in shown.items() if k not in moving} == {k: v for k, v in city.items() if k not in moving}
         assert shown["rate_history"][-1] == city["rate_history"][-1] == 0
 

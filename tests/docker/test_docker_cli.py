@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sensor_manager.cli import app
-from sensor_manager.errors import EngineUnavailableError
+from fleetcore.errors import EngineUnavailableError
 from sensor_manager.runtimes import engine
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from sensor_manager.runtimes.healthcheck import main
-from sensor_manager.statusfile import write_status
+from fleetcore.statusfiles import write_status
 
 
 def test_a_fresh_running_sensor_is_healthy_and_a_missing_file_is_not(tmp_path, capsys):

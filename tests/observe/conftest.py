@@ -18,10 +18,10 @@ import pytest
 from deltalake import write_deltalake
 
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug, safe_city_name
+from fleetcore.naming import city_service_slug, safe_city_name
 from sensor_manager.plan import FleetPlan, PlannedSensor
 from sensor_manager.simulator import db as edge_schema
-from sensor_manager.statusfile import write_status
+from fleetcore.statusfiles import write_status
 
 END = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -12,10 +12,10 @@ import pytest
 
 from sensor_manager.cli import app
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import city_service_slug
+from fleetcore.naming import city_service_slug
 from sensor_manager.observe import access, edge
 from sensor_manager.runtimes import record_runtime
-from sensor_manager.statusfile import write_status
+from fleetcore.statusfiles import write_status
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from sensor_manager.config import load_config
-from sensor_manager.errors import RuntimeConflictError, UsageError
+from fleetcore.errors import RuntimeConflictError, UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.logs import parse_since
 from sensor_manager.plan import build_plan
@@ -77,3 +77,13 @@ def test_since_accepts_durations_and_times():
     assert parse_since(None) is None
     with pytest.raises(UsageError):
         parse_since("soonish", now)
+
+
+def test_start_options_reach_the_docker_runtime_as_one_image_options_value(tmp_path):
+    pytest.importorskip("docker")
+    from sensor_manager.runtimes import DockerStartOptions, runtime_for
+    from sensor_manager.runtimes.image import ImageOptions
+
+    image = ImageOptions(tag="pinned", build=False, base_image="python:3.12-slim")
+    runtime = runtime_for("docker", ProjectLayout.at(tmp_path), DockerStartOptions(project_name="demo-1", image=image))
+    assert runtime.image_options is image

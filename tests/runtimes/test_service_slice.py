@@ -34,7 +34,7 @@ def _stored_plan_and_plain_config(project_dir):
 
 def _simulate_args(command: list[str]) -> dict[str, list[str]]:
     args: dict[str, list[str]] = {}
-    for flag, value in zip(command, command[1:]):
+    for flag, value in zip(command, command[1:], strict=False):
         if flag.startswith("--"):
             args.setdefault(flag, []).append(value)
     return args

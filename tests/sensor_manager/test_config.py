@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sensor_manager.config import Config, bundled_file, load_config, redact
-from sensor_manager.errors import ConfigError
+from fleetcore.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensor_manager.naming import (
+from fleetcore.naming import (
     CODE_PATTERN,
     city_name_problem,
     city_service_slug,

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sensor_manager.config import Config, bundled_cities
-from sensor_manager.errors import PlanChangedError, UsageError
+from fleetcore.errors import PlanChangedError, UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.naming import SENSOR_ID_PATTERN, is_valid_code
+from fleetcore.naming import SENSOR_ID_PATTERN, is_valid_code
 from sensor_manager.plan import (
     bump_epoch,
     build_plan,

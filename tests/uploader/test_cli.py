@@ -167,7 +167,7 @@ def test_upload_command_refuses_a_non_finite_interval(project, runner, tree_list
 
 
 def test_a_status_file_never_holds_nan(tmp_path):
-    from sensor_manager.statusfile import write_status
+    from fleetcore.statusfiles import write_status
 
     path = tmp_path / "status.json"
     with pytest.raises(ValueError, match="not JSON compliant"):

@@ -95,4 +95,4 @@ def test_the_fleet_epoch_lives_with_the_data_not_only_in_state(tmp_path, lake_ro
     assert _upload(project).returncode == 0
     table = lake_rows(project / "lake" / "sensor_readings")
     assert table.num_rows == _edge_rows(project) > shipped and set(table["fleet_epoch"].to_pylist()) == {2}
-    assert max(Counter(zip(table["sensor_id"].to_pylist(), table["seq"].to_pylist())).values()) == 1
+    assert max(Counter(zip(table["sensor_id"].to_pylist(), table["seq"].to_pylist(), strict=True)).values()) == 1

@@ -34,8 +34,8 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sensor_manager.simulator.db import read_fleet_epoch
-from sensor_manager.edge_paths import UnsafeEdgePathError, confined_db_path
+from fleetcore.edge_db import read_fleet_epoch
+from fleetcore.edge_db import UnsafeEdgePathError, confined_db_path
 from uploader.schema import BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, METRICS, TEXT_COLUMNS
 from uploader.sources.generations import Shape
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sensor_manager.naming import safe_city_name
+from fleetcore.naming import safe_city_name
 from uploader.batch import Lineage, Rejection
 from uploader.schema import CANONICAL_SCHEMA, METRICS
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sensor_manager.cli import app
 from sensor_manager.simulator.db import open_readonly
-from sensor_manager.statusfile import write_status
+from fleetcore.statusfiles import write_status
 
 
 def _simulate(runner, project_dir, config, *args):

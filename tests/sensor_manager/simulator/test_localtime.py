@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from sensor_manager.errors import ConfigError
+from fleetcore.errors import ConfigError
 from sensor_manager.simulator.localtime import format_offset, offset_minutes, offsets_minutes, zone
 
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from sensor_manager.errors import ResourceLimitError
+from fleetcore.errors import ResourceLimitError
 from sensor_manager.simulator.db import read_high_water
 from sensor_manager.simulator.runner import Simulation
 from sensor_manager.simulator.sharding import run_sharded

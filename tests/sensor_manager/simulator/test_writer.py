@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from sensor_manager.errors import WriterLockedError
+from fleetcore.errors import WriterLockedError
 from sensor_manager.simulator.db import open_readonly, read_high_water
 from sensor_manager.simulator.runner import run_simulation
 from sensor_manager.simulator.writer import SensorWriter
@@ -146,7 +146,7 @@ def test_a_foreign_database_is_refused_not_deleted(tmp_path):
 
 
 def test_a_db_records_its_fleet_epoch_and_refuses_another(tmp_path):
-    from sensor_manager.simulator.db import FleetEpochMismatchError, read_fleet_epoch
+    from fleetcore.edge_db import FleetEpochMismatchError, read_fleet_epoch
 
     identity = make_identity()
     writer = SensorWriter(tmp_path / "s", identity)  # outside a plan: records nothing

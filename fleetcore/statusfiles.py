@@ -1,18 +1,19 @@
 """Status files: small JSON documents a long-running process rewrites every few seconds.
 
 Every status file carries `schema_version`, `updated_at` (UTC ISO-8601), `pid` and
-`interval_seconds`, and is written atomically (temp file + rename) so a reader never sees half a
+`interval_seconds`, and is written atomically (fleetcore.atomicfiles) so a reader never sees half a
 document. A file older than 3x its interval is stale: its writer is presumed gone.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from fleetcore.atomicfiles import write_atomic
 
 SCHEMA_VERSION = 1
 STALE_AFTER_INTERVALS = 3
@@ -32,15 +33,7 @@ def write_status(path: Path, payload: dict[str, Any], interval_seconds: float) -
         "interval_seconds": interval_seconds,
         **payload,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, separators=(",", ":"), default=str, allow_nan=False)  # NaN is not JSON
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(document, separators=(",", ":"), default=str, allow_nan=False))  # NaN is not JSON
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

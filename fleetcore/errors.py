@@ -55,9 +55,5 @@ class ProcessFailedError(SensorManagerError):
     """A service or child process failed or did not become healthy."""
 
 
-class SinkUnreachableError(SensorManagerError):
-    """A sink stayed unreachable after its retry budget."""
-
-
 class ResourceLimitError(SensorManagerError):
     """An OS limit (open files, disk space) prevents the requested work."""

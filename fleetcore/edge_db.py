@@ -1,4 +1,6 @@
-"""Where an edge DB may be opened: under the data root, through no symbolic link.
+"""The edge DB facts its writer (the simulator) and its readers (uploader, CLI) share.
+
+The fleet epoch a DB records (table `fleet_meta`), and where an edge DB may be opened: under the data root, through no symbolic link.
 
 A link planted at `data/<City>/<CODE>/sensor_data.db` (or at a folder or SQLite side file on the way)
 would make the simulator create or rewrite a DB outside the project (switching a foreign DB to WAL),
@@ -13,7 +15,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from sensor_manager.errors import SensorManagerError
+from fleetcore.errors import SensorManagerError, UsageError
 
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 EDGE_DB_DEPTH = 3  # data/<City>/<CODE>/sensor_data.db
@@ -58,3 +60,23 @@ def _refuse_link(candidate: Path, path: str | os.PathLike[str]) -> None:
             f"{where}{candidate} is a symbolic link; refusing to open it (edge DBs, their folders and SQLite"
             " side files must be real files under the data root: remove the link)"
         )
+
+
+FLEET_META_SQL = "CREATE TABLE IF NOT EXISTS fleet_meta (fleet_epoch INTEGER NOT NULL)"
+
+
+class FleetEpochMismatchError(UsageError):
+    """A sensor DB records another fleet_epoch than the plan: the plan was lost or replaced."""
+
+    def __init__(self, path: str | Path, recorded: int, planned: int):
+        super().__init__(
+            f"{path}: its readings belong to fleet_epoch {recorded} but the plan says {planned}; state/plan.json "
+            f"was lost or replaced. Restore it (or set its fleet_epoch to {recorded}), or start a new epoch with "
+            "`reset --yes`.")
+
+
+def read_fleet_epoch(conn: sqlite3.Connection) -> int | None:
+    """The fleet_epoch a sensor DB records, or None for a DB that predates `fleet_meta` (or not ours)."""
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fleet_meta'").fetchone()
+    row = conn.execute("SELECT fleet_epoch FROM fleet_meta LIMIT 1").fetchone() if has_table else None
+    return int(row[0]) if row else None

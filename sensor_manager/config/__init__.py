@@ -33,7 +33,6 @@ from uploader.settings import UploaderSettings
 CONFIG_FILE_NAME = "sensor-manager.yaml"
 CONFIG_ENV_VAR = "SENSOR_MANAGER_CONFIG"
 REPO_CONFIG_DIR = REPO_ROOT / "config"
-BUNDLED_CONFIG = REPO_CONFIG_DIR / CONFIG_FILE_NAME  # in a checkout; see bundled_file() for installs
 DEFAULT_CITIES = ("Amsterdam", "Berlin", "London", "New York", "Tokyo")
 MAX_CONFIG_BYTES = 1_000_000
 MAX_YAML_ALIASES = 100

@@ -219,3 +219,22 @@ def test_a_value_below_a_lower_only_bound_is_a_message(project_dir):
     with pytest.raises(ConfigError) as raised:
         load_config(project_dir=project_dir)
     assert "must be > 0 (got 0)" in str(raised.value)
+
+
+def test_callers_use_only_the_package_surface():
+    """Code outside sensor_manager/config/ imports names the package exports, never its modules, so they can move."""
+    import ast
+
+    import sensor_manager.config as package
+
+    wrong = []
+    for top in ("sensor_manager", "uploader", "tests", "benchmarks"):
+        for path in (REPO / top).rglob("*.py"):
+            if (REPO / "sensor_manager" / "config") in path.parents:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sensor_manager.config."):
+                    wrong.append(f"{path.relative_to(REPO)}: from {node.module}")
+                elif isinstance(node, ast.ImportFrom) and node.module == "sensor_manager.config":
+                    wrong += [f"{path.relative_to(REPO)}: {a.name}" for a in node.names if a.name not in package.__all__]
+    assert not wrong, wrong

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ META_DIR = "_sensor_manager"
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 60
+PUT_THREADS = 4
 
 
 class S3ConfigError(ValueError):
@@ -174,11 +176,10 @@ class S3Sink:
             behind = any(positions[part.app_id] < part.after for part in batch.parts)
             todo = [] if behind else [part for part in batch.parts if positions[part.app_id] == part.after]
             # Read and validate every part before the first put, so a refused batch leaves nothing behind.
-            objects = [(part, self._objects(part)) for part in todo]
-            for part, named in objects:
-                for key, body in named:
-                    self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
-            for part, _ in objects:
+            objects = [item for part in todo for item in self._objects(part)]
+            with ThreadPoolExecutor(PUT_THREADS) as pool:  # encoding releases the GIL; puts wait on the network
+                list(pool.map(lambda item: self._put_rows(*item), objects))
+            for part in todo:
                 self.client.put_object(Bucket=self.bucket, Key=self._position_key(part.app_id),
                                        Body=json.dumps({"app_id": part.app_id, "upto": part.upto}).encode())
         except Exception as exc:  # noqa: BLE001 - classified here so callers never see vendor types
@@ -221,8 +222,13 @@ class S3Sink:
             return 0
         return int(json.loads(body)["upto"])
 
-    def _objects(self, part: Part) -> list[tuple[str, bytes]]:
-        """The part's rows as one Parquet object per (city, date, sensor), with deterministic names and bytes."""
+    def _put_rows(self, key: str, rows: pa.Table) -> None:
+        body = io.BytesIO()
+        pq.write_table(rows, body, compression=COMPRESSION)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body.getvalue())
+
+    def _objects(self, part: Part) -> list[tuple[str, pa.Table]]:
+        """The part's rows grouped into one Parquet object each per (city, date, sensor), with deterministic names."""
         chunks = [conform(chunk) for chunk in part.stream()]
         if not chunks:
             return []
@@ -232,9 +238,6 @@ class S3Sink:
         for city, date, sensor in zip(*(groups[c].to_pylist() for c in ("city", "date", "sensor_id"))):
             mask = pc.and_(pc.and_(pc.equal(table["city"], city), pc.equal(table["date"], pa.scalar(date, pa.date32()))),
                            pc.equal(table["sensor_id"], sensor))
-            rows = table.filter(mask)
-            sink = io.BytesIO()
-            pq.write_table(rows, sink, compression=COMPRESSION)
             name = f"{sensor}-{part.lineage.generation}-{part.after + 1}-{part.upto}.parquet"
-            named.append((self.key(f"city={city}", f"date={date.isoformat()}", name), sink.getvalue()))
+            named.append((self.key(f"city={city}", f"date={date.isoformat()}", name), table.filter(mask)))
         return named

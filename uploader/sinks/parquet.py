@@ -230,7 +230,8 @@ def compact(root: str | os.PathLike[str]) -> list[Compaction]:
     """Compact every sensor directory of an archive; sensors without new parts are left alone."""
     root = Path(root)
     done = []
-    for directory in sorted(p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith((".", "_"))):
+    for directory in sorted(p for p in root.glob("*/*")
+                            if p.is_dir() and not p.is_symlink() and not p.name.startswith((".", "_"))):
         if part_files(directory):
             done.append(compact_sensor(directory))
     return done

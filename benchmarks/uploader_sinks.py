@@ -6,7 +6,7 @@ pipeline ships them: batches of up to 250k rows with one part per source. Each s
 local Delta, the Parquet archive, and S3 in both layouts against a moto S3 server on loopback (in this
 process: its request handling shares the cores and the GIL with the writer, so the S3 figures are a
 floor, not what a real bucket gives). baseline = rows/s of `pyarrow.parquet.write_table` of all the
-rows in one file, in the same run. value = the slowest sink's rows/s; every sink's figure is listed.
+rows in one file (median of 3 after a warm-up), in the same run. value = the slowest sink's rows/s; every sink's figure is listed.
 Default 200k rows (a 1M-row run takes minutes on a busy 2-core machine): --rows 1000000 for the full
 backlog. Prints a summary, or with --json one object {"name", "value", "baseline", "ratio", "unit", "sinks"}.
 """
@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from timing import median_seconds  # noqa: E402
 from uploader.batch import Batch, Lineage, Part  # noqa: E402
 from uploader.sinks.base import Delivered  # noqa: E402
 from uploader.sinks.delta import DeltaSink  # noqa: E402
@@ -118,9 +119,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="uploader-sinks-"))
     try:
         table = pa.Table.from_batches([c for spec in batches for *_, chunks in spec for c in chunks])
-        started = time.perf_counter()
-        pq.write_table(table, work / "baseline.parquet")
-        baseline = rows / (time.perf_counter() - started)
+        baseline = rows / median_seconds(lambda: pq.write_table(table, work / "baseline.parquet"), runs=3)
         del table
 
         sinks = {"delta": lambda: DeltaSink(work / "lake" / "sensor_readings"),

@@ -246,9 +246,10 @@ def compact_sensor(directory: str | os.PathLike[str]) -> Compaction:
     with open(store / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one compaction per sensor at a time; writers of parts are not held
         current = view.resolve() if view.is_symlink() else None
-        state = json.loads((current / STATE_FILE).read_text()) if current else {"version": 0, "parts": [], "segments": []}
-        seen = set(state["parts"])
-        new = [f for f in part_files(directory) if f.path.name not in seen]
+        state = json.loads((current / STATE_FILE).read_text()) if current else {"version": 0, "upto": {}, "segments": []}
+        # Per generation, the last id already in the view: the state stays small however long the history.
+        upto = dict(state["upto"])
+        new = [f for f in part_files(directory) if f.first > upto.get(f.generation, 0)]
         if not new:
             return Compaction(view, 0, 0, len(state["segments"]))
         new_rows = sum(pq.ParquetFile(f.path).metadata.num_rows for f in new)
@@ -266,8 +267,10 @@ def compact_sensor(directory: str | os.PathLike[str]) -> Compaction:
         name = f"segment-{version:06d}.parquet"
         rows = _concatenate(inputs, staging / name)
         segments.append({"name": name, "rows": rows})
+        for file in new:
+            upto[file.generation] = max(upto.get(file.generation, 0), file.last)
         (staging / STATE_FILE).write_text(json.dumps(
-            {"version": version, "parts": state["parts"] + [f.path.name for f in new], "segments": segments}))
+            {"version": version, "upto": upto, "segments": segments}))
         for written in (staging / name, staging / STATE_FILE):
             with open(written, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -1,10 +1,14 @@
 """Parquet-archive-specific behaviour on top of the contract suite: layout, crash safety, compaction."""
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from uploader.batch import Batch, Part
 from uploader.sinks import parquet as archive
 from uploader.sinks.base import Delivered, Retry
 from uploader.sinks.parquet import ParquetArchiveSink, compact, compact_sensor
@@ -116,3 +120,20 @@ def test_a_reader_of_the_previous_view_keeps_reading_it_after_a_compaction(tmp_p
     compact_sensor(sensor)
     assert view.resolve() != before
     assert pq.read_table(before).num_rows == 10 and pq.read_table(view).num_rows == 20
+
+
+def test_compaction_state_is_a_watermark_per_generation_not_a_list_of_parts(tmp_path, batch_of):
+    sink = ParquetArchiveSink(tmp_path)
+    sensor = tmp_path / "New_York" / "AB12"
+    for after in range(0, 30, 10):
+        sink.write(batch_of(after, after + 10))
+    compact_sensor(sensor)
+    [part] = batch_of(0, 5).parts  # the same DB path, recreated as a new generation: ids restart at 1
+    newer = Part(part.app_id.replace("@gen-1", "@gen-2"), 0, 5,
+                 dataclasses.replace(part.lineage, generation="gen-2"), part.chunks)
+    assert isinstance(sink.write(Batch([newer])), Delivered)
+    assert compact_sensor(sensor).new_parts == 1
+    state = json.loads((sensor.with_name("AB12.parquet") / archive.STATE_FILE).read_text())
+    assert state["upto"] == {"gen-1": 30, "gen-2": 5}
+    view = pq.read_table(sensor.with_name("AB12.parquet"))
+    assert sorted(view["seq"].to_pylist()) == sorted([*range(1, 31), *range(1, 6)])

@@ -138,3 +138,25 @@ def test_an_endpoint_that_is_not_s3_fails_check_clearly(s3, layout):
         thread.join()
     assert not result.ok and result.message.startswith("s3: ")
     assert "not an S3 endpoint" in result.message or "does not answer like S3" in result.message, result.message
+
+
+def test_uploaders_on_two_machines_share_one_s3_delta_table_without_losing_a_commit(s3, batch_of, app_id_of):
+    """delta-rs commits with conditional put: of two racing commits for one version, one retries on top."""
+    bucket = s3.new_bucket()
+    sinks = [s3_sink(s3, bucket, "delta") for _ in range(2)]
+    sinks[0].check()  # the table exists before the race
+    outcomes: dict[int, list] = {0: [], 1: []}
+
+    def ship(n: int) -> None:
+        for after in range(0, 50, 10):
+            outcomes[n].append(sinks[n].write(batch_of(after, after + 10, source=n)))
+
+    threads = [threading.Thread(target=ship, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(o, Delivered) for n in range(2) for o in outcomes[n]), outcomes
+    table = DeltaTable(sinks[0].uri("sensor_readings"), storage_options=sinks[0].delta.storage_options)
+    assert [table.transaction_version(app_id_of(n)) for n in range(2)] == [50, 50]
+    assert table.to_pyarrow_table().num_rows == 100 and table.version() == 10

@@ -13,6 +13,9 @@ app id cannot both commit (the Delta conflict checker refuses the second). Idemp
 
 Several uploaders append to one table concurrently: appends never conflict logically, and the commit
 is retried against the newer table version up to `commit_retries` times.
+
+The table may live anywhere delta-rs reaches: a local path, or a URI (`s3://…`) with `storage_options`;
+the S3 sink is this class under another name with an S3 table URI.
 """
 from __future__ import annotations
 
@@ -45,26 +48,35 @@ def table_path(lake: str | os.PathLike[str]) -> str:
 
 
 class DeltaSink:
-    name = "delta"
 
-    def __init__(self, path: str | os.PathLike[str], settings: DeltaSinkSettings | None = None, stage: str = "raw"):
+    def __init__(self, path: str | os.PathLike[str], settings: DeltaSinkSettings | None = None, stage: str = "raw", *,
+                 storage_options: dict[str, str] | None = None, name: str = "delta"):
         self.path = str(path)
         self.settings = settings or DeltaSinkSettings()
         self.stage = stage
+        self.storage_options = storage_options
+        self.name = name
         self._table: DeltaTable | None = None
+
+    @property
+    def local(self) -> bool:
+        return "://" not in self.path
 
     # -- the table ---------------------------------------------------------------------------------
     def _load(self) -> DeltaTable:
         if self._table is None:
             try:
-                self._table = DeltaTable(self.path)
+                self._table = DeltaTable(self.path, storage_options=self.storage_options)
             except TableNotFoundError:
-                Path(self.path).mkdir(parents=True, exist_ok=True)
+                if self.local:
+                    Path(self.path).mkdir(parents=True, exist_ok=True)
                 try:
                     self._table = DeltaTable.create(self.path, CANONICAL_SCHEMA, mode="ignore",
-                                                    partition_by=PARTITION_COLUMNS, name=TABLE_NAME)
+                                                    partition_by=PARTITION_COLUMNS, name=TABLE_NAME,
+                                                    storage_options=self.storage_options)
                 except (CommitFailedError, DeltaError):
-                    self._table = DeltaTable(self.path)  # another uploader created it first
+                    # another uploader created it first
+                    self._table = DeltaTable(self.path, storage_options=self.storage_options)
         else:
             self._table.update_incremental()
         return self._table
@@ -101,15 +113,19 @@ class DeltaSink:
         return Delivered(positions=positions, rows=sum(part.rows for part in todo))
 
     def check(self) -> CheckResult:
-        """The table loads (or can be created) with the canonical columns, and its log directory takes a file."""
+        """The table loads (or can be created) with the canonical columns, and (local) its log directory takes a file."""
         try:
             table = self._load()
         except Exception as exc:  # noqa: BLE001
-            return CheckResult(False, f"delta: cannot open or create {self.path}: {exc}")
+            self._table = None
+            return CheckResult(False, f"{self.name}: cannot open or create {self.path}: {exc}")
         names = {field.name for field in table.schema().fields}
         missing = sorted(set(CANONICAL_SCHEMA.names) - names)
         if missing:
-            return CheckResult(False, f"delta: {self.path} lacks columns {', '.join(missing)}: not a sensor_readings table")
+            return CheckResult(False, f"{self.name}: {self.path} lacks columns {', '.join(missing)}: "
+                                      "not a sensor_readings table")
+        if not self.local:  # a remote store's write access is probed by the sink that knows its API
+            return CheckResult(True, f"{self.name}: {self.path} ok (version {table.version()})")
         probe = Path(self.path) / "_delta_log" / f".probe-{uuid.uuid4().hex}"
         try:
             probe.write_bytes(b"")

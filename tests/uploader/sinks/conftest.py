@@ -1,17 +1,24 @@
 """Sink fixtures: every sink the contract suite runs against, with a way to stop and restart its backend."""
 from __future__ import annotations
 
+import io
+import os
 import shutil
+import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from uploader.batch import Batch, Lineage, Part
+from uploader.schema import CANONICAL_SCHEMA
 from uploader.sinks.base import Sink
 from uploader.sinks.delta import DeltaSink
+from uploader.sinks.parquet import ParquetArchiveSink
 from uploader.stages.raw import RawStage
 
 
@@ -24,7 +31,7 @@ class SinkUnderTest:
     misconfigured: Callable[[], Sink]
 
 
-def _delta(tmp_path: Path) -> SinkUnderTest:
+def _delta(tmp_path: Path, request) -> SinkUnderTest:
     table = tmp_path / "lake" / "sensor_readings"
     parked = tmp_path / "parked"
 
@@ -52,12 +59,134 @@ def _delta(tmp_path: Path) -> SinkUnderTest:
     return SinkUnderTest(DeltaSink(table), read_back, stop, start, misconfigured)
 
 
-SINK_FACTORIES = {"delta": _delta}
+def _archive(tmp_path: Path, request) -> SinkUnderTest:
+    root = tmp_path / "archive"
+    parked = tmp_path / "parked"
+
+    def stop() -> None:  # the archive vanishes and a file blocks its place
+        if root.exists():
+            shutil.move(root, parked)
+        root.write_text("not a directory")
+
+    def start() -> None:
+        root.unlink()
+        if parked.exists():
+            shutil.move(parked, root)
+
+    def misconfigured() -> Sink:
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file where the archive should be")
+        return ParquetArchiveSink(blocker / "archive")
+
+    def read_back() -> pa.Table:
+        files = sorted(root.glob("*/*/*.parquet"))
+        return pa.concat_tables([pq.read_table(f) for f in files]) if files else CANONICAL_SCHEMA.empty_table()
+
+    return SinkUnderTest(ParquetArchiveSink(root), read_back, stop, start, misconfigured)
+
+
+# -- a real S3 server on loopback ------------------------------------------------------------------
+class S3Server:
+    """moto's S3 server on 127.0.0.1 (its objects live in this process, so they survive a stop/start)."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._factory = lambda: ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = None
+        self.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self._server is None:
+            self._server = self._factory()
+            self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+
+    def new_bucket(self) -> str:
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+S3_ENV = {  # nothing may look beyond loopback: no instance metadata, no user config, dummy keys
+    "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ALLOW_HTTP": "true",
+    "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+S3_ENV_CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    """The loopback S3 server with an environment that points nowhere else; running again after the test."""
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in S3_ENV_CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    yield s3_server
+    s3_server.start()
+
+
+def s3_sink(server: S3Server, bucket: str, layout: str, **kwargs) -> Sink:
+    from uploader.sinks.s3 import S3Sink
+
+    return S3Sink(bucket, "sensor-manager", layout=layout, endpoint_url=server.endpoint, **kwargs)
+
+
+def _s3(layout: str) -> Callable[[Path, object], SinkUnderTest]:
+    def factory(tmp_path: Path, request) -> SinkUnderTest:
+        server: S3Server = request.getfixturevalue("s3")
+        bucket = server.new_bucket()
+        sink = s3_sink(server, bucket, layout)
+
+        def read_back() -> pa.Table:
+            if layout == "delta":
+                from deltalake import DeltaTable
+
+                return DeltaTable(sink.uri("sensor_readings"), storage_options=sink.delta.storage_options).to_pyarrow_table()
+            client = server.client()
+            listed = client.list_objects_v2(Bucket=bucket, Prefix="sensor-manager/city=").get("Contents", [])
+            tables = [pq.read_table(io.BytesIO(client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()))
+                      for item in listed]
+            return pa.concat_tables(tables) if tables else CANONICAL_SCHEMA.empty_table()
+
+        return SinkUnderTest(sink, read_back, server.stop, server.start,
+                             lambda: s3_sink(server, f"missing-{uuid.uuid4().hex[:12]}", layout))
+
+    return factory
+
+
+SINK_FACTORIES = {"delta": _delta, "archive": _archive, "s3-delta": _s3("delta"), "s3-parquet": _s3("parquet")}
 
 
 @pytest.fixture(params=sorted(SINK_FACTORIES))
 def sink_under_test(request, tmp_path: Path) -> SinkUnderTest:
-    return SINK_FACTORIES[request.param](tmp_path)
+    return SINK_FACTORIES[request.param](tmp_path, request)
 
 
 def canonical_rows(first_id: int, last_id: int, *, sensor_id: str = "New_York_AB12", lineage: Lineage | None = None) -> pa.RecordBatch:

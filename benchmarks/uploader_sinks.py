@@ -124,7 +124,6 @@ def main() -> None:
         baseline = rows / median_seconds(lambda: pq.write_table(table, work / "baseline.parquet"), runs=3)
         # The same write with the archive's codec: how much of a sink's gap is zstd rather than the sink.
         zstd = rows / median_seconds(lambda: pq.write_table(table, work / "zstd.parquet", compression="zstd"), runs=3)
-        del table
 
         sinks = {"delta": lambda: DeltaSink(work / "lake" / "sensor_readings"),
                  "archive": lambda: ParquetArchiveSink(work / "archive")}
@@ -153,7 +152,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    slowest = min(rates, key=rates.get)
+    slowest = min(rates, key=lambda sink: rates[sink])
     result = {"name": "uploader_sinks", "value": round(rates[slowest]), "baseline": round(baseline),
               "ratio": round(rates[slowest] / baseline, 3), "unit": "rows/s", "rows": rows, "slowest": slowest,
               "baseline_zstd": round(zstd),

@@ -27,6 +27,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -51,7 +52,7 @@ def conform(chunk: pa.RecordBatch) -> pa.RecordBatch:
         chunk = chunk.select(CANONICAL_SCHEMA.names).cast(CANONICAL_SCHEMA)
     except (KeyError, ValueError, TypeError, pa.ArrowNotImplementedError) as exc:  # ArrowInvalid is a ValueError
         raise BadRowsError(f"rows do not fit the canonical schema: {exc}") from None
-    for field, column in zip(CANONICAL_SCHEMA, chunk.columns):
+    for field, column in zip(CANONICAL_SCHEMA, chunk.columns, strict=False):
         if not field.nullable and column.null_count:
             raise BadRowsError(f"{column.null_count} row(s) have no value in required column {field.name}")
     return chunk
@@ -246,7 +247,8 @@ def compact_sensor(directory: str | os.PathLike[str]) -> Compaction:
     with open(store / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one compaction per sensor at a time; writers of parts are not held
         current = view.resolve() if view.is_symlink() else None
-        state = json.loads((current / STATE_FILE).read_text()) if current else {"version": 0, "upto": {}, "segments": []}
+        state: dict[str, Any] = (json.loads((current / STATE_FILE).read_text()) if current
+                                 else {"version": 0, "upto": {}, "segments": []})
         # Per generation, the last id already in the view: the state stays small however long the history.
         upto = dict(state["upto"])
         new = [f for f in part_files(directory) if f.first > upto.get(f.generation, 0)]

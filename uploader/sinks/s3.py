@@ -235,7 +235,7 @@ class S3Sink:
         table = pa.Table.from_batches(chunks, CANONICAL_SCHEMA)
         groups = table.group_by(["city", "date", "sensor_id"], use_threads=False).aggregate([])
         named = []
-        for city, date, sensor in zip(*(groups[c].to_pylist() for c in ("city", "date", "sensor_id"))):
+        for city, date, sensor in zip(*(groups[c].to_pylist() for c in ("city", "date", "sensor_id")), strict=True):
             mask = pc.and_(pc.and_(pc.equal(table["city"], city), pc.equal(table["date"], pa.scalar(date, pa.date32()))),
                            pc.equal(table["sensor_id"], sensor))
             name = f"{sensor}-{part.lineage.generation}-{part.after + 1}-{part.upto}.parquet"

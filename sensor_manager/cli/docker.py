@@ -11,20 +11,16 @@ from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     BaseImageOpt,
     CitiesOpt,
-    ConfigOpt,
     DryRunOpt,
     JsonOpt,
     MaxCitiesOpt,
     NoTagOpt,
-    ProjectDirOpt,
     ProjectNameOpt,
-    QuietOpt,
     RateOpt,
     ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
     TagOpt,
-    VerboseOpt,
     session,
 )
 
@@ -47,11 +43,7 @@ def build(
     push: Annotated[bool, typer.Option("--push", help="Push the image to --registry after building.")] = False,
     registry: Annotated[Optional[str], typer.Option("--registry", help="Registry to push to, e.g. ghcr.io/me (only with --push).", show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Build the sensor/uploader image offline from a local wheelhouse; prints its tag.
 
@@ -68,7 +60,7 @@ def build(
     if tag and no_tag:
         raise UsageError("--tag and --no-tag exclude each other")
     images.validate_tag(tag)
-    s = session(ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose)
+    s = session(ctx, json=json)
     settings = docker_settings(s.load_config())
     progress = _progress(s.quiet)
     client = docker_client()
@@ -99,12 +91,8 @@ def compose(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Render the docker-compose stack from the plan to state/compose/docker-compose.yml; prints the path.
 
@@ -119,7 +107,7 @@ def compose(
     from sensor_manager.runtimes.compose_settings import docker_settings
 
     s = session(
-        ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, dry_run=dry_run, cities=cities,
+        ctx, json=json, dry_run=dry_run, cities=cities,
         max_cities=max_cities, sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
     )
     images.validate_tag(tag)

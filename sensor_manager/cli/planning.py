@@ -9,16 +9,12 @@ from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     CitiesOpt,
-    ConfigOpt,
     JsonOpt,
     MaxCitiesOpt,
-    ProjectDirOpt,
-    QuietOpt,
     RateOpt,
     ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
-    VerboseOpt,
     session,
 )
 
@@ -74,11 +70,7 @@ def plan(
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
     replan: ReplanOpt = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Show the fleet the config describes (ids, places, devices, totals); writes nothing.
 
@@ -87,7 +79,7 @@ def plan(
     from sensor_manager.plan import plan_totals, resolve_plan
 
     s = session(
-        ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, cities=cities, max_cities=max_cities,
+        ctx, json=json, cities=cities, max_cities=max_cities,
         sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
     )
     cfg = s.load_config()
@@ -118,11 +110,7 @@ def validate(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Check the config and print it resolved, secrets redacted; exit 0 valid, 2 invalid.
 
@@ -132,7 +120,7 @@ def validate(
     from sensor_manager.errors import ConfigError
 
     s = session(
-        ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, cities=cities, max_cities=max_cities,
+        ctx, json=json, cities=cities, max_cities=max_cities,
         sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
     )
     try:

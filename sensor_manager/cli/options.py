@@ -6,6 +6,7 @@ the command wins.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -13,7 +14,10 @@ from typing import Annotated, Any, Optional
 import typer
 import typer.main
 
+from sensor_manager.cli.output import set_verbose
 from sensor_manager.layout import ProjectLayout
+
+log = logging.getLogger(__name__)
 
 ConfigOpt = Annotated[
     Optional[Path],
@@ -129,7 +133,9 @@ class Session:
     def load_config(self):
         from sensor_manager.config import load_config
 
-        return load_config(self.config_path, self.layout.root, self.fleet_overrides)
+        config = load_config(self.config_path, self.layout.root, self.fleet_overrides)
+        log.debug("config: %s (flag overrides: %s)", config.source_path, self.fleet_overrides or "none")
+        return config
 
 
 def session(
@@ -163,7 +169,7 @@ def session(
     for flag, (key, value) in flags.items():
         if value is not None:
             overrides[key] = value
-    return Session(
+    resolved = Session(
         config_path=config or outer.config,
         project_dir=project_dir or outer.project_dir,
         json=json,
@@ -173,3 +179,6 @@ def session(
         yes=yes,
         fleet_overrides=overrides,
     )
+    set_verbose(resolved.verbose)
+    log.debug("project dir: %s", resolved.layout.root)
+    return resolved

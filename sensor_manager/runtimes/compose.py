@@ -8,8 +8,10 @@ stopped or removed: `cleanup` removes only labelled leftovers compose no longer 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -28,6 +30,8 @@ from sensor_manager.runtimes import image as images
 from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus
 from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
 from sensor_manager.runtimes.engine import compose_command, docker_client, engine_info
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -112,6 +116,7 @@ class ComposeRuntime:
         if not self.compose_path.is_file():
             raise UsageError(f"{self.compose_path}: no compose file; run `start` (or `compose`) first")
         command = [*compose_command(), "-p", self.project_name, "-f", str(self.compose_path), *args]
+        log.debug("run: %s", shlex.join(command))
         result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if not capture:
             for line in (result.stderr or "").splitlines():

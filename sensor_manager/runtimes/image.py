@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,6 +29,8 @@ from sensor_manager import __version__
 from sensor_manager.errors import ProcessFailedError, UsageError
 from sensor_manager.layout import REPO_ROOT, ProjectLayout
 from sensor_manager.runtimes.compose_settings import DockerSettings
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 DOCKERFILE = REPO_ROOT / "compose" / "Dockerfile"
@@ -200,6 +204,7 @@ def ensure_wheelhouse(directory: Path, base: BasePython, requirements: list[str]
         *[arg for platform in base.pip_platforms() for arg in ("--platform", platform)],
         "--dest", str(directory), *requirements, *BUILD_REQUIREMENTS,
     ]
+    log.debug("run: %s", shlex.join(command))
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         problems = [line for line in result.stderr.splitlines() if line.startswith("ERROR")] or result.stderr.splitlines()[-3:]

@@ -12,7 +12,9 @@ Services (from `plan_services(plan, None)`): `sensor-<city-slug>` runs
 from __future__ import annotations
 
 import heapq
+import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -51,6 +53,8 @@ LAUNCHER = (
     " stdout=log, stderr=subprocess.STDOUT, close_fds=True)\n"
     "print(p.pid)\n"
 )
+
+log = logging.getLogger(__name__)
 
 
 def sensor_argv(layout: ProjectLayout, config: Config, service: Service) -> list[str]:
@@ -302,6 +306,7 @@ class LocalRuntime:
         terminate_all(self._orphans(None), sv.STOP_GRACE_SECONDS)
         self.layout.ensure_state()
         command = [sys.executable, "-m", "sensor_manager.runtimes.supervisor", "--project-dir", str(self.layout.root)]
+        log.debug("run: %s (output: %s)", shlex.join(command), self.layout.logs / "supervisor.log")
         log = self.layout.logs / "supervisor.log"
         result = subprocess.run([sys.executable, "-c", LAUNCHER, str(log), *command], capture_output=True, text=True, timeout=30)
         if result.returncode != 0:

@@ -50,27 +50,15 @@ def build(
     Example: BASE_IMAGE=python:3.12-slim ./sensor_manager.py build
     """
     from sensor_manager.cli.output import print_json, results
-    from sensor_manager.errors import UsageError
     from sensor_manager.runtimes import image as images
-    from sensor_manager.runtimes.compose_settings import docker_settings, resolve_base_image
-    from sensor_manager.runtimes.engine import docker_client
 
-    if push != bool(registry):
-        raise UsageError("--push and --registry go together: `build --push --registry R` pushes to R; nothing is pushed otherwise")
-    if tag and no_tag:
-        raise UsageError("--tag and --no-tag exclude each other")
-    images.validate_tag(tag)
     s = session(ctx, json=json)
-    settings = docker_settings(s.load_config())
     progress = _progress(s.quiet)
-    client = docker_client()
-    result = images.build_image(
-        client, s.layout, settings, base_image=resolve_base_image(settings, base_image), tag=tag, no_cache=no_cache, progress=progress
-    )
-    pushed = images.push_image(client, result.tag, registry, progress) if push else None
+    result = images.build(s.layout, s.load_config(), base_image=base_image, tag=tag, no_tag=no_tag, no_cache=no_cache,
+                          push=push, registry=registry, progress=progress)
     if s.json:
         print_json({"schema_version": SCHEMA_VERSION, "tag": result.tag, "image_id": result.image_id,
-                    "built": result.built, "seconds": round(result.seconds, 3), "pushed": pushed})
+                    "built": result.built, "seconds": round(result.seconds, 3), "pushed": result.pushed})
     else:
         results().out(result.tag)
         if not result.built:
@@ -99,40 +87,20 @@ def compose(
     Example: ./sensor_manager.py compose --sensors-per-city 2 --output stack.yml
     """
     from sensor_manager.cli.output import print_json, results
-    from sensor_manager.errors import EngineUnavailableError
-    from sensor_manager.plan import resolve_plan
-    from sensor_manager.runtimes.compose import ComposeRuntime, ImageOptions
-    from sensor_manager.runtimes import image as images
-    from sensor_manager.runtimes.compose_render import collect_secrets, dump_stack, validate_project_name
-    from sensor_manager.runtimes.compose_settings import docker_settings
+    from sensor_manager.runtimes.compose import compose_stack
 
     s = session(
-        ctx, json=json, dry_run=dry_run, cities=cities,
-        max_cities=max_cities, sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
+        ctx, json=json, dry_run=dry_run, cities=cities, max_cities=max_cities, sensors_per_city=sensors_per_city,
+        rate=rate, anomaly_probability=anomaly_probability, seed=seed,
     )
-    images.validate_tag(tag)
-    if project_name:
-        validate_project_name(project_name)
-    cfg = s.load_config()
-    fleet = resolve_plan(cfg, s.layout, persist=not s.dry_run, replan=replan)
-    runtime = ComposeRuntime(s.layout, project_name=project_name, image=ImageOptions(tag=tag, base_image=base_image), progress=_progress(s.quiet))
-    try:
-        image = f"{docker_settings(cfg).image_repository}:{tag}" if tag else runtime.image_tag(cfg)
-    except EngineUnavailableError as exc:
-        raise EngineUnavailableError(f"{exc}; the image tag hashes the base image, so without an engine pass --tag T") from None
-    if s.dry_run:
-        import os
-
-        document, _ = runtime.stack(fleet, cfg, image, secrets=tuple(sorted(collect_secrets(cfg, os.environ))))
-        results().out(dump_stack(document), end="", highlight=False)
-        return
-    runtime.render(fleet, cfg, image=image, output=output)
-    paths = [str(runtime.compose_path)] + ([str(output.resolve())] if output and output.resolve() != runtime.compose_path else [])
-    if s.json:
-        print_json({"schema_version": SCHEMA_VERSION, "project_name": runtime.project_name, "image": image,
-                    "compose_file": paths[0], "output": paths[1] if len(paths) > 1 else None,
-                    "services": [service.name for service in runtime.services(fleet, cfg)]})
+    result = compose_stack(s.layout, s.load_config(), project_name=project_name, tag=tag, base_image=base_image,
+                           replan=replan, dry_run=s.dry_run, output=output, progress=_progress(s.quiet))
+    if result.stack_text is not None:
+        results().out(result.stack_text, end="", highlight=False)
+    elif s.json:
+        print_json({"schema_version": SCHEMA_VERSION, "project_name": result.project_name, "image": result.image,
+                    "compose_file": str(result.compose_file), "output": str(result.output) if result.output else None,
+                    "services": result.services})
     else:
-        for path in paths:
-            results().out(path, highlight=False)
-
+        for path in filter(None, (result.compose_file, result.output)):
+            results().out(str(path), highlight=False)

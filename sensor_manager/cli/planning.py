@@ -76,23 +76,13 @@ def plan(
 
     Example: ./sensor_manager.py plan --cities Berlin,Paris --sensors-per-city 3 --json
     """
-    from sensor_manager.plan import plan_totals, resolve_plan
+    from sensor_manager.plan import describe_plan
 
     s = session(
-        ctx, json=json, cities=cities, max_cities=max_cities,
-        sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
+        ctx, json=json, cities=cities, max_cities=max_cities, sensors_per_city=sensors_per_city, rate=rate,
+        anomaly_probability=anomaly_probability, seed=seed,
     )
-    cfg = s.load_config()
-    fleet = resolve_plan(cfg, s.layout, persist=False, replan=replan)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "fleet_epoch": fleet.fleet_epoch,
-        "project": fleet.project,
-        "seed": fleet.seed,
-        "totals": plan_totals(fleet, cfg.simulation.readings_per_second),
-        "sensors": [sensor.to_dict() for sensor in fleet.sensors],
-        "retired": [sensor.sensor_id for sensor in fleet.retired],
-    }
+    document = {"schema_version": SCHEMA_VERSION, **describe_plan(s.load_config(), s.layout, replan=replan)}
     if s.json:
         from sensor_manager.cli.output import print_json
 

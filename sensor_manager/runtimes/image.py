@@ -21,14 +21,14 @@ import sys
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 from sensor_manager import __version__
 from sensor_manager.errors import ProcessFailedError, UsageError
 from sensor_manager.layout import REPO_ROOT, ProjectLayout
-from sensor_manager.runtimes.compose_settings import DockerSettings
+from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
 
 log = logging.getLogger(__name__)
 
@@ -349,3 +349,30 @@ def push_image(client, tag: str, registry: str, progress: Progress) -> str:
         if chunk.get("status") and not chunk.get("progressDetail"):
             progress(f"{chunk.get('id', '')} {chunk['status']}".strip())
     return remote
+
+
+def build(
+    layout: ProjectLayout,
+    config,
+    *,
+    base_image: str | None = None,
+    tag: str | None = None,
+    no_tag: bool = False,
+    no_cache: bool = False,
+    push: bool = False,
+    registry: str | None = None,
+    progress: Progress = lambda line: None,
+) -> BuildResult:
+    """`build`: the image of `config`'s docker settings, built unless up to date, pushed to `registry` on `push`."""
+    if push != bool(registry):
+        raise UsageError("--push and --registry go together: `build --push --registry R` pushes to R; nothing is pushed otherwise")
+    if tag and no_tag:
+        raise UsageError("--tag and --no-tag exclude each other")
+    validate_tag(tag)
+    from sensor_manager.runtimes.engine import docker_client
+
+    settings = docker_settings(config)
+    client = docker_client()
+    result = build_image(client, layout, settings, base_image=resolve_base_image(settings, base_image), tag=tag,
+                         no_cache=no_cache, progress=progress)
+    return replace(result, pushed=push_image(client, result.tag, registry, progress)) if push and registry else result

@@ -144,8 +144,6 @@ def session(
     project_dir: Path | None = None,
     *,
     json: bool = False,
-    quiet: bool = False,
-    verbose: bool = False,
     dry_run: bool = False,
     yes: bool = False,
     cities: str | None = None,
@@ -155,7 +153,7 @@ def session(
     anomaly_probability: float | None = None,
     seed: int | None = None,
 ) -> Session:
-    """Merge a command's own options with those given before the command name."""
+    """Merge a command's own options with the shared ones (given before or after the command name)."""
     outer = ctx.find_object(GlobalOptions) or GlobalOptions()
     overrides: dict[str, Any] = {}
     flags = {
@@ -173,8 +171,8 @@ def session(
         config_path=config or outer.config,
         project_dir=project_dir or outer.project_dir,
         json=json,
-        quiet=quiet or outer.quiet,
-        verbose=verbose or outer.verbose,
+        quiet=outer.quiet,
+        verbose=outer.verbose,
         dry_run=dry_run,
         yes=yes,
         fleet_overrides=overrides,

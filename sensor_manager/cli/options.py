@@ -104,7 +104,7 @@ def _fold_into_global_options(ctx: Any, param: Any, value: Any) -> None:
 
 @dataclass
 class GlobalOptions:
-    """What the app callback saw before the command name."""
+    """The shared options: set by the app callback (before the command name), then by those after it."""
 
     config: Path | None = None
     project_dir: Path | None = None

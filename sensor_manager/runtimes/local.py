@@ -306,9 +306,9 @@ class LocalRuntime:
         terminate_all(self._orphans(None), sv.STOP_GRACE_SECONDS)
         self.layout.ensure_state()
         command = [sys.executable, "-m", "sensor_manager.runtimes.supervisor", "--project-dir", str(self.layout.root)]
-        log.debug("run: %s (output: %s)", shlex.join(command), self.layout.logs / "supervisor.log")
-        log = self.layout.logs / "supervisor.log"
-        result = subprocess.run([sys.executable, "-c", LAUNCHER, str(log), *command], capture_output=True, text=True, timeout=30)
+        log_file = self.layout.logs / "supervisor.log"
+        log.debug("run: %s (output: %s)", shlex.join(command), log_file)
+        result = subprocess.run([sys.executable, "-c", LAUNCHER, str(log_file), *command], capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise ProcessFailedError(f"could not launch the supervisor: {result.stderr.strip()[-500:]}")
 

@@ -410,3 +410,16 @@ def plan_totals(plan: FleetPlan, readings_per_second: float) -> dict[str, Any]:
         "rows_per_day": round(rate * 86_400),
         "disk_bytes_per_day": round(rate * 86_400 * BYTES_PER_ROW),
     }
+
+
+def describe_plan(config: "Config", layout: "ProjectLayout", *, replan: bool = False) -> dict[str, Any]:
+    """What `plan` shows: the fleet `config` gives (persisting nothing), its totals and retired ids."""
+    fleet = resolve_plan(config, layout, persist=False, replan=replan)
+    return {
+        "fleet_epoch": fleet.fleet_epoch,
+        "project": fleet.project,
+        "seed": fleet.seed,
+        "totals": plan_totals(fleet, config.simulation.readings_per_second),
+        "sensors": [sensor.to_dict() for sensor in fleet.sensors],
+        "retired": [sensor.sensor_id for sensor in fleet.retired],
+    }

@@ -1,14 +1,13 @@
 """The typer app: registers the command modules; every command runs inside the error boundary."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from sensor_manager import __version__
 from sensor_manager.cli.boundary import GuardedGroup
-from sensor_manager.cli.options import GlobalOptions
+from sensor_manager.cli.options import ConfigOpt, GlobalOptions, ProjectDirOpt, QuietOpt, VerboseOpt
 
 app = typer.Typer(
     cls=GuardedGroup,
@@ -31,10 +30,10 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file.", show_default=False)] = None,
-    project_dir: Annotated[Optional[Path], typer.Option("--project-dir", help="Project directory (default: the repo root).", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")] = False,
+    config: ConfigOpt = None,
+    project_dir: ProjectDirOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     traceback: Annotated[bool, typer.Option("--traceback", help="Show a traceback on errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from sensor_manager.cli import app
-from sensor_manager.cli.options import ConfigOpt, ProjectDirOpt, session
+from sensor_manager.cli.options import session
 from sensor_manager.cli.output import info
 from sensor_manager.plan import load_plan
 
@@ -20,15 +20,13 @@ def dashboard(
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one; the URL is printed).", min=0, max=65535)] = 8050,
     token: Annotated[Optional[str], typer.Option("--token", help="Token every request must carry (default beyond loopback: a generated one, printed in the URL).", show_default=False)] = None,
     open_: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Serve a live page of the fleet (map, city cards, charts) and /metrics; read-only, no internet needed.
 
     Example: ./sensor_manager.py dashboard --open
     """
     from sensor_manager.dashboard import server
-    opts = session(ctx, config, project_dir)
+    opts = session(ctx)
     required, generated = server.access_token(host, token)
     sock = server.bind(host, port)
     app_ = server.create_app(opts.layout, required)
@@ -46,8 +44,6 @@ def dashboard(
 @app.command("metrics")
 def metrics(
     ctx: typer.Context,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Print the fleet's Prometheus metrics once (the text `dashboard` serves on /metrics).
 
@@ -55,7 +51,7 @@ def metrics(
     """
     from sensor_manager.dashboard.metrics import AnomalyCounts, exposition
     from sensor_manager.observe.monitor import Monitor
-    layout = session(ctx, config, project_dir).layout
+    layout = session(ctx).layout
     watch = Monitor(layout, load_plan(layout))
     try:
         text = exposition(layout, watch.refresh(), watch.databases, AnomalyCounts() if watch.access.host else None)

@@ -11,20 +11,16 @@ from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     BaseImageOpt,
     CitiesOpt,
-    ConfigOpt,
     DryRunOpt,
     JsonOpt,
     MaxCitiesOpt,
     NoTagOpt,
-    ProjectDirOpt,
     ProjectNameOpt,
-    QuietOpt,
     RateOpt,
     ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
     TagOpt,
-    VerboseOpt,
     session,
 )
 
@@ -47,38 +43,22 @@ def build(
     push: Annotated[bool, typer.Option("--push", help="Push the image to --registry after building.")] = False,
     registry: Annotated[Optional[str], typer.Option("--registry", help="Registry to push to, e.g. ghcr.io/me (only with --push).", show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Build the sensor/uploader image offline from a local wheelhouse; prints its tag.
 
     Example: BASE_IMAGE=python:3.12-slim ./sensor_manager.py build
     """
     from sensor_manager.cli.output import print_json, results
-    from fleetcore.errors import UsageError
     from sensor_manager.runtimes import image as images
-    from sensor_manager.runtimes.compose_settings import docker_settings, resolve_base_image
-    from sensor_manager.runtimes.engine import docker_client
 
-    if push != bool(registry):
-        raise UsageError("--push and --registry go together: `build --push --registry R` pushes to R; nothing is pushed otherwise")
-    if tag and no_tag:
-        raise UsageError("--tag and --no-tag exclude each other")
-    images.validate_tag(tag)
-    s = session(ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose)
-    settings = docker_settings(s.load_config())
+    s = session(ctx, json=json)
     progress = _progress(s.quiet)
-    client = docker_client()
-    result = images.build_image(
-        client, s.layout, settings, base_image=resolve_base_image(settings, base_image), tag=tag, no_cache=no_cache, progress=progress
-    )
-    pushed = images.push_image(client, result.tag, registry, progress) if push and registry else None
+    result = images.build(s.layout, s.load_config(), base_image=base_image, tag=tag, no_tag=no_tag, no_cache=no_cache,
+                          push=push, registry=registry, progress=progress)
     if s.json:
         print_json({"schema_version": SCHEMA_VERSION, "tag": result.tag, "image_id": result.image_id,
-                    "built": result.built, "seconds": round(result.seconds, 3), "pushed": pushed})
+                    "built": result.built, "seconds": round(result.seconds, 3), "pushed": result.pushed})
     else:
         results().out(result.tag)
         if not result.built:
@@ -99,53 +79,28 @@ def compose(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Render the docker-compose stack from the plan to state/compose/docker-compose.yml; prints the path.
 
     Example: ./sensor_manager.py compose --sensors-per-city 2 --output stack.yml
     """
     from sensor_manager.cli.output import print_json, results
-    from fleetcore.errors import EngineUnavailableError
-    from sensor_manager.plan import resolve_plan
-    from sensor_manager.runtimes.compose import ComposeRuntime
-    from sensor_manager.runtimes.image import ImageOptions
-    from sensor_manager.runtimes import image as images
-    from sensor_manager.runtimes.compose_render import collect_secrets, dump_stack, validate_project_name
-    from sensor_manager.runtimes.compose_settings import docker_settings
+    from sensor_manager.runtimes.compose import compose_stack
 
     s = session(
-        ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, dry_run=dry_run, cities=cities,
-        max_cities=max_cities, sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
+        ctx, json=json, dry_run=dry_run, cities=cities, max_cities=max_cities, sensors_per_city=sensors_per_city,
+        rate=rate, anomaly_probability=anomaly_probability, seed=seed,
     )
-    images.validate_tag(tag)
-    if project_name:
-        validate_project_name(project_name)
-    cfg = s.load_config()
-    fleet = resolve_plan(cfg, s.layout, persist=not s.dry_run, replan=replan)
-    runtime = ComposeRuntime(s.layout, project_name=project_name, image=ImageOptions(tag=tag, base_image=base_image), progress=_progress(s.quiet))
-    try:
-        image = f"{docker_settings(cfg).image_repository}:{tag}" if tag else runtime.image_tag(cfg)
-    except EngineUnavailableError as exc:
-        raise EngineUnavailableError(f"{exc}; the image tag hashes the base image, so without an engine pass --tag T") from None
-    if s.dry_run:
-        import os
-
-        document, _ = runtime.stack(fleet, cfg, image, secrets=tuple(sorted(collect_secrets(cfg, os.environ))))
-        results().out(dump_stack(document), end="", highlight=False)
-        return
-    runtime.render(fleet, cfg, image=image, output=output)
-    paths = [str(runtime.compose_path)] + ([str(output.resolve())] if output and output.resolve() != runtime.compose_path else [])
-    if s.json:
-        print_json({"schema_version": SCHEMA_VERSION, "project_name": runtime.project_name, "image": image,
-                    "compose_file": paths[0], "output": paths[1] if len(paths) > 1 else None,
-                    "services": [service.name for service in runtime.services(fleet, cfg)]})
+    result = compose_stack(s.layout, s.load_config(), project_name=project_name, tag=tag, base_image=base_image,
+                           replan=replan, dry_run=s.dry_run, output=output, progress=_progress(s.quiet))
+    if result.stack_text is not None:
+        results().out(result.stack_text, end="", highlight=False)
+    elif s.json:
+        print_json({"schema_version": SCHEMA_VERSION, "project_name": result.project_name, "image": result.image,
+                    "compose_file": str(result.compose_file), "output": str(result.output) if result.output else None,
+                    "services": result.services})
     else:
-        for path in paths:
-            results().out(path, highlight=False)
-
+        for path in filter(None, (result.compose_file, result.output)):
+            results().out(str(path), highlight=False)

@@ -11,20 +11,16 @@ from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     BaseImageOpt,
     CitiesOpt,
-    ConfigOpt,
     DryRunOpt,
     JsonOpt,
     MaxCitiesOpt,
     NoTagOpt,
-    ProjectDirOpt,
     ProjectNameOpt,
-    QuietOpt,
     RateOpt,
     ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
     TagOpt,
-    VerboseOpt,
     YesOpt,
     session,
 )
@@ -88,10 +84,6 @@ def start(
     no_tag: NoTagOpt = False,
     no_rebuild: Annotated[bool, typer.Option("--no-rebuild", help="Docker: never build; a missing image is an error.")] = False,
     base_image: BaseImageOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Start the fleet (or the named services) after preflight; never deletes data; fleet flags may grow the stored plan, --replan changes it.
 
@@ -101,7 +93,7 @@ def start(
     from sensor_manager.runtimes import DockerStartOptions
     from sensor_manager.runtimes.image import ImageOptions
 
-    s = session(ctx, config, project_dir, quiet=quiet, verbose=verbose, dry_run=dry_run, cities=cities, max_cities=max_cities,
+    s = session(ctx, dry_run=dry_run, cities=cities, max_cities=max_cities,
                 sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
     if tag and no_tag:
         raise UsageError("--tag and --no-tag: give one of them")
@@ -131,9 +123,6 @@ def stop(
     ctx: typer.Context,
     targets: TargetsArg = None,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
-    quiet: QuietOpt = False,
 ) -> None:
     """Stop the fleet (or the named services) gracefully; data, ids and checkpoints are kept.
 
@@ -141,7 +130,7 @@ def stop(
     """
     from sensor_manager import lifecycle
 
-    s = session(ctx, config, project_dir, quiet=quiet)
+    s = session(ctx)
     result = lifecycle.stop(s.layout, runtime_name=runtime, targets=targets)
     what = ", ".join(result.services) if result.services else "the fleet"
     info(f"Stopped {what}." if result.was_running else f"Already stopped: {what}.", s.quiet)
@@ -153,9 +142,6 @@ def restart(
     targets: TargetsArg = None,
     replan: ReplanOpt = False,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
-    quiet: QuietOpt = False,
 ) -> None:
     """Restart the stored plan's fleet (or the named services), picking up config changes; --replan adopts a changed fleet.
 
@@ -163,7 +149,7 @@ def restart(
     """
     from sensor_manager import lifecycle
 
-    s = session(ctx, config, project_dir, quiet=quiet)
+    s = session(ctx)
     result = lifecycle.restart(s.layout, s.load_config(), runtime_name=runtime, targets=targets, replan=replan)
     _note_kept_plan(result.config_differences)
     info(f"Restarted {', '.join(result.services)}.", s.quiet)
@@ -178,9 +164,6 @@ def reset(
     wait_timeout: WaitTimeoutOpt = DEFAULT_WAIT_TIMEOUT,
     replan: ReplanOpt = False,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
-    quiet: QuietOpt = False,
 ) -> None:
     """Stop, wipe this project's data, lake, archive and checkpoints, start a new fleet_epoch of the stored plan (--replan: the config's).
 
@@ -188,7 +171,7 @@ def reset(
     """
     from sensor_manager import lifecycle
 
-    s = session(ctx, config, project_dir, quiet=quiet, dry_run=dry_run, yes=yes)
+    s = session(ctx, dry_run=dry_run, yes=yes)
     cfg = s.load_config()
     doomed = lifecycle.plan_reset(s.layout, cfg)
     if dry_run:
@@ -216,9 +199,6 @@ def clean(
     dry_run: DryRunOpt = False,
     reship: Annotated[bool, typer.Option("--reship", help="Ship the history still in the edge DBs again after the delete.")] = False,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
-    quiet: QuietOpt = False,
 ) -> None:
     """Delete this project's rows from the lake (uploaders paused; history not re-shipped unless --reship).
 
@@ -226,7 +206,7 @@ def clean(
     """
     from sensor_manager import lifecycle
 
-    s = session(ctx, config, project_dir, quiet=quiet, dry_run=dry_run, yes=yes)
+    s = session(ctx, dry_run=dry_run, yes=yes)
     cfg = s.load_config()
     if not dry_run:
         _confirm(f"clean deletes project {cfg.project}'s rows from the lake", yes)
@@ -246,9 +226,6 @@ def cleanup(
     ctx: typer.Context,
     dry_run: DryRunOpt = False,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
-    quiet: QuietOpt = False,
 ) -> None:
     """Remove this project's leftovers only: stale pid/lock/status files, orphaned processes it started.
 
@@ -256,7 +233,7 @@ def cleanup(
     """
     from sensor_manager import lifecycle
 
-    s = session(ctx, config, project_dir, quiet=quiet, dry_run=dry_run)
+    s = session(ctx, dry_run=dry_run)
     found = lifecycle.cleanup(s.layout, runtime_name=runtime, dry_run=dry_run)
     verb = "Would remove" if dry_run else "Removed"
     for item in found:
@@ -264,10 +241,10 @@ def cleanup(
     info(f"{verb} {len(found)} leftovers." if found else "No leftovers.", s.quiet)
 
 
-def _status(ctx: typer.Context, runtime, config, project_dir, json: bool) -> None:
+def _status(ctx: typer.Context, runtime, json: bool) -> None:
     from sensor_manager.observe.status import COLUMNS, collect_status
 
-    s = session(ctx, config, project_dir, json=json)
+    s = session(ctx, json=json)
     report = collect_status(s.layout, runtime)
     if json:
         print_json(report.to_dict())
@@ -286,14 +263,12 @@ def status(
     ctx: typer.Context,
     json: JsonOpt = False,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Show every service: state, health, restarts, pid (works on a stopped project).
 
     Example: sensor_manager.py status --json
     """
-    _status(ctx, runtime, config, project_dir, json)
+    _status(ctx, runtime, json)
 
 
 @app.command("ps")
@@ -301,14 +276,12 @@ def ps(
     ctx: typer.Context,
     json: JsonOpt = False,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Alias of `status`.
 
     Example: sensor_manager.py ps
     """
-    _status(ctx, runtime, config, project_dir, json)
+    _status(ctx, runtime, json)
 
 
 @app.command()
@@ -322,8 +295,6 @@ def logs(
     timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Show each line's timestamp.")] = False,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line (NDJSON).")] = False,
     runtime: RuntimeOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Show the services' output (compose semantics: no follow unless -f).
 
@@ -331,7 +302,7 @@ def logs(
     """
     from sensor_manager.observe.logs import format_line, stream_logs
 
-    s = session(ctx, config, project_dir, json=json)
+    s = session(ctx, json=json)
     stream = stream_logs(s.layout, targets, follow=follow and not no_follow, tail=tail, since=since, runtime_name=runtime)
     width = max((len(n) for n in stream.services), default=20)
     for line in stream.lines:

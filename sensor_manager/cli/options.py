@@ -1,10 +1,12 @@
 """Options shared by every command, defined once, and the Session that resolves them.
 
-`--config` and `--project-dir` may stand before the command (the app callback stores them) or
-after it (each command's own option); the one given after the command wins.
+`--config`, `--project-dir`, `--quiet` and `--verbose` may stand before the command (the app callback
+stores them) or after it (`accept_shared_options` adds them to every command); the one given after
+the command wins.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -12,7 +14,10 @@ from typing import Annotated, Any, Optional
 import typer
 import typer.main
 
+from sensor_manager.cli.output import set_verbose
 from sensor_manager.layout import ProjectLayout
+
+log = logging.getLogger(__name__)
 
 ConfigOpt = Annotated[
     Optional[Path],
@@ -44,44 +49,62 @@ NoTagOpt = Annotated[bool, typer.Option("--no-tag", help="Only the content tag (
 ProjectNameOpt = Annotated[Optional[str], typer.Option("--project-name", "-p", help="Compose project name (default: sm-<project dir>-<path hash>; later commands reuse it).", show_default=False)]
 
 
-def accept_quiet_and_verbose(group: Any) -> None:
-    """Give every command of the click `group` that does not declare them -q/--quiet and -v/--verbose.
+def accept_shared_options(group: Any) -> None:
+    """Give every command of the click `group` --config, --project-dir, -q/--quiet and -v/--verbose.
 
-    The README promises both on every command, before or after its name. A command that does not use
-    them itself gets them as options that fold into GlobalOptions, which `session()` reads.
+    Declared here once: a command that does not declare one itself gets it as an option that folds
+    into GlobalOptions (the one given after the command name wins), which `session()` reads. Flags
+    also lose the `<bool>` type column in --help: a flag takes no value.
     """
-    for command in group.commands.values():
-        if hasattr(command, "commands"):
-            accept_quiet_and_verbose(command)
+    for command in [group, *group.commands.values()]:
+        if command is not group and hasattr(command, "commands"):
+            accept_shared_options(command)
             continue
         declared = {param.name for param in command.params}
-        for param in _quiet_and_verbose_params():
-            if param.name not in declared:
-                param.expose_value = False
-                param.callback = _fold_into_global_options
-                command.params.append(param)
+        if command is not group:
+            for param in _shared_params():
+                if param.name not in declared:
+                    param.expose_value = False
+                    param.callback = _fold_into_global_options
+                    command.params.append(param)
+        _hide_flag_types(command)
 
 
-def _quiet_and_verbose_params() -> list[Any]:
+def _hide_flag_types(command: Any) -> None:
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""  # typer shows `<bool>` otherwise
+    add_help_option = command.get_help_option  # click creates --help lazily, per command
+
+    def get_help_option(ctx: Any) -> Any:
+        option = add_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+
+
+def _shared_params() -> list[Any]:
     # Built by typer itself from the shared annotations, so they parse and render like every other option.
     probe = typer.Typer(add_completion=False)
 
     @probe.command()
-    def _probe(quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
+    def _probe(config: ConfigOpt = None, project_dir: ProjectDirOpt = None, quiet: QuietOpt = False, verbose: VerboseOpt = False) -> None:
         """Unused: only its parameters are taken."""
 
     return list(typer.main.get_command(probe).params)
 
 
-def _fold_into_global_options(ctx: Any, param: Any, value: bool) -> None:
+def _fold_into_global_options(ctx: Any, param: Any, value: Any) -> None:
     outer = ctx.find_object(GlobalOptions)
     if value and outer is not None:
-        setattr(outer, param.name, True)
+        setattr(outer, param.name, value)
 
 
 @dataclass
 class GlobalOptions:
-    """What the app callback saw before the command name."""
+    """The shared options: set by the app callback (before the command name), then by those after it."""
 
     config: Path | None = None
     project_dir: Path | None = None
@@ -110,7 +133,9 @@ class Session:
     def load_config(self):
         from sensor_manager.config import load_config
 
-        return load_config(self.config_path, self.layout.root, self.fleet_overrides)
+        config = load_config(self.config_path, self.layout.root, self.fleet_overrides)
+        log.debug("config: %s (flag overrides: %s)", config.source_path, self.fleet_overrides or "none")
+        return config
 
 
 def session(
@@ -119,8 +144,6 @@ def session(
     project_dir: Path | None = None,
     *,
     json: bool = False,
-    quiet: bool = False,
-    verbose: bool = False,
     dry_run: bool = False,
     yes: bool = False,
     cities: str | None = None,
@@ -130,7 +153,7 @@ def session(
     anomaly_probability: float | None = None,
     seed: int | None = None,
 ) -> Session:
-    """Merge a command's own options with those given before the command name."""
+    """Merge a command's own options with the shared ones (given before or after the command name)."""
     outer = ctx.find_object(GlobalOptions) or GlobalOptions()
     overrides: dict[str, Any] = {}
     flags = {
@@ -144,13 +167,16 @@ def session(
     for key, value in flags.values():
         if value is not None:
             overrides[key] = value
-    return Session(
+    resolved = Session(
         config_path=config or outer.config,
         project_dir=project_dir or outer.project_dir,
         json=json,
-        quiet=quiet or outer.quiet,
-        verbose=verbose or outer.verbose,
+        quiet=outer.quiet,
+        verbose=outer.verbose,
         dry_run=dry_run,
         yes=yes,
         fleet_overrides=overrides,
     )
+    set_verbose(resolved.verbose)
+    log.debug("project dir: %s", resolved.layout.root)
+    return resolved

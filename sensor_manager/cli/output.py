@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -33,6 +34,29 @@ def print_ndjson(document: dict[str, Any]) -> None:
     """One line of a JSON stream on stdout."""
     sys.stdout.write(json.dumps(document, separators=(",", ":"), default=str) + "\n")
     sys.stdout.flush()
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (tests swap it between invocations)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
+_VERBOSE_HANDLER = _StderrHandler()
+_VERBOSE_HANDLER.setFormatter(logging.Formatter("%(levelname).1s %(name)s: %(message)s"))
+
+
+def set_verbose(on: bool) -> None:
+    """--verbose: the library's debug log (paths resolved, runtime chosen, commands run) on stderr."""
+    package = logging.getLogger("sensor_manager")
+    if on:
+        package.setLevel(logging.DEBUG)
+        package.addHandler(_VERBOSE_HANDLER)
+    else:
+        package.setLevel(logging.NOTSET)
+        package.removeHandler(_VERBOSE_HANDLER)
+    package.propagate = not on  # one copy of each line when a command also configures the root logger
 
 
 def info(message: str, quiet: bool = False) -> None:

@@ -10,16 +10,12 @@ from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     CitiesOpt,
-    ConfigOpt,
     JsonOpt,
     MaxCitiesOpt,
-    ProjectDirOpt,
-    QuietOpt,
     RateOpt,
     ReplanOpt,
     SeedOpt,
     SensorsPerCityOpt,
-    VerboseOpt,
     session,
 )
 
@@ -67,33 +63,19 @@ def plan(
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
     replan: ReplanOpt = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Show the fleet the config describes (ids, places, devices, totals); writes nothing.
 
     Example: ./sensor_manager.py plan --cities Berlin,Paris --sensors-per-city 3 --json
     """
-    from sensor_manager.plan import plan_totals, resolve_plan
+    from sensor_manager.plan import describe_plan
 
     s = session(
-        ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, cities=cities, max_cities=max_cities,
-        sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
+        ctx, json=json, cities=cities, max_cities=max_cities, sensors_per_city=sensors_per_city, rate=rate,
+        anomaly_probability=anomaly_probability, seed=seed,
     )
-    cfg = s.load_config()
-    fleet = resolve_plan(cfg, s.layout, persist=False, replan=replan)
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "fleet_epoch": fleet.fleet_epoch,
-        "project": fleet.project,
-        "seed": fleet.seed,
-        "totals": plan_totals(fleet, cfg.simulation.readings_per_second),
-        "sensors": [sensor.to_dict() for sensor in fleet.sensors],
-        "retired": [sensor.sensor_id for sensor in fleet.retired],
-    }
+    document = {"schema_version": SCHEMA_VERSION, **describe_plan(s.load_config(), s.layout, replan=replan)}
     if s.json:
         from sensor_manager.cli.output import print_json
 
@@ -111,11 +93,7 @@ def validate(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Check the config and print it resolved, secrets redacted; exit 0 valid, 2 invalid.
 
@@ -125,7 +103,7 @@ def validate(
     from fleetcore.errors import ConfigError
 
     s = session(
-        ctx, config, project_dir, json=json, quiet=quiet, verbose=verbose, cities=cities, max_cities=max_cities,
+        ctx, json=json, cities=cities, max_cities=max_cities,
         sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
     )
     try:

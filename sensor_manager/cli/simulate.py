@@ -12,11 +12,8 @@ from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     CitiesOpt,
-    ConfigOpt,
     JsonOpt,
     MaxCitiesOpt,
-    ProjectDirOpt,
-    QuietOpt,
     RateOpt,
     SeedOpt,
     SensorsPerCityOpt,
@@ -51,10 +48,7 @@ def simulate(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
     json_output: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> None:
     """Run sensors in the foreground, each writing data/<City>/<CODE>/sensor_data.db.
 
@@ -63,7 +57,7 @@ def simulate(
     from sensor_manager.simulator.hosting import HostingRequest, check_health, plan_hosting
     from sensor_manager.simulator.sharding import run_sharded
 
-    opts = session(ctx, config, project_dir, json=json_output, quiet=quiet, cities=cities, max_cities=max_cities,
+    opts = session(ctx, json=json_output, cities=cities, max_cities=max_cities,
                    sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
     layout = opts.layout
     request = HostingRequest(

@@ -84,9 +84,8 @@ def run_in_uploaders(layout: ProjectLayout, plan: FleetPlan | None, filters, mod
         label = f"uploader-{city_service_slug(city_slug)} ({container.name})"
         if exit_code != 0:
             text = (stderr or stdout or b"").decode("utf-8", "replace").strip()
-            lines = [line.strip(" │╭╮╰╯─") for line in text.splitlines()]  # typer draws usage errors in a box
-            lines = [line for line in lines if line]
-            message = next((line.removeprefix("error: ") for line in reversed(lines) if line.startswith("error:")), lines[-1] if lines else f"exit {exit_code}")
+            errors = [line.removeprefix("error: ") for line in text.splitlines() if line.startswith("error: ")]
+            message = errors[-1] if errors else (text.splitlines() or [f"exit {exit_code}"])[-1]
             raise (UsageError if exit_code == 2 else SensorManagerError)(f"query inside {label}: {message}")
         try:
             return json.loads(stdout or b"")

@@ -8,6 +8,7 @@ The docker runtime is imported only when chosen.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from sensor_manager.config import Config
     from sensor_manager.runtimes.base import Runtime
 
+log = logging.getLogger(__name__)
 RUNTIME_SCHEMA_VERSION = 1
 RUNTIME_NAMES = ("auto", "docker", "local")
 
@@ -66,7 +68,14 @@ def detect_runtime() -> RuntimeChoice:
 
 
 def choose_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool = False) -> RuntimeChoice:
-    """The runtime a command uses: the recorded one, else `--runtime`, else the config's `runtime`.
+    """The runtime a command uses: the recorded one, else `--runtime`, else the config's `runtime`."""
+    choice = _choose_runtime(layout, config, requested, starting=starting)
+    log.debug("runtime: %s (%s)", choice.name, choice.reason)
+    return choice
+
+
+def _choose_runtime(layout: ProjectLayout, config: "Config | None", requested: str | None, *, starting: bool) -> RuntimeChoice:
+    """The choice itself.
 
     An explicit `requested` that differs from the recorded runtime raises RuntimeConflictError, unless
     `starting` and the recorded runtime no longer runs anything (then the new choice replaces it).

@@ -8,12 +8,15 @@ stopped or removed: `cleanup` removes only labelled leftovers compose no longer 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -29,6 +32,8 @@ from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus
 from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
 from sensor_manager.runtimes.image import ImageOptions
 from sensor_manager.runtimes.engine import compose_command, docker_client, engine_info
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -104,6 +109,7 @@ class ComposeRuntime:
         if not self.compose_path.is_file():
             raise UsageError(f"{self.compose_path}: no compose file; run `start` (or `compose`) first")
         command = [*compose_command(), "-p", self.project_name, "-f", str(self.compose_path), *args]
+        log.debug("run: %s", shlex.join(command))
         result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if not capture:
             for line in (result.stderr or "").splitlines():
@@ -383,3 +389,49 @@ def _log_line(service: str, raw: bytes) -> LogLine:
     if stamp[:4].isdigit() and "T" in stamp:
         return LogLine(service, rest, stamp)
     return LogLine(service, text, None)
+
+
+@dataclass(frozen=True)
+class ComposeResult:
+    """What `compose` rendered: the stack text on a dry run, else the files written."""
+
+    project_name: str
+    image: str
+    services: list[str]
+    compose_file: Path | None = None  # None on a dry run
+    output: Path | None = None  # --output, when it is another file than compose_file
+    stack_text: str | None = None  # the rendered stack, on a dry run only
+
+
+def compose_stack(
+    layout: ProjectLayout,
+    config,
+    *,
+    project_name: str | None = None,
+    tag: str | None = None,
+    base_image: str | None = None,
+    replan: bool = False,
+    dry_run: bool = False,
+    output: Path | None = None,
+    progress: Progress | None = None,
+) -> ComposeResult:
+    """`compose`: render the plan's compose stack to state/compose/ (and `output`); on `dry_run`, only render it."""
+    from fleetcore.errors import EngineUnavailableError
+    from sensor_manager.plan import resolve_plan
+
+    images.validate_tag(tag)
+    if project_name:
+        cr.validate_project_name(project_name)
+    fleet = resolve_plan(config, layout, persist=not dry_run, replan=replan)
+    runtime = ComposeRuntime(layout, project_name=project_name, image=ImageOptions(tag=tag, base_image=base_image), progress=progress)
+    try:
+        image = f"{docker_settings(config).image_repository}:{tag}" if tag else runtime.image_tag(config)
+    except EngineUnavailableError as exc:
+        raise EngineUnavailableError(f"{exc}; the image tag hashes the base image, so without an engine pass --tag T") from None
+    services = [service.name for service in runtime.services(fleet, config)]
+    if dry_run:
+        document, _ = runtime.stack(fleet, config, image, secrets=tuple(sorted(cr.collect_secrets(config, os.environ))))
+        return ComposeResult(runtime.project_name, image, services, stack_text=cr.dump_stack(document))
+    runtime.render(fleet, config, image=image, output=output)
+    extra = output.resolve() if output and output.resolve() != runtime.compose_path else None
+    return ComposeResult(runtime.project_name, image, services, compose_file=runtime.compose_path, output=extra)

@@ -11,22 +11,26 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 from sensor_manager import __version__
 from fleetcore.errors import ProcessFailedError, UsageError
 from sensor_manager.layout import REPO_ROOT, ProjectLayout
-from sensor_manager.runtimes.compose_settings import DockerSettings
+from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 DOCKERFILE = REPO_ROOT / "compose" / "Dockerfile"
@@ -209,6 +213,7 @@ def ensure_wheelhouse(directory: Path, base: BasePython, requirements: list[str]
         *[arg for platform in base.pip_platforms() for arg in ("--platform", platform)],
         "--dest", str(directory), *requirements, *BUILD_REQUIREMENTS,
     ]
+    log.debug("run: %s", shlex.join(command))
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         problems = [line for line in result.stderr.splitlines() if line.startswith("ERROR")] or result.stderr.splitlines()[-3:]
@@ -353,3 +358,30 @@ def push_image(client, tag: str, registry: str, progress: Progress) -> str:
         if chunk.get("status") and not chunk.get("progressDetail"):
             progress(f"{chunk.get('id', '')} {chunk['status']}".strip())
     return remote
+
+
+def build(
+    layout: ProjectLayout,
+    config,
+    *,
+    base_image: str | None = None,
+    tag: str | None = None,
+    no_tag: bool = False,
+    no_cache: bool = False,
+    push: bool = False,
+    registry: str | None = None,
+    progress: Progress = lambda line: None,
+) -> BuildResult:
+    """`build`: the image of `config`'s docker settings, built unless up to date, pushed to `registry` on `push`."""
+    if push != bool(registry):
+        raise UsageError("--push and --registry go together: `build --push --registry R` pushes to R; nothing is pushed otherwise")
+    if tag and no_tag:
+        raise UsageError("--tag and --no-tag exclude each other")
+    validate_tag(tag)
+    from sensor_manager.runtimes.engine import docker_client
+
+    settings = docker_settings(config)
+    client = docker_client()
+    result = build_image(client, layout, settings, base_image=resolve_base_image(settings, base_image), tag=tag,
+                         no_cache=no_cache, progress=progress)
+    return replace(result, pushed=push_image(client, result.tag, registry, progress)) if push and registry else result

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import heapq
 import json
+import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -53,6 +55,8 @@ LAUNCHER = (
     " stdout=log, stderr=subprocess.STDOUT, close_fds=True)\n"
     "print(p.pid)\n"
 )
+
+log = logging.getLogger(__name__)
 
 
 def sensor_argv(layout: ProjectLayout, config: Config, service: Service) -> list[str]:
@@ -315,8 +319,9 @@ class LocalRuntime:
         terminate_all(self._orphans(None), sv.STOP_GRACE_SECONDS)
         self.layout.ensure_state()
         command = [sys.executable, "-m", "sensor_manager.runtimes.supervisor", "--project-dir", str(self.layout.root)]
-        log = self.layout.logs / "supervisor.log"
-        result = subprocess.run([sys.executable, "-c", LAUNCHER, str(log), *command], capture_output=True, text=True, timeout=30)
+        log_file = self.layout.logs / "supervisor.log"
+        log.debug("run: %s (output: %s)", shlex.join(command), log_file)
+        result = subprocess.run([sys.executable, "-c", LAUNCHER, str(log_file), *command], capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise ProcessFailedError(f"could not launch the supervisor: {result.stderr.strip()[-500:]}")
 

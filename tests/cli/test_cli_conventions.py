@@ -93,3 +93,22 @@ def test_traceback_only_on_request(project_dir):
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     traced = subprocess.run([*base, "--traceback", *args], capture_output=True, text=True)
     assert traced.returncode == 2 and "Traceback" in traced.stderr
+
+
+@pytest.mark.parametrize("placement", ["before", "after"])
+def test_verbose_logs_what_the_library_resolved_on_stderr(runner, project_dir, placement):
+    command = ["status", "--project-dir", str(project_dir), "--runtime", "local"]
+    args = ["--verbose", *command] if placement == "before" else [*command, "-v"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"project dir: {project_dir}" in result.stderr
+    assert "runtime: local (--runtime: local)" in result.stderr
+    assert "project dir:" not in result.stdout
+
+
+def test_without_verbose_there_is_no_debug_log(runner, project_dir):
+    runner.invoke(app, ["-v", "status", "--project-dir", str(project_dir)])
+    result = runner.invoke(app, ["plan", "--cities", "Rome", "--project-dir", str(project_dir)])
+    assert result.exit_code == 0 and "project dir:" not in result.stderr and "config:" not in result.stderr
+    verbose = runner.invoke(app, ["plan", "--cities", "Rome", "--project-dir", str(project_dir), "-v"])
+    assert "config: " in verbose.stderr and "'select_cities': 'Rome'" in verbose.stderr

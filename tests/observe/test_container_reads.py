@@ -200,3 +200,14 @@ def test_a_stopped_uploader_container_is_a_clear_error(runner, fleet, fake_uploa
     fake_uploaders.list = lambda filters: []
     result = runner.invoke(app, ["query", "--project-dir", str(fleet.root), "--city", "Amsterdam"], env={access.ENV_VAR: "container"})
     assert result.exit_code == 1 and "uploader-amsterdam is not running" in result.stderr and "--source lake" in result.stderr
+
+
+def test_a_usage_error_inside_the_container_arrives_as_its_plain_error_line(runner, fleet, fake_uploaders, monkeypatch):
+    # An older image that does not know a flag the host sends: its CLI answers `error: …` plus a hint, exit 2.
+    container = fake_uploaders.by_city["Amsterdam"]
+    real_exec = container.exec_run
+    monkeypatch.setattr(container, "exec_run", lambda argv, demux=False: real_exec([*argv, "--flag-from-the-future"], demux))
+    result = runner.invoke(app, ["query", "--project-dir", str(fleet.root), "--city", "Amsterdam"], env={access.ENV_VAR: "container"})
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: query inside uploader-amsterdam (") and line.endswith("): no such option: --flag-from-the-future")

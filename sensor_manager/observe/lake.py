@@ -2,8 +2,10 @@
 
 Per-city row counts and last writes come from the Delta log (each data file's `num_records` and
 modification time, by `city` partition), so the monitor never scans data files. SQL runs in an
-in-memory DuckDB connection that sees the table as an Arrow dataset opened by `deltalake`; DuckDB
-never installs or loads an extension, and the connection is locked so the SQL cannot touch files.
+in-memory DuckDB connection that sees the table as an Arrow dataset over the files the Delta log lists,
+read by arrow's own filesystem (`uploader.lakeread`: deltalake's Python filesystem crashes the process
+at exit after an early-stopped scan); DuckDB never installs or loads an extension, and the connection
+is locked so the SQL cannot touch files.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from sensor_manager.layout import ProjectLayout
+from uploader.lakeread import open_dataset
 
 TABLE = "sensor_readings"
 
@@ -76,7 +79,7 @@ def _epoch_seconds(value) -> float:
 
 def dataset(table: DeltaTable):
     """The table's current version as a pyarrow dataset (files listed by the Delta log, read lazily)."""
-    return table.to_pyarrow_dataset()
+    return open_dataset(table)
 
 
 def locked_connection(table: DeltaTable | None) -> duckdb.DuckDBPyConnection:

@@ -121,12 +121,15 @@ def query(
 
     Example: ./sensor_manager.py query --source lake --sql "SELECT city, date_trunc('hour', timestamp) AS hour, avg(temperature) FROM sensor_readings GROUP BY ALL ORDER BY ALL"
     """
+    from sensor_manager.observe import lake
     from sensor_manager.observe import query as query_lib
     from sensor_manager.observe.plot import plot_metric
     opts = session(ctx, config, project_dir, json=json)
     _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
     fmt = FormatChoice.json if json else fmt
     layout = opts.layout
+    if sql is not None or source is SourceChoice.lake:
+        layout = lake.with_configured_lake(layout, opts.load_config())
     if sql is not None:
         if source is SourceChoice.edge:
             raise UsageError("--sql runs over the lake only; drop --source edge")
@@ -174,9 +177,10 @@ def monitor(
 
     Example: ./sensor_manager.py monitor --city Amsterdam
     """
-    from sensor_manager.observe import dashboard
+    from sensor_manager.observe import dashboard, lake
     from sensor_manager.observe.monitor import Monitor
-    layout = session(ctx, config, project_dir, json=json).layout
+    opts = session(ctx, config, project_dir, json=json)
+    layout = lake.with_configured_lake(opts.layout, opts.load_config())
     watch = Monitor(layout, load_plan(layout))
     slug = watch.city(city) if city else None
 

@@ -184,7 +184,7 @@ class Monitor:
         if self._table is None:
             self._table = lake.open_table(self.layout)
         else:
-            self._table.update_incremental()
+            lake.refresh(self._table)
         return lake.city_stats(self._table)
 
     # --- per sensor -------------------------------------------------------------------------------

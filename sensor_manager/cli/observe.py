@@ -111,6 +111,7 @@ def query(
     count: Annotated[bool, typer.Option("--count", help="Count the matching readings.")] = False,
     latest: Annotated[bool, typer.Option("--latest", help="The newest reading of each sensor.")] = False,
     sql: Annotated[Optional[str], typer.Option("--sql", help="Read-only DuckDB SQL over the lake table sensor_readings.", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Stop a --sql query after this many seconds (Ctrl-C stops it at once).")] = 300.0,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Draw METRIC over time (temperature, humidity, pressure, vibration, voltage).", metavar="METRIC", show_default=False)] = None,
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FormatChoice.table,
     json: JsonOpt = False,
@@ -133,7 +134,7 @@ def query(
     if sql is not None:
         if source is SourceChoice.edge:
             raise UsageError("--sql runs over the lake only; drop --source edge")
-        _render_rows(query_lib.run_sql(layout, sql), fmt)
+        _render_rows(query_lib.run_sql(layout, sql, timeout), fmt)
         return
     src = (source or SourceChoice.edge).value
     plan = load_plan(layout)

@@ -124,7 +124,6 @@ def query(
     """
     from sensor_manager.observe import lake
     from sensor_manager.observe import query as query_lib
-    from sensor_manager.observe.plot import plot_metric
     opts = session(ctx, config, project_dir, json=json)
     _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
     fmt = FormatChoice.json if json else fmt
@@ -140,6 +139,8 @@ def query(
     plan = load_plan(layout)
     filters = query_lib.Filters(sensor_id=sensor_id, city=city, since=query_lib.parse_since(since))
     if plot is not None:
+        from sensor_manager.observe.plot import plot_metric  # plotext alone takes longer to import than a query runs
+
         if plot not in query_lib.METRICS:
             raise UsageError(f"--plot {plot!r}: choose one of {', '.join(query_lib.METRICS)}")
         rows = query_lib.readings(layout, plan, src, filters, limit or 1000).rows

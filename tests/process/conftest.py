@@ -31,10 +31,10 @@ cities:
   - name: Amsterdam
   - name: Berlin
 uploader:
-  interval_seconds: 3
+  interval_seconds: 10
   sinks:
     delta:
-      batch_size: 25
+      batch_size: 50
 """
 
 SIDE_CONFIG = FLEET_CONFIG.replace("process-suite", "process-side").replace("  - name: Berlin\n", "")
@@ -96,7 +96,7 @@ def process_fleet(tmp_path_factory) -> ProcessFleet:
     (root / "sensor-manager.yaml").write_text(FLEET_CONFIG)
     (side / "sensor-manager.yaml").write_text(SIDE_CONFIG)
     for project in (root, side):
-        _check(run_cli("simulate", "--project-dir", str(project), "--backfill", "240s", "--duration", "0.5", timeout=180))
+        _check(run_cli("simulate", "--project-dir", str(project), "--backfill", "400s", "--duration", "0.5", timeout=180))
     _check(run_cli("start", "--project-dir", str(root), "--wait", "--no-diagnostics", timeout=180))
     fleet = ProcessFleet(root, side)
     try:

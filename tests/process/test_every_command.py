@@ -15,7 +15,7 @@ from .conftest import ProcessFleet, Run, run_cli
 ARROW_RUNS = 20  # commands that open the lake with pyarrow, deltalake or DuckDB
 PLAIN_RUNS = 4  # commands that never read the lake
 PARALLEL = 3
-TIMEOUT = 60
+TIMEOUT = 120  # generous: the default run shares 2 cores; a hang still fails
 
 LIMITED_SQL = "SELECT * FROM sensor_readings LIMIT 1"
 FULL_SQL = "SELECT city, count(*) AS n, max(seq) AS last FROM sensor_readings GROUP BY city ORDER BY city"

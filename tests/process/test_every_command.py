@@ -16,6 +16,7 @@ ARROW_RUNS = 20  # commands that open the lake with pyarrow, deltalake or DuckDB
 PLAIN_RUNS = 4  # commands that never read the lake
 PARALLEL = 3
 TIMEOUT = 120  # generous: the default run shares 2 cores; a hang still fails
+pytestmark = pytest.mark.timeout(900)  # 20 runs, plus starting the shared fleet for the first test
 
 LIMITED_SQL = "SELECT * FROM sensor_readings LIMIT 1"
 FULL_SQL = "SELECT city, count(*) AS n, max(seq) AS last FROM sensor_readings GROUP BY city ORDER BY city"

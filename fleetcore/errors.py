@@ -57,3 +57,12 @@ class ProcessFailedError(SensorManagerError):
 
 class ResourceLimitError(SensorManagerError):
     """An OS limit (open files, disk space) prevents the requested work."""
+
+
+class LakeUnreadableError(SensorManagerError):
+    """The lake's Delta log (or a file it lists) cannot be read: damaged, missing or not permitted."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: the Delta log is damaged or unreadable ({reason}); "
+                         "run `diagnostics`, then restore or move aside the damaged _delta_log entry")

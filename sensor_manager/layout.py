@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,9 +18,12 @@ class ProjectLayout:
       state/plan.json  state/runtime.json
       state/status/<role>-<name>.json      status files (see fleetcore/statusfiles.py)
       state/checkpoints/ locks/ logs/ deadletter/ secrets/ (0700)
+    The lake table is `lake/sensor_readings` unless the config's `uploader.sinks.delta.path` says
+    otherwise (`with_delta_path`).
     """
 
     root: Path
+    delta_path: Path | None = None
 
     @classmethod
     def at(cls, project_dir: str | os.PathLike[str] | None) -> "ProjectLayout":
@@ -37,6 +40,17 @@ class ProjectLayout:
     @property
     def lake(self) -> Path:
         return self.root / "lake"
+
+    @property
+    def lake_table(self) -> Path:
+        return self.delta_path or self.lake / "sensor_readings"
+
+    def with_delta_path(self, configured: str | None) -> "ProjectLayout":
+        """This layout with the lake table where `uploader.sinks.delta.path` puts it (relative: to the project)."""
+        if not configured:
+            return self
+        path = Path(configured).expanduser()
+        return replace(self, delta_path=path if path.is_absolute() else self.root / path)
 
     @property
     def state(self) -> Path:

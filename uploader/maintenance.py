@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
 
 from uploader.invocation import read_plan_identity
+from uploader.lakeread import open_dataset, open_table
 from uploader.schema import CANONICAL_SCHEMA, PARTITION_COLUMNS
 from uploader.shipping import ShipNamespace, read_ship_generation, ship_generation_app_id
 from uploader.sinks.delta import table_path
@@ -28,10 +28,7 @@ from uploader.sources.sqlite import SourceNotReadyError, SourceUnreadableError, 
 
 
 def _table(lake: str | Path) -> DeltaTable | None:
-    try:
-        return DeltaTable(table_path(lake))
-    except TableNotFoundError:
-        return None
+    return open_table(table_path(lake))
 
 
 def _quoted(project: str) -> str:
@@ -44,7 +41,7 @@ def count_project_rows(lake: str | Path, project: str) -> int:
         return 0
     import pyarrow.dataset as ds
 
-    return table.to_pyarrow_dataset().count_rows(filter=ds.field("project") == project)
+    return open_dataset(table).count_rows(filter=ds.field("project") == project)
 
 
 def delete_project_rows(lake: str | Path, project: str) -> int:

@@ -41,3 +41,14 @@ class ShipNamespace:
 
     def app_id(self, key: SourceKey) -> str:
         return f"{self.prefix}{key.path}@{key.generation}"
+
+
+def parse_app_id(app_id: str) -> tuple[ShipNamespace, SourceKey] | None:
+    """The namespace and source an app id names; None for any other app id (e.g. the ship generation's)."""
+    head, _, rest = app_id.partition("/epoch-")
+    epoch, _, rest = rest.partition("/ship-")
+    ship, _, source = rest.partition("/")
+    path, at, generation = source.rpartition("@")
+    if not (head.startswith(f"{APP_PREFIX}/") and epoch.isdigit() and ship.isdigit() and at and path):
+        return None
+    return ShipNamespace(head.removeprefix(f"{APP_PREFIX}/"), int(epoch), int(ship)), SourceKey(path, generation)

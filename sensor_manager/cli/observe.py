@@ -111,6 +111,7 @@ def query(
     count: Annotated[bool, typer.Option("--count", help="Count the matching readings.")] = False,
     latest: Annotated[bool, typer.Option("--latest", help="The newest reading of each sensor.")] = False,
     sql: Annotated[Optional[str], typer.Option("--sql", help="Read-only DuckDB SQL over the lake table sensor_readings.", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Stop a --sql query after this many seconds (Ctrl-C stops it at once).")] = 300.0,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Draw METRIC over time (temperature, humidity, pressure, vibration, voltage).", metavar="METRIC", show_default=False)] = None,
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FormatChoice.table,
     json: JsonOpt = False,
@@ -122,21 +123,25 @@ def query(
     Example: ./sensor_manager.py query --source lake --sql "SELECT city, date_trunc('hour', timestamp) AS hour, avg(temperature) FROM sensor_readings GROUP BY ALL ORDER BY ALL"
     """
     from sensor_manager.durations import parse_since
+    from sensor_manager.observe import lake
     from sensor_manager.observe import query as query_lib
-    from sensor_manager.observe.plot import plot_metric
     opts = session(ctx, config, project_dir, json=json)
     _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
     fmt = FormatChoice.json if json else fmt
     layout = opts.layout
+    if sql is not None or source is SourceChoice.lake:
+        layout = lake.with_configured_lake(layout, opts.load_config())
     if sql is not None:
         if source is SourceChoice.edge:
             raise UsageError("--sql runs over the lake only; drop --source edge")
-        _render_rows(query_lib.run_sql(layout, sql), fmt)
+        _render_rows(query_lib.run_sql(layout, sql, timeout), fmt)
         return
     src: query_lib.Source = "lake" if source is SourceChoice.lake else "edge"
     plan = load_plan(layout)
     filters = query_lib.Filters(sensor_id=sensor_id, city=city, since=None if since is None else parse_since(since))
     if plot is not None:
+        from sensor_manager.observe.plot import plot_metric  # plotext alone takes longer to import than a query runs
+
         if plot not in query_lib.METRICS:
             raise UsageError(f"--plot {plot!r}: choose one of {', '.join(query_lib.METRICS)}")
         rows = query_lib.readings(layout, plan, src, filters, limit or 1000).rows
@@ -175,9 +180,10 @@ def monitor(
 
     Example: ./sensor_manager.py monitor --city Amsterdam
     """
-    from sensor_manager.observe import dashboard
+    from sensor_manager.observe import dashboard, lake
     from sensor_manager.observe.monitor import Monitor
-    layout = session(ctx, config, project_dir, json=json).layout
+    opts = session(ctx, config, project_dir, json=json)
+    layout = lake.with_configured_lake(opts.layout, opts.load_config())
     watch = Monitor(layout, load_plan(layout))
     slug = watch.city(city) if city else None
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
-from fleetcore.errors import SensorManagerError
+from fleetcore.errors import LakeUnreadableError, SensorManagerError
 from fleetcore.timestamps import iso_epoch
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe import lake
@@ -38,6 +38,7 @@ CLOCK_TOLERANCE_SECONDS = 5.0
 LAG_WARN_SECONDS = 300.0
 GAP_SCAN_ROWS = 1_000_000  # rows a seq-gap search reads at most; beyond that the gap is reported without a position
 ERROR_LINES = 3
+LAKE_REMEDY = "the Delta log is damaged or unreadable: check permissions, restore or move aside the damaged _delta_log entry"
 
 
 @dataclass
@@ -64,6 +65,7 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     checks: list[Check] = []
     config, check = _config(load_config)
     checks.append(check)
+    layout = lake.with_configured_lake(layout, config)
     record = read_runtime_record(layout)
     checks.append(_runtime(record))
     checks.extend(_docker(record))
@@ -297,7 +299,7 @@ def _existing_parent(path: Path) -> Path:
 
 def _disk(layout: ProjectLayout) -> list[Check]:
     checks = []
-    for label, path in (("data", layout.data), ("lake", layout.lake)):
+    for label, path in (("data", layout.data), ("lake", lake.table_path(layout))):
         free = shutil.disk_usage(_existing_parent(path)).free
         status: Status = "fail" if free < FREE_FAIL_BYTES else "warn" if free < FREE_WARN_BYTES else "pass"
         checks.append(Check(f"disk {label}", status, f"{free / 1024**3:.1f} GiB free at {_existing_parent(path)}",
@@ -311,8 +313,12 @@ def _lake(layout: ProjectLayout) -> list[Check]:
         table = lake.open_table(layout)
         readable = Check("lake readable", "pass", f"{path} version {table.version()}") if table else Check(
             "lake readable", "skip", f"{path}: no table yet (nothing uploaded)")
+        if table is not None:
+            lake.city_stats(table)  # reads every entry of the log, as monitor and query do
+    except LakeUnreadableError as exc:
+        readable = Check("lake readable", "fail", f"{exc.path}: {exc.reason}", LAKE_REMEDY)
     except Exception as exc:  # any failure to read the Delta log is the finding itself
-        readable = Check("lake readable", "fail", f"{path}: {str(exc).splitlines()[0]}", "the Delta log is damaged or unreadable; check permissions")
+        readable = Check("lake readable", "fail", f"{path}: {str(exc).splitlines()[0]}", LAKE_REMEDY)
     return [readable, _lake_writable(path)]
 
 
@@ -339,6 +345,8 @@ def _lag(layout: ProjectLayout, plan: FleetPlan | None, running: bool, config, a
     watch = Monitor(layout, plan, access)
     try:
         cities = watch.refresh().cities
+    except LakeUnreadableError:
+        return [Check("uploader lag", "skip", "the lake cannot be read (see lake readable)")]
     finally:
         watch.close()
     for city in cities:

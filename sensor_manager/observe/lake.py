@@ -2,8 +2,10 @@
 
 Per-city row counts and last writes come from the Delta log (each data file's `num_records` and
 modification time, by `city` partition), so the monitor never scans data files. SQL runs in an
-in-memory DuckDB connection that sees the table as an Arrow dataset opened by `deltalake`; DuckDB
-never installs or loads an extension, and the connection is locked so the SQL cannot touch files.
+in-memory DuckDB connection that sees the table as an Arrow dataset over the files the Delta log lists,
+read by arrow's own filesystem (`uploader.lakeread`: deltalake's Python filesystem crashes the process
+at exit after an early-stopped scan); DuckDB never installs or loads an extension, and the connection
+is locked so the SQL cannot touch files.
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
 from sensor_manager.layout import ProjectLayout
+from uploader import lakeread
 
 TABLE = "sensor_readings"
 
@@ -37,25 +39,32 @@ class CityLakeStats:
 
 
 def table_path(layout: ProjectLayout) -> Path:
-    return layout.lake / TABLE
+    """Where the uploaders write: `uploader.sinks.delta.path` when the layout carries it, else `lake/sensor_readings`."""
+    return layout.lake_table
+
+
+def with_configured_lake(layout: ProjectLayout, config) -> ProjectLayout:
+    """The layout whose lake table is the one the config's uploaders write (`uploader.sinks.delta.path`)."""
+    return layout.with_delta_path(config.uploader.sinks.delta.path) if config is not None else layout
 
 
 def open_table(layout: ProjectLayout) -> DeltaTable | None:
-    """The lake table, or None when nothing has been uploaded yet."""
-    path = table_path(layout)
-    if not (path / "_delta_log").is_dir():
-        return None
-    try:
-        return DeltaTable(str(path))
-    except TableNotFoundError:
-        return None
+    """The lake table, or None when nothing has been uploaded yet; a damaged log raises `LakeUnreadableError`."""
+    return lakeread.open_table(table_path(layout))
+
+
+def refresh(table: DeltaTable) -> None:
+    """Move an open table to its newest version (the monitor keeps one open between refreshes)."""
+    with lakeread.reading(lakeread.local_path(table)):
+        table.update_incremental()
 
 
 def city_stats(table: DeltaTable | None) -> dict[str, CityLakeStats]:
     """Rows and newest write per `city` partition, from the Delta log alone."""
     if table is None:
         return {}
-    actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
+    with lakeread.reading(lakeread.local_path(table)):
+        actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
     totals: dict[str, list] = {}
     for city, records, modified in zip(
         actions.get("partition.city", []), actions.get("num_records", []), actions.get("modification_time", []),
@@ -77,7 +86,7 @@ def _epoch_seconds(value) -> float:
 
 def dataset(table: DeltaTable):
     """The table's current version as a pyarrow dataset (files listed by the Delta log, read lazily)."""
-    return table.to_pyarrow_dataset()
+    return lakeread.open_dataset(table)
 
 
 def locked_connection(table: DeltaTable | None) -> duckdb.DuckDBPyConnection:

@@ -33,6 +33,8 @@ from sensor_manager.observe.services import service_statuses
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import recorded_runtime
 from fleetcore.statusfiles import is_stale, read_status
+from uploader.checkpoints import checkpoint_path
+from uploader.shipping import parse_app_id
 
 SCHEMA_VERSION = 1
 RATE_WINDOW_SECONDS = 10.0
@@ -140,7 +142,7 @@ class Monitor:
         simulator, last_known = self._simulator_status(now)
         uploaders = {slug: read_status(self.layout.status_file("uploader", city_service_slug(slug))) for slug in self._city_slugs()}
         lake_stats = self._lake_stats()
-        positions = {slug: _positions(doc, slug in lake_stats) for slug, doc in uploaders.items()}
+        positions = {slug: _positions(doc, slug in lake_stats, self._checkpoints(slug)) for slug, doc in uploaders.items()}
         services = {s.name: s for s in service_statuses(self.layout)}
         cities = {slug: CityRow(slug, display) for slug, display in self._city_names().items()}
         sensors = []
@@ -189,11 +191,35 @@ class Monitor:
                 fresh.update(sensors)
         return fresh, known
 
+    def _checkpoints(self, slug: str) -> dict[str, tuple[str | None, int]]:
+        """source path -> (generation, position) the city's uploader last persisted for the lake, in this
+        project's current fleet epoch (newest ship generation): what it resumes from after a restart."""
+        path = checkpoint_path(self.layout.state, city_service_slug(slug))
+        if self.plan is None or not path.exists():
+            return {}
+        try:
+            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1)
+            try:
+                rows = conn.execute("SELECT app_id, position FROM checkpoints WHERE sink = ?", (LAKE_SINK,)).fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return {}  # being rebuilt or unreadable: the uploader's status file will say
+        newest: dict[str, tuple[int, str, int]] = {}
+        for app_id, position in rows:
+            parsed = parse_app_id(app_id)
+            if parsed is None or (parsed[0].project, parsed[0].fleet_epoch) != (self.plan.project, self.plan.fleet_epoch):
+                continue
+            namespace, key = parsed
+            if key.path not in newest or namespace.ship_generation > newest[key.path][0]:
+                newest[key.path] = (namespace.ship_generation, key.generation, int(position))
+        return {source: (generation, position) for source, (_, generation, position) in newest.items()}
+
     def _lake_stats(self) -> dict[str, lake.CityLakeStats]:
         if self._table is None:
             self._table = lake.open_table(self.layout)
         else:
-            self._table.update_incremental()
+            lake.refresh(self._table)
         return lake.city_stats(self._table)
 
     # --- per sensor -------------------------------------------------------------------------------
@@ -286,16 +312,18 @@ class Monitor:
         city.rate_history = list(history)
 
 
-def _positions(uploader: dict | None, in_lake: bool) -> dict[str, tuple[str | None, int]] | None:
-    """source path -> (generation, last id the lake confirmed), from the uploader's status file.
+def _positions(uploader: dict | None, in_lake: bool, persisted: dict[str, tuple[str | None, int]]) -> dict[str, tuple[str | None, int]] | None:
+    """source path -> (generation, last id the lake confirmed), from the uploader's status file, over the
+    positions its checkpoint store persisted (`persisted`): right after a restart the status file lists
+    no position until the first cycle, and the lag is not every row.
 
-    Without a status file the positions are known only when the lake has nothing of the city (all
-    pending); otherwise None, and the city's lag falls back to edge rows minus lake rows.
+    Without either the positions are known only when the lake has nothing of the city (all pending);
+    otherwise None, and the city's lag falls back to edge rows minus lake rows.
     """
-    if not uploader:
+    if not uploader and not persisted:
         return None if in_lake else {}
-    positions = {}
-    for source in uploader.get("sources") or []:
+    positions = dict(persisted)
+    for source in (uploader or {}).get("sources") or []:
         marks = source.get("positions") or {}
         if not marks:
             continue

@@ -9,6 +9,7 @@ uploader containers instead (`observe/container_query.py`).
 from __future__ import annotations
 
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal
@@ -33,6 +34,10 @@ READING_COLUMNS = (
 )
 METRICS = ("temperature", "humidity", "pressure", "vibration", "voltage")
 MAX_LIMIT = 1_000_000
+
+
+class QueryTimeoutError(SensorManagerError):
+    """A lake query outlived its `--timeout`."""
 
 
 @dataclass
@@ -238,15 +243,46 @@ def _lake_where(plan: FleetPlan | None, filters: Filters) -> tuple[str, dict[str
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _lake_rows(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+def _lake_rows(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
+               timeout: float | None = None) -> QueryResult:
+    """Run one statement and close the connection; Ctrl-C and `timeout` interrupt DuckDB itself.
+
+    The statement runs on a worker thread so the main thread stays free to take SIGINT (Python runs
+    signal handlers only there, and never while it waits inside DuckDB) and to interrupt the query.
+    The main thread waits on an Event, not `Thread.join`: a join interrupted by Ctrl-C returns early
+    on a later call, and closing the connection while DuckDB still runs aborts the process.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def execute() -> None:
+        try:
+            cursor = conn.execute(sql, params or {})
+            columns = [d[0] for d in cursor.description]
+            outcome["result"] = QueryResult(columns, [dict(zip(columns, map(_plain, row), strict=True)) for row in cursor.fetchall()])
+        except BaseException as exc:  # handed to the main thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=execute, name="lake-query", daemon=True).start()
     try:
-        cursor = conn.execute(sql, params or {})
-        columns = [d[0] for d in cursor.description]
-        return QueryResult(columns, [dict(zip(columns, map(_plain, row), strict=True)) for row in cursor.fetchall()])
-    except duckdb.Error as exc:
-        raise UsageError(f"SQL refused: {str(exc).splitlines()[0]}") from None
+        if not done.wait(timeout):
+            conn.interrupt()
+            done.wait()
+            raise QueryTimeoutError(f"--sql: the query ran longer than {timeout:g} s and was stopped; narrow it or raise --timeout")
+    except KeyboardInterrupt:
+        conn.interrupt()
+        done.wait()
+        raise
     finally:
         conn.close()
+    error = outcome.get("error")
+    if isinstance(error, duckdb.Error):
+        raise UsageError(f"SQL refused: {str(error).splitlines()[0]}") from None
+    if error is not None:
+        raise error
+    return outcome["result"]
 
 
 def _plain(value: Any) -> Any:
@@ -308,9 +344,13 @@ def lake_report(layout: ProjectLayout, plan: FleetPlan | None, filters: Filters,
     )]
 
 
-def run_sql(layout: ProjectLayout, sql: str) -> QueryResult:
-    """Read-only DuckDB SQL over the lake's `sensor_readings`; file access, ATTACH and extensions are refused (exit 2)."""
-    return _lake_rows(_lake_connection(layout), sql)
+def run_sql(layout: ProjectLayout, sql: str, timeout: float) -> QueryResult:
+    """Read-only DuckDB SQL over the lake's `sensor_readings`; file access, ATTACH and extensions are refused (exit 2).
+
+    Stopped after `timeout` seconds (exit 1) or on Ctrl-C (exit 130)."""
+    if not timeout > 0:
+        raise UsageError(f"--timeout {timeout}: must be a positive number of seconds")
+    return _lake_rows(_lake_connection(layout), sql, timeout=timeout)
 
 
 # --- one entry point per mode, by source ---------------------------------------------------------

@@ -172,3 +172,26 @@ def test_json_carries_the_dashboards_header_totals_and_per_sink_figures(runner, 
     assert amsterdam["dead_lettered"] == 2 and amsterdam["restarts"] == 0 and len(amsterdam["rate_history"]) == 1
     assert amsterdam["sinks"]["delta"]["rows_shipped"] == 35 and amsterdam["sinks"]["delta"]["dead_lettered"] == 2
     assert list(amsterdam["sinks"]["delta"]) == ["rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered"]
+
+
+def test_right_after_a_restart_lag_comes_from_the_persisted_checkpoints(runner, fleet):
+    """Finding 19: a restarted uploader's status file lists no positions until its first cycle."""
+    from uploader.checkpoints import CheckpointStore, checkpoint_path
+    from uploader.shipping import ShipNamespace
+    from uploader.sources.sqlite import SourceKey
+
+    fleet.upload("Amsterdam", upto={"Amsterdam_AM00": 15, "Amsterdam_AM01": 20})
+    status_path = fleet.layout.status_file("uploader", "amsterdam")
+    document = json.loads(status_path.read_text())
+    store = CheckpointStore(checkpoint_path(fleet.layout.state, "amsterdam"))
+    old_epoch = ShipNamespace(fleet.plan.project, fleet.plan.fleet_epoch - 1)
+    for source in document["sources"]:
+        key = SourceKey(source["source"], source["generation"])
+        store.set("delta", ShipNamespace(fleet.plan.project, fleet.plan.fleet_epoch).app_id(key), source["positions"]["delta"])
+        store.set("delta", old_epoch.app_id(key), 1)  # another epoch's position is not this one's
+    store.close()
+    document["state"], document["sources"] = "starting", []  # what a restarted uploader writes first
+    status_path.write_text(json.dumps(document))
+
+    amsterdam = by_city(snapshot(runner, fleet))["Amsterdam"]
+    assert amsterdam["lag_rows"] == 5  # rows 16..20 of AM00, not all 40

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sensor_manager.errors import ConfigError
 from sensor_manager.layout import REPO_ROOT
-from sensor_manager.naming import city_name_problem, safe_city_name, slug_key
+from sensor_manager.naming import city_name_problem, safe_city_name, city_clash_key
 from sensor_manager.simulator.settings import (
     AnomalySettings,
     DeviceSettings,
@@ -197,7 +197,7 @@ class Config(StrictModel):
         seen: dict[str, tuple[int, str]] = {}
         problems = []
         for index, city in enumerate(cities):
-            key = slug_key(city.name)
+            key = city_clash_key(city.name)
             if key in seen:
                 first, other = seen[key]
                 if other.casefold() == city.name.casefold():
@@ -217,11 +217,11 @@ class Config(StrictModel):
     def _fill_to_max_cities(self) -> "Config":
         # As in the seed, max_cities larger than the list takes the next cities of the bundled table.
         if self.max_cities and self.max_cities > len(self.cities):
-            have = {slug_key(c.name) for c in self.cities}
+            have = {city_clash_key(c.name) for c in self.cities}
             for entry in bundled_cities().values():
                 if len(self.cities) >= self.max_cities:
                     break
-                if slug_key(entry["name"]) not in have:
+                if city_clash_key(entry["name"]) not in have:
                     self.cities.append(CityConfig(name=entry["name"]))
         return self
 
@@ -229,8 +229,8 @@ class Config(StrictModel):
         """The cities that run: the --cities selection (or all), then the first max_cities."""
         cities = self.cities
         if self.selected_cities is not None:
-            wanted = {slug_key(name) for name in self.selected_cities}
-            cities = [c for c in cities if slug_key(c.name) in wanted]
+            wanted = {city_clash_key(name) for name in self.selected_cities}
+            cities = [c for c in cities if city_clash_key(c.name) in wanted]
         return cities[: self.max_cities] if self.max_cities else list(cities)
 
     def redacted(self) -> dict[str, Any]:
@@ -440,22 +440,22 @@ def _select_cities(raw: dict[str, Any], flag_value: Any, problems: _Problems) ->
         name = entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
         if isinstance(name, str):
             by_key.setdefault(name.casefold(), name)
-            by_key.setdefault(slug_key(name), name)
+            by_key.setdefault(city_clash_key(name), name)
     selected: list[str] = []
     first_given: dict[str, str] = {}
     for name in names:
         key = name.casefold()
-        earlier = first_given.get(slug_key(name))
+        earlier = first_given.get(city_clash_key(name))
         if earlier is not None:
             same = "is" if earlier == name else f"and {earlier!r} are the same city,"
             problems.add(flag, "", f"{name!r} {same} listed twice; name each city once")
             continue
-        first_given[slug_key(name)] = name
-        if key in by_key or slug_key(name) in by_key:
-            selected.append(safe_city_name(by_key.get(key) or by_key[slug_key(name)]))
+        first_given[city_clash_key(name)] = name
+        if key in by_key or city_clash_key(name) in by_key:
+            selected.append(safe_city_name(by_key.get(key) or by_key[city_clash_key(name)]))
             continue
         known = bundled_cities().get(key) or next(
-            (c for c in bundled_cities().values() if slug_key(c["name"]) == slug_key(name)), None
+            (c for c in bundled_cities().values() if city_clash_key(c["name"]) == city_clash_key(name)), None
         )
         if known is None:
             choices = [*{v for v in by_key.values()}, *(c["name"] for c in bundled_cities().values())]

@@ -94,8 +94,8 @@ def selected_databases(layout: ProjectLayout, plan: FleetPlan | None, filters: F
 
 def _is_city(db: EdgeDatabase, name: str) -> bool:
     key = name.strip().casefold()
-    return key in (db.city.casefold(), db.city_slug.casefold(), city_service_slug(db.city_slug)) or (
-        safe_city_name(name).casefold() == db.city_slug.casefold()
+    return key in (db.city.casefold(), db.safe_city.casefold(), city_service_slug(db.safe_city)) or (
+        safe_city_name(name).casefold() == db.safe_city.casefold()
     )
 
 
@@ -217,8 +217,8 @@ def _lake_city(plan: FleetPlan | None, city: str) -> str:
     """The lake's `city` partition value (a safe name) for what the user typed."""
     key = city.strip().casefold()
     for sensor in plan.sensors if plan else ():
-        if key in (sensor.city.casefold(), sensor.city_slug.casefold(), city_service_slug(sensor.city_slug)):
-            return sensor.city_slug
+        if key in (sensor.city.casefold(), sensor.safe_city.casefold(), city_service_slug(sensor.safe_city)):
+            return sensor.safe_city
     return safe_city_name(city)
 
 

@@ -13,7 +13,7 @@ from sensor_manager.naming import (
     code_candidates,
     is_valid_code,
     safe_city_name,
-    slug_key,
+    city_clash_key,
     stable_int,
 )
 
@@ -71,14 +71,14 @@ def test_escaping_names_are_rejected(name):
 
 @given(names, names)
 def test_names_with_different_slug_keys_get_different_directories(a, b):
-    # Uniqueness: the clash check compares slug_key; distinct keys can never share a directory,
+    # Uniqueness: the clash check compares city_clash_key; distinct keys can never share a directory,
     # even on a case-insensitive file system.
-    if slug_key(a) != slug_key(b):
+    if city_clash_key(a) != city_clash_key(b):
         assert safe_city_name(a).casefold() != safe_city_name(b).casefold()
 
 
 def test_clashing_spellings_share_a_slug_key():
-    assert slug_key("New York") == slug_key("New_York") == slug_key("new york")
+    assert city_clash_key("New York") == city_clash_key("New_York") == city_clash_key("new york")
 
 
 @given(st.integers(min_value=0, max_value=2**63 - 1), names, st.integers(min_value=0, max_value=10_000))

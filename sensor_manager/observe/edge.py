@@ -29,7 +29,7 @@ class EdgeDatabase:
 
     sensor_id: str
     city: str  # display name
-    safe_city: str  # safe name: directory and lake partition
+    safe_city: str  # safe name: directory (and the lake's `city` in lakes written before display names)
     path: Path
 
     @property

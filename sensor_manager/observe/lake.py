@@ -16,6 +16,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from sensor_manager.layout import ProjectLayout
+from sensor_manager.naming import safe_city_name
 
 TABLE = "sensor_readings"
 
@@ -52,7 +53,10 @@ def open_table(layout: ProjectLayout) -> DeltaTable | None:
 
 
 def city_stats(table: DeltaTable | None) -> dict[str, CityLakeStats]:
-    """Rows and newest write per `city` partition, from the Delta log alone."""
+    """Rows and newest write per city, by safe name, from the Delta log alone.
+
+    Keyed by safe name so a lake's older `New_York` partitions and newer `New York` ones add up.
+    """
     if table is None:
         return {}
     actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
@@ -60,7 +64,7 @@ def city_stats(table: DeltaTable | None) -> dict[str, CityLakeStats]:
     for city, records, modified in zip(
         actions.get("partition.city", []), actions.get("num_records", []), actions.get("modification_time", [])
     ):
-        entry = totals.setdefault(city, [0, None])
+        entry = totals.setdefault(safe_city_name(city), [0, None])
         entry[0] += records or 0
         if modified is not None:
             entry[1] = max(entry[1] or 0, _epoch_seconds(modified))

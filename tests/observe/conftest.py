@@ -34,11 +34,11 @@ def temperature(k: int, i: int) -> float:
 
 
 def planned(city: str, index: int) -> PlannedSensor:
-    slug = safe_city_name(city)
-    code = f"{city_service_slug(slug)[:2].upper()}{index:02d}"
+    safe = safe_city_name(city)
+    code = f"{city_service_slug(safe)[:2].upper()}{index:02d}"
     return PlannedSensor(
-        sensor_id=f"{slug}_{code}", city=city, safe_city=slug, code=code, index=index, latitude=52.0,
-        longitude=4.0, timezone="UTC", db_path=f"data/{slug}/{code}/sensor_data.db", manufacturer="SensorTech",
+        sensor_id=f"{safe}_{code}", city=city, safe_city=safe, code=code, index=index, latitude=52.0,
+        longitude=4.0, timezone="UTC", db_path=f"data/{safe}/{code}/sensor_data.db", manufacturer="SensorTech",
         model="EnvMonitor-3000", firmware_version="1.4.0", serial_number=f"SN-{code}", manufacture_date="2024-01-01",
         installation_date="2024-02-01", deployment_type="outdoor", height_meters=2.0, orientation_degrees=90.0,
         instance_id=f"i-{code}", sensor_type="environmental", seed=index,
@@ -99,8 +99,13 @@ class Fleet:
         name = f"sensor-{city_service_slug(safe_city)}"
         write_status(self.layout.status_file("sensor", city_service_slug(safe_city)), {"role": "sensor", "name": name, "sensors": sensors}, interval)
 
-    def upload(self, safe_city: str, upto: dict[str, int] | None = None, state: str = "idle", interval: float = 2.0, dead_lettered: int = 0) -> None:
-        """Put rows 1..upto[sensor] (default: all) of a city into the lake and write the uploader's status file."""
+    def upload(self, safe_city: str, upto: dict[str, int] | None = None, state: str = "idle", interval: float = 2.0, dead_lettered: int = 0,
+               lake_city: str | None = None) -> None:
+        """Put rows 1..upto[sensor] (default: all) of a city into the lake and write the uploader's status file.
+
+        `lake_city` is the `city` value written: the display name by default, as the uploader writes it; the safe
+        name imitates a lake written before display names.
+        """
         upto = upto or {}
         columns: dict[str, list] = {name: [] for name in LAKE_COLUMNS}
         sources = []
@@ -115,7 +120,7 @@ class Fleet:
                 moment = datetime.fromisoformat(row["timestamp"])
                 for name in LAKE_COLUMNS:
                     columns[name].append({
-                        "timestamp": moment, "city": safe_city, "date": moment.date().isoformat(), "project": self.plan.project,
+                        "timestamp": moment, "city": lake_city or sensor.city, "date": moment.date().isoformat(), "project": self.plan.project,
                         "fleet_epoch": self.plan.fleet_epoch, "source": f"{safe_city}/{sensor.code}/sensor_data.db",
                         "generation": generation, "source_id": row["id"], "uploader_id": city_service_slug(safe_city), "stage": "raw",
                     }.get(name, row[name] if name in row.keys() else None))

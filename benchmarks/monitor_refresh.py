@@ -35,7 +35,7 @@ START_MS = 1_748_779_200_000  # 2025-06-01T12:00:00Z
 def planned(city: str, index: int) -> PlannedSensor:
     code = f"{city[-2:].upper()}{index:03d}"
     return PlannedSensor(
-        sensor_id=f"{city}_{code}", city=city, city_slug=city, code=code, index=index, latitude=0.0, longitude=0.0,
+        sensor_id=f"{city}_{code}", city=city, safe_city=city, code=code, index=index, latitude=0.0, longitude=0.0,
         timezone="UTC", db_path=f"data/{city}/{code}/sensor_data.db", manufacturer="SensorTech", model="EnvMonitor-3000",
         firmware_version="1.4.0", serial_number=f"SN-{code}", manufacture_date="2024-01-01", installation_date="2024-02-01",
         deployment_type="rooftop", height_meters=2.0, orientation_degrees=0.0, instance_id=f"i-{code}",
@@ -68,7 +68,7 @@ def build_project(root: Path, cities: int, per_city: int, rows: int) -> FleetPla
     layout.ensure_state()
     layout.plan_file.write_text(json.dumps(plan.to_dict()))
     for city in names:
-        group = [s for s in sensors if s.city_slug == city]
+        group = [s for s in sensors if s.safe_city == city]
         generations = {s.sensor_id: write_db(root, s, rows) for s in group}
         slug = city_service_slug(city)
         write_status(layout.status_file("sensor", slug), {"role": "sensor", "name": f"sensor-{slug}", "sensors": {

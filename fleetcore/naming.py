@@ -53,7 +53,7 @@ def city_name_problem(display_name: str) -> str | None:
     return None
 
 
-def slug_key(display_name: str) -> str:
+def city_clash_key(display_name: str) -> str:
     """What two city names are compared by for a clash: their safe name, case-folded (file systems may fold case)."""
     return safe_city_name(display_name).casefold()
 
@@ -76,7 +76,7 @@ def _base36(number: int, length: int) -> str:
     return "".join(chars)
 
 
-def code_candidates(seed: int, city_slug: str, index: int) -> Iterator[str]:
+def code_candidates(seed: int, safe_city: str, index: int) -> Iterator[str]:
     """Codes a sensor may take, in order of preference: 4 characters, then longer, then salted.
 
     The first candidate not already taken in the fleet becomes the sensor's code, so a collision only
@@ -84,7 +84,7 @@ def code_candidates(seed: int, city_slug: str, index: int) -> Iterator[str]:
     """
     salt = 0
     while True:
-        number = int.from_bytes(_digest("code", seed, city_slug, index, salt), "big")
+        number = int.from_bytes(_digest("code", seed, safe_city, index, salt), "big")
         for length in range(CODE_MIN_LENGTH, CODE_MAX_LENGTH + 1):
             yield _base36(number, length)
         salt += 1

@@ -91,8 +91,8 @@ class ProjectLayout:
     def status_file(self, role: str, name: str) -> Path:
         return self.status_dir / f"{role}-{name}.json"
 
-    def sensor_dir(self, city_slug: str, code: str) -> Path:
-        return self.data / city_slug / code
+    def sensor_dir(self, safe_city: str, code: str) -> Path:
+        return self.data / safe_city / code
 
     def ensure_state(self) -> None:
         """Create the state tree; secrets/ is owner-only."""

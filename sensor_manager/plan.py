@@ -35,7 +35,7 @@ SENSOR_TYPE = "environmental_monitoring"
 class PlannedSensor:
     sensor_id: str  # "<City>_<CODE>"
     city: str  # display name, e.g. "São Paulo" (the `location` column)
-    city_slug: str  # safe name, e.g. "Sao_Paulo" (directory and id prefix)
+    safe_city: str  # safe name, e.g. "Sao_Paulo" (directory and id prefix)
     code: str  # 4-8 chars of [A-Z0-9], unique across the fleet
     index: int  # position within its city, 0-based; growth appends
     latitude: float
@@ -63,6 +63,13 @@ class PlannedSensor:
         # Every field is a plain value: no deep copy needed (asdict's costs seconds on a large fleet).
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PlannedSensor":
+        # Plans written before the glossary rename call the safe name `city_slug`.
+        if "city_slug" in data:
+            data = {("safe_city" if key == "city_slug" else key): value for key, value in data.items()}
+        return cls(**data)
+
 
 @dataclass(frozen=True)
 class FleetPlan:
@@ -70,15 +77,15 @@ class FleetPlan:
     seed: int
     fleet_epoch: int
     sensors: tuple[PlannedSensor, ...]
-    cities: tuple[str, ...] = field(default=())  # city slugs in plan order
+    cities: tuple[str, ...] = field(default=())  # safe city names in plan order
     # Sensors dropped by a --replan whose data stays on disk (listed, never deleted implicitly).
     retired: tuple[PlannedSensor, ...] = field(default=())
 
     def by_city(self) -> dict[str, list[PlannedSensor]]:
-        """Sensors grouped by city slug, in plan order."""
+        """Sensors grouped by safe city name, in plan order."""
         groups: dict[str, list[PlannedSensor]] = {}
         for sensor in self.sensors:
-            groups.setdefault(sensor.city_slug, []).append(sensor)
+            groups.setdefault(sensor.safe_city, []).append(sensor)
         return groups
 
     def sensor(self, sensor_id: str) -> PlannedSensor:
@@ -99,13 +106,13 @@ class FleetPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FleetPlan":
-        sensors = tuple(PlannedSensor(**s) for s in data["sensors"])
-        retired = tuple(PlannedSensor(**s) for s in data.get("retired", ()))
+        sensors = tuple(PlannedSensor.from_dict(s) for s in data["sensors"])
+        retired = tuple(PlannedSensor.from_dict(s) for s in data.get("retired", ()))
         return cls(data["project"], data["seed"], data["fleet_epoch"], sensors, _city_order(sensors), retired)
 
 
 def _city_order(sensors: Sequence[PlannedSensor]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(s.city_slug for s in sensors))
+    return tuple(dict.fromkeys(s.safe_city for s in sensors))
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -134,8 +141,8 @@ def _jitter(rng: random.Random, latitude: float, longitude: float) -> tuple[floa
 
 
 def _make_sensor(config: "Config", city: "CityConfig", index: int, code: str) -> PlannedSensor:
-    slug = safe_city_name(city.name)
-    rng = random.Random(stable_int("attributes", config.seed, slug, index))
+    safe = safe_city_name(city.name)
+    rng = random.Random(stable_int("attributes", config.seed, safe, index))
     # CityConfig's validator fills all three from the city table or refuses the city
     assert city.latitude is not None and city.longitude is not None and city.timezone is not None
     latitude, longitude = _jitter(rng, city.latitude, city.longitude)
@@ -146,15 +153,15 @@ def _make_sensor(config: "Config", city: "CityConfig", index: int, code: str) ->
     manufactured = date(2021, 1, 1) + timedelta(days=rng.randrange(0, 3 * 365))
     installed = manufactured + timedelta(days=rng.randrange(14, 180))
     return PlannedSensor(
-        sensor_id=f"{slug}_{code}",
+        sensor_id=f"{safe}_{code}",
         city=city.name,
-        city_slug=slug,
+        safe_city=safe,
         code=code,
         index=index,
         latitude=latitude,
         longitude=longitude,
         timezone=city.timezone,
-        db_path=f"data/{slug}/{code}/sensor_data.db",
+        db_path=f"data/{safe}/{code}/sensor_data.db",
         manufacturer=manufacturer,
         model=model,
         firmware_version=firmware,
@@ -164,25 +171,25 @@ def _make_sensor(config: "Config", city: "CityConfig", index: int, code: str) ->
         deployment_type=_weighted(rng, DEPLOYMENT_TYPES),
         height_meters=round(1.5 + 10.5 * rng.random(), 1),
         orientation_degrees=round(360.0 * rng.random(), 1) % 360.0,
-        instance_id=f"i-{stable_int('instance', config.seed, slug, index, bits=64):016x}",
+        instance_id=f"i-{stable_int('instance', config.seed, safe, index, bits=64):016x}",
         sensor_type=SENSOR_TYPE,
-        seed=stable_int("sensor", config.seed, slug, index),
+        seed=stable_int("sensor", config.seed, safe, index),
     )
 
 
 def _assign_codes(seed: int, slots: Sequence[tuple[str, int]], taken: set[str]) -> dict[tuple[str, int], str]:
-    """A code per (city slug, index), unique among `taken` and each other.
+    """A code per (safe city name, index), unique among `taken` and each other.
 
     Slots are coded by index first, then city order, so growing sensors_per_city never changes the
     codes of existing sensors; a collision only lengthens the later sensor's code.
     """
     taken = set(taken)
     codes: dict[tuple[str, int], str] = {}
-    city_position = {slug: pos for pos, slug in enumerate(dict.fromkeys(slug for slug, _ in slots))}
-    for slug, index in sorted(slots, key=lambda slot: (slot[1], city_position[slot[0]])):
-        code = next(c for c in code_candidates(seed, slug, index) if c not in taken)
+    city_position = {safe: pos for pos, safe in enumerate(dict.fromkeys(safe for safe, _ in slots))}
+    for safe, index in sorted(slots, key=lambda slot: (slot[1], city_position[slot[0]])):
+        code = next(c for c in code_candidates(seed, safe, index) if c not in taken)
         taken.add(code)
-        codes[(slug, index)] = code
+        codes[(safe, index)] = code
     return codes
 
 
@@ -190,12 +197,12 @@ def _build_sensors(
     config: "Config", cities: Sequence["CityConfig"], keep: Sequence[PlannedSensor] = ()
 ) -> tuple[PlannedSensor, ...]:
     """Sensors for `cities` x sensors_per_city in plan order; sensors in `keep` are reused as they are."""
-    kept = {(s.city_slug, s.index): s for s in keep}
+    kept = {(s.safe_city, s.index): s for s in keep}
     slots = [(safe_city_name(c.name), i) for c in cities for i in range(config.sensors_per_city)]
     new_slots = [slot for slot in slots if slot not in kept]
     codes = _assign_codes(config.seed, new_slots, {s.code for s in keep})
-    by_slug = {safe_city_name(c.name): c for c in cities}
-    return tuple(kept.get(slot) or _make_sensor(config, by_slug[slot[0]], slot[1], codes[slot]) for slot in slots)
+    by_safe_name = {safe_city_name(c.name): c for c in cities}
+    return tuple(kept.get(slot) or _make_sensor(config, by_safe_name[slot[0]], slot[1], codes[slot]) for slot in slots)
 
 
 def _plan(config: "Config", sensors: Sequence[PlannedSensor], fleet_epoch: int, retired=()) -> FleetPlan:
@@ -205,7 +212,7 @@ def _plan(config: "Config", sensors: Sequence[PlannedSensor], fleet_epoch: int, 
 def _selected(plan: FleetPlan, config: "Config") -> FleetPlan:
     """The part of a plan the config runs (after --cities / --max-cities)."""
     wanted = {safe_city_name(c.name) for c in config.fleet_cities()}
-    sensors = tuple(s for s in plan.sensors if s.city_slug in wanted)
+    sensors = tuple(s for s in plan.sensors if s.safe_city in wanted)
     return replace(plan, sensors=sensors, cities=_city_order(sensors))
 
 
@@ -273,9 +280,9 @@ def plan_changes(stored: FleetPlan, config: "Config") -> list[str]:
     if stored.project != config.project:
         changes.append(f"project: {stored.project!r} -> {config.project!r}")
     configured = {safe_city_name(c.name): c for c in config.cities}
-    fresh = {(s.city_slug, s.index): s for s in _build_sensors(config, config.cities)}
-    for slug, sensors in stored.by_city().items():
-        city = configured.get(slug)
+    fresh = {(s.safe_city, s.index): s for s in _build_sensors(config, config.cities)}
+    for safe, sensors in stored.by_city().items():
+        city = configured.get(safe)
         if city is None:
             changes.append(f"city removed: {sensors[0].city} (sensors {_sensor_list(sensors)})")
             continue
@@ -288,7 +295,7 @@ def plan_changes(stored: FleetPlan, config: "Config") -> list[str]:
             changes.append(
                 f"{city.name}: sensors_per_city {len(sensors)} -> {config.sensors_per_city} (drops {_sensor_list(dropped)})"
             )
-        moved = [s for s in sensors if (slug, s.index) in fresh and _moved(s, fresh[(slug, s.index)])]
+        moved = [s for s in sensors if (safe, s.index) in fresh and _moved(s, fresh[(safe, s.index)])]
         if moved and stored.seed == config.seed:
             changes.append(f"{city.name}: city centre moved (affects {_sensor_list(moved)})")
     return changes
@@ -301,7 +308,7 @@ def _moved(old: PlannedSensor, new: PlannedSensor) -> bool:
 def _ordered(config: "Config", sensors: Sequence[PlannedSensor]) -> list[PlannedSensor]:
     """Sensors in config city order, then index (stored cities no longer configured go last)."""
     position = {safe_city_name(c.name): pos for pos, c in enumerate(config.cities)}
-    return sorted(sensors, key=lambda s: (position.get(s.city_slug, len(position)), s.index))
+    return sorted(sensors, key=lambda s: (position.get(s.safe_city, len(position)), s.index))
 
 
 def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, replan: bool = False) -> FleetPlan:
@@ -321,7 +328,7 @@ def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, re
         stored = None
     if stored is None:
         full = _build_sensors(config, config.cities)
-        plan = _plan(config, [s for s in full if s.city_slug in selected], _recovered_epoch(layout, full))
+        plan = _plan(config, [s for s in full if s.safe_city in selected], _recovered_epoch(layout, full))
         if persist:
             save_plan(layout, plan)
         return _selected(plan, config)
@@ -334,15 +341,15 @@ def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, re
             + "\nRerun with --replan to adopt the new plan (data of dropped sensors stays on disk), or restore the config."
         )
     if changes:
-        keep_cities = {s.city_slug for s in stored.sensors} | selected
-        sensors = [s for s in _build_sensors(config, config.cities) if s.city_slug in keep_cities]
+        keep_cities = {s.safe_city for s in stored.sensors} | selected
+        sensors = [s for s in _build_sensors(config, config.cities) if s.safe_city in keep_cities]
         ids = {s.sensor_id for s in sensors}
         retired = [s for s in (*stored.retired, *stored.sensors) if s.sensor_id not in ids]
         retired = list({s.sensor_id: s for s in retired}.values())
         plan = _plan(config, sensors, stored.fleet_epoch, retired)
     else:
-        stored_slugs = {s.city_slug for s in stored.sensors}
-        cities = [c for c in config.cities if safe_city_name(c.name) in stored_slugs | selected]
+        stored_cities = {s.safe_city for s in stored.sensors}
+        cities = [c for c in config.cities if safe_city_name(c.name) in stored_cities | selected]
         sensors = _ordered(config, _build_sensors(config, cities, keep=stored.sensors))
         plan = _plan(config, sensors, stored.fleet_epoch, stored.retired)
     if persist and plan != stored:
@@ -373,7 +380,7 @@ def _recovered_epoch(layout: "ProjectLayout", sensors: Sequence[PlannedSensor]) 
 
     if not layout.data.is_dir():
         return 1
-    paths = (layout.sensor_dir(s.city_slug, s.code) / "sensor_data.db" for s in sensors)
+    paths = (layout.sensor_dir(s.safe_city, s.code) / "sensor_data.db" for s in sensors)
     return highest_fleet_epoch(paths) or 1
 
 
@@ -387,7 +394,7 @@ def select_sensors(plan: FleetPlan, targets: Sequence[str]) -> FleetPlan:
         matches = {
             s.sensor_id
             for s in plan.sensors
-            if key in (s.sensor_id.casefold(), s.city.casefold(), s.city_slug.casefold(), city_service_slug(s.city_slug))
+            if key in (s.sensor_id.casefold(), s.city.casefold(), s.safe_city.casefold(), city_service_slug(s.safe_city))
         }
         if not matches:
             known = ", ".join(dict.fromkeys(s.city for s in plan.sensors))

@@ -1,6 +1,7 @@
 """The canonical record: one Arrow schema for every reading in the lake, whatever DB generation it came from.
 
-Key: (sensor_id, fleet_epoch, seq). Partitions: city (the safe city name, e.g. New_York) and date (UTC).
+Key: (sensor_id, fleet_epoch, seq). Partitions: city (the display name, e.g. New York; Delta escapes it in
+paths; lakes written before hold the safe name New_York) and date (UTC).
 Lineage columns say where a row came from: project, fleet_epoch, source (DB path relative to the data
 root), generation, source_id (the SQLite row id), seq, uploader_id and stage. Later stages add rules to
 the same columns, never a second schema.

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from sensor_manager.config.bundled import DEFAULT_CITIES, bundled_cities
 from sensor_manager.config.problems import _did_you_mean
 from sensor_manager.config.redaction import redact
-from fleetcore.naming import city_name_problem, safe_city_name, slug_key
+from fleetcore.naming import city_name_problem, safe_city_name, city_clash_key
 from sensor_manager.runtimes.compose_settings import DockerSettings
 from sensor_manager.simulator.settings import (
     AnomalySettings,
@@ -122,7 +122,7 @@ class Config(StrictModel):
         seen: dict[str, tuple[int, str]] = {}
         problems = []
         for index, city in enumerate(cities):
-            key = slug_key(city.name)
+            key = city_clash_key(city.name)
             if key in seen:
                 first, other = seen[key]
                 if other.casefold() == city.name.casefold():
@@ -142,11 +142,11 @@ class Config(StrictModel):
     def _fill_to_max_cities(self) -> "Config":
         # As in the seed, max_cities larger than the list takes the next cities of the bundled table.
         if self.max_cities and self.max_cities > len(self.cities):
-            have = {slug_key(c.name) for c in self.cities}
+            have = {city_clash_key(c.name) for c in self.cities}
             for entry in bundled_cities().values():
                 if len(self.cities) >= self.max_cities:
                     break
-                if slug_key(entry["name"]) not in have:
+                if city_clash_key(entry["name"]) not in have:
                     self.cities.append(CityConfig(name=entry["name"]))
         return self
 
@@ -154,8 +154,8 @@ class Config(StrictModel):
         """The cities that run: the --cities selection (or all), then the first max_cities."""
         cities = self.cities
         if self.selected_cities is not None:
-            wanted = {slug_key(name) for name in self.selected_cities}
-            cities = [c for c in cities if slug_key(c.name) in wanted]
+            wanted = {city_clash_key(name) for name in self.selected_cities}
+            cities = [c for c in cities if city_clash_key(c.name) in wanted]
         return cities[: self.max_cities] if self.max_cities else list(cities)
 
     def redacted(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from sensor_manager.config.bundled import DEFAULT_CITIES, bundled_cities, bundle
 from sensor_manager.config.problems import _did_you_mean, _format_path, _Problems
 from fleetcore.errors import ConfigError
 from sensor_manager.layout import REPO_ROOT
-from fleetcore.naming import safe_city_name, slug_key
+from fleetcore.naming import safe_city_name, city_clash_key
 
 CONFIG_FILE_NAME = "sensor-manager.yaml"
 CONFIG_ENV_VAR = "SENSOR_MANAGER_CONFIG"
@@ -164,22 +164,22 @@ def _select_cities(raw: dict[str, Any], flag_value: Any, problems: _Problems) ->
         name = entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
         if isinstance(name, str):
             by_key.setdefault(name.casefold(), name)
-            by_key.setdefault(slug_key(name), name)
+            by_key.setdefault(city_clash_key(name), name)
     selected: list[str] = []
     first_given: dict[str, str] = {}
     for name in names:
         key = name.casefold()
-        earlier = first_given.get(slug_key(name))
+        earlier = first_given.get(city_clash_key(name))
         if earlier is not None:
             same = "is" if earlier == name else f"and {earlier!r} are the same city,"
             problems.add(flag, "", f"{name!r} {same} listed twice; name each city once")
             continue
-        first_given[slug_key(name)] = name
-        if key in by_key or slug_key(name) in by_key:
-            selected.append(safe_city_name(by_key.get(key) or by_key[slug_key(name)]))
+        first_given[city_clash_key(name)] = name
+        if key in by_key or city_clash_key(name) in by_key:
+            selected.append(safe_city_name(by_key.get(key) or by_key[city_clash_key(name)]))
             continue
         known = bundled_cities().get(key) or next(
-            (c for c in bundled_cities().values() if slug_key(c["name"]) == slug_key(name)), None
+            (c for c in bundled_cities().values() if city_clash_key(c["name"]) == city_clash_key(name)), None
         )
         if known is None:
             choices = [*{v for v in by_key.values()}, *(c["name"] for c in bundled_cities().values())]

@@ -120,7 +120,7 @@ class FleetCollector(Collector):
     def _anomalies(self, family: CounterMetricFamily, anomalies: AnomalyCounts) -> None:
         per_city: dict[str, Counter] = {}
         for db in self.databases:
-            per_city.setdefault(db.city_slug, Counter()).update(anomalies.count(db))
+            per_city.setdefault(db.safe_city, Counter()).update(anomalies.count(db))
         for city, counts in per_city.items():
             for name in ANOMALY_CODES:
                 family.add_metric([f"sensor-{city_service_slug(city)}", "source", "sqlite", city, name], counts.get(name, 0))

@@ -46,14 +46,14 @@ def _filter_args(filters) -> list[str]:
     return args
 
 
-def _uploader_container(client, project: str, city_slug: str):
+def _uploader_container(client, project: str, safe_city: str):
     from sensor_manager.runtimes.compose_render import CITY_LABEL, PROJECT_LABEL, ROLE_LABEL
 
-    found = client.containers.list(filters={"label": [f"{PROJECT_LABEL}={project}", f"{ROLE_LABEL}=uploader", f"{CITY_LABEL}={city_slug}"],
+    found = client.containers.list(filters={"label": [f"{PROJECT_LABEL}={project}", f"{ROLE_LABEL}=uploader", f"{CITY_LABEL}={safe_city}"],
                                             "status": "running"})
     found = [c for c in found if c.labels.get("com.docker.compose.oneoff") != "True"]
     if not found:
-        service = f"uploader-{city_service_slug(city_slug)}"
+        service = f"uploader-{city_service_slug(safe_city)}"
         raise SensorManagerError(
             f"{service} is not running: with container edge reads (Docker Desktop) the edge DBs are queried inside it; "
             f"start it (./sensor_manager.py start {service}) or use --source lake"
@@ -70,18 +70,18 @@ def run_in_uploaders(layout: ProjectLayout, plan: FleetPlan | None, filters, mod
 
     by_city: dict[str, list[EdgeDatabase]] = {}
     for db in _matching(layout, plan, filters):
-        by_city.setdefault(db.city_slug, []).append(db)
+        by_city.setdefault(db.safe_city, []).append(db)
     if not by_city:
         return []
     client = docker_client()
     project = compose_project_name(layout)
     argv_tail = [*_filter_args(filters), *mode_args, "--format", "json"]
 
-    def one(city_slug: str) -> dict[str, Any]:
-        container = _uploader_container(client, project, city_slug)
+    def one(safe_city: str) -> dict[str, Any]:
+        container = _uploader_container(client, project, safe_city)
         argv = ["python", "-m", "sensor_manager", "query", "--project-dir", CONTAINER_PROJECT_DIR, "--source", "edge", *argv_tail]
         exit_code, (stdout, stderr) = container.exec_run(argv, demux=True)
-        label = f"uploader-{city_service_slug(city_slug)} ({container.name})"
+        label = f"uploader-{city_service_slug(safe_city)} ({container.name})"
         if exit_code != 0:
             text = (stderr or stdout or b"").decode("utf-8", "replace").strip()
             errors = [line.removeprefix("error: ") for line in text.splitlines() if line.startswith("error: ")]

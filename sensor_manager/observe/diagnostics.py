@@ -258,7 +258,7 @@ def _database_skipped(layout: ProjectLayout, db: EdgeDatabase) -> Check:
     from fleetcore.naming import city_service_slug
     from sensor_manager.observe.container_query import compose_project_name
 
-    service = f"uploader-{city_service_slug(db.city_slug)}"
+    service = f"uploader-{city_service_slug(db.safe_city)}"
     return Check(f"db {db.sensor_id}", "skip", f"{db.relative_path}: not opened from the host (container edge reads)",
                  f"check it inside the container: docker compose -p {compose_project_name(layout)} exec {service} "
                  "python -m sensor_manager --project-dir /project diagnostics")

@@ -29,7 +29,7 @@ class EdgeDatabase:
 
     sensor_id: str
     city: str  # display name
-    city_slug: str  # safe name: directory and lake partition
+    safe_city: str  # safe name: directory (and the lake's `city` in lakes written before display names)
     path: Path
 
     @property
@@ -61,7 +61,7 @@ class EdgeState:
 def edge_databases(layout: ProjectLayout, plan: FleetPlan | None) -> list[EdgeDatabase]:
     """The planned DBs in plan order; without a plan, every `data/<City>/<CODE>/sensor_data.db` found."""
     if plan is not None:
-        return [EdgeDatabase(s.sensor_id, s.city, s.city_slug, layout.root / s.db_path) for s in plan.sensors]
+        return [EdgeDatabase(s.sensor_id, s.city, s.safe_city, layout.root / s.db_path) for s in plan.sensors]
     found = sorted(layout.data.glob(f"*/*/{DB_NAME}")) if layout.data.is_dir() else []
     return [EdgeDatabase(f"{p.parent.parent.name}_{p.parent.name}", p.parent.parent.name.replace("_", " "), p.parent.parent.name, p) for p in found]
 

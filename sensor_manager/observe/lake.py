@@ -17,6 +17,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from sensor_manager.layout import ProjectLayout
+from fleetcore.naming import safe_city_name
 from uploader import lakeread
 
 TABLE = "sensor_readings"
@@ -60,7 +61,10 @@ def refresh(table: DeltaTable) -> None:
 
 
 def city_stats(table: DeltaTable | None) -> dict[str, CityLakeStats]:
-    """Rows and newest write per `city` partition, from the Delta log alone."""
+    """Rows and newest write per city, by safe name, from the Delta log alone.
+
+    Keyed by safe name so a lake's older `New_York` partitions and newer `New York` ones add up.
+    """
     if table is None:
         return {}
     with lakeread.reading(lakeread.local_path(table)):
@@ -70,7 +74,7 @@ def city_stats(table: DeltaTable | None) -> dict[str, CityLakeStats]:
         actions.get("partition.city", []), actions.get("num_records", []), actions.get("modification_time", []),
         strict=False,  # a column the log lacks (no partitions yet) reads as no files, not an error
     ):
-        entry = totals.setdefault(city, [0, None])
+        entry = totals.setdefault(safe_city_name(city), [0, None])
         entry[0] += records or 0
         if modified is not None:
             entry[1] = max(entry[1] or 0, _epoch_seconds(modified))

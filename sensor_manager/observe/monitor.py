@@ -140,22 +140,22 @@ class Monitor:
     def refresh(self, now: float | None = None) -> Snapshot:
         now = time.time() if now is None else now
         simulator, last_known = self._simulator_status(now)
-        uploaders = {slug: read_status(self.layout.status_file("uploader", city_service_slug(slug))) for slug in self._city_slugs()}
+        uploaders = {safe: read_status(self.layout.status_file("uploader", city_service_slug(safe))) for safe in self._safe_cities()}
         lake_stats = self._lake_stats()
-        positions = {slug: _positions(doc, slug in lake_stats, self._checkpoints(slug)) for slug, doc in uploaders.items()}
+        positions = {safe: _positions(doc, safe in lake_stats, self._checkpoints(safe)) for safe, doc in uploaders.items()}
         services = {s.name: s for s in service_statuses(self.layout)}
-        cities = {slug: CityRow(slug, display) for slug, display in self._city_names().items()}
+        cities = {safe: CityRow(safe, display) for safe, display in self._city_names().items()}
         sensors = []
         for db in self.databases:
             if self.access.host:
-                row, lag = self._sensor(db, now, simulator.get(db.sensor_id), positions.get(db.city_slug), services)
+                row, lag = self._sensor(db, now, simulator.get(db.sensor_id), positions.get(db.safe_city), services)
             else:
                 row, lag = self._sensor_from_status(db, simulator.get(db.sensor_id), last_known.get(db.sensor_id),
-                                                    positions.get(db.city_slug), services)
+                                                    positions.get(db.safe_city), services)
             sensors.append(row)
-            _add_sensor(cities[db.city_slug], row, lag)
-        for slug, city in cities.items():
-            self._finish_city(city, uploaders.get(slug), positions.get(slug) is not None, services, lake_stats.get(slug), now)
+            _add_sensor(cities[db.safe_city], row, lag)
+        for safe, city in cities.items():
+            self._finish_city(city, uploaders.get(safe), positions.get(safe) is not None, services, lake_stats.get(safe), now)
         return Snapshot(now, self.plan.project if self.plan else None, list(cities.values()), sensors, recorded_runtime(self.layout),
                         self.plan.fleet_epoch if self.plan else None)
 
@@ -163,18 +163,18 @@ class Monitor:
         """The safe name of the city the user typed (display name, safe name or service slug, any case)."""
         key = name.strip().casefold()
         for db in self.databases:
-            if key in (db.city.casefold(), db.city_slug.casefold(), city_service_slug(db.city_slug)):
-                return db.city_slug
+            if key in (db.city.casefold(), db.safe_city.casefold(), city_service_slug(db.safe_city)):
+                return db.safe_city
         known = ", ".join(self._city_names().values()) or "none (no plan and no sensor DBs)"
         raise UsageError(f"--city {name!r}: not in this project; cities: {known}")
 
     # --- inputs -----------------------------------------------------------------------------------
 
-    def _city_slugs(self) -> list[str]:
-        return list(dict.fromkeys(db.city_slug for db in self.databases))
+    def _safe_cities(self) -> list[str]:
+        return list(dict.fromkeys(db.safe_city for db in self.databases))
 
     def _city_names(self) -> dict[str, str]:
-        return {db.city_slug: db.city for db in self.databases}
+        return {db.safe_city: db.city for db in self.databases}
 
     def _simulator_status(self, now: float) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """Per-sensor entries of the simulator status files (one per process, or one per container):
@@ -232,7 +232,7 @@ class Monitor:
         running_state = _sensor_state(db, services, status)
         rate = self._rate(db.sensor_id, now, seq, status if running_state == "running" else None)
         size, wal = file_sizes(db.path)
-        row = SensorRow(db.sensor_id, db.city_slug, rows, state.last_timestamp if state else None, rate, running_state,
+        row = SensorRow(db.sensor_id, db.safe_city, rows, state.last_timestamp if state else None, rate, running_state,
                         (status or {}).get("active_anomaly") if running_state == "running" else None, size, wal, seq,
                         int((status or {}).get("errors") or 0))
         lag = None
@@ -258,7 +258,7 @@ class Monitor:
         running_state = _sensor_state(db, services, status)
         live = status if running_state == "running" else None
         size, wal = file_sizes(db.path)
-        row = SensorRow(db.sensor_id, db.city_slug, rows, entry.get("last_timestamp"), float((live or {}).get("readings_per_second") or 0.0),
+        row = SensorRow(db.sensor_id, db.safe_city, rows, entry.get("last_timestamp"), float((live or {}).get("readings_per_second") or 0.0),
                         running_state, (live or {}).get("active_anomaly"), size, wal, seq, int((status or {}).get("errors") or 0))
         lag = None
         if positions is not None and known is not None:

@@ -98,9 +98,14 @@ def selected_databases(layout: ProjectLayout, plan: FleetPlan | None, filters: F
 
 
 def _is_city(db: EdgeDatabase, name: str) -> bool:
+    return _spells_city(db.city, db.safe_city, name)
+
+
+def _spells_city(city: str, safe_city: str, name: str) -> bool:
+    """Whether `name` spells the city: its display name, safe name or slug (any case, accents optional)."""
     key = name.strip().casefold()
-    return key in (db.city.casefold(), db.city_slug.casefold(), city_service_slug(db.city_slug)) or (
-        safe_city_name(name).casefold() == db.city_slug.casefold()
+    return key in (city.casefold(), safe_city.casefold(), city_service_slug(safe_city)) or (
+        safe_city_name(name).casefold() == safe_city.casefold()
     )
 
 
@@ -219,13 +224,12 @@ def _lake_connection(layout: ProjectLayout) -> duckdb.DuckDBPyConnection:
     return lake.locked_connection(table)
 
 
-def _lake_city(plan: FleetPlan | None, city: str) -> str:
-    """The lake's `city` partition value (a safe name) for what the user typed."""
-    key = city.strip().casefold()
+def _lake_cities(plan: FleetPlan | None, city: str) -> list[str]:
+    """The lake's `city` values for what the user typed: the display name, and the safe name older lakes hold."""
     for sensor in plan.sensors if plan else ():
-        if key in (sensor.city.casefold(), sensor.city_slug.casefold(), city_service_slug(sensor.city_slug)):
-            return sensor.city_slug
-    return safe_city_name(city)
+        if _spells_city(sensor.city, sensor.safe_city, city):
+            return [sensor.city, sensor.safe_city]
+    return [city.strip(), safe_city_name(city)]
 
 
 def _lake_where(plan: FleetPlan | None, filters: Filters) -> tuple[str, dict[str, Any]]:
@@ -235,8 +239,8 @@ def _lake_where(plan: FleetPlan | None, filters: Filters) -> tuple[str, dict[str
         clauses.append("sensor_id = $sensor_id")
         params["sensor_id"] = filters.sensor_id
     if filters.city is not None:
-        clauses.append("city = $city")
-        params["city"] = _lake_city(plan, filters.city)
+        clauses.append("city IN ($city, $safe_city)")
+        params["city"], params["safe_city"] = _lake_cities(plan, filters.city)
     if filters.since is not None:
         clauses.append("timestamp >= $since")
         params["since"] = filters.since

@@ -23,7 +23,7 @@ class Service:
 
     name: str  # sensor-<city-slug>[-<code>] | uploader-<city-slug>
     role: Role
-    city_slug: str  # safe city name, e.g. "New_York"
+    safe_city: str  # safe city name, e.g. "New_York"
     sensors: tuple[PlannedSensor, ...] = ()
 
     @property
@@ -81,18 +81,18 @@ class LogLine:
 def plan_services(plan: FleetPlan, sensors_per_service: int | None) -> list[Service]:
     """Sensor services (a whole city per service when `sensors_per_service` is None) then one uploader per city."""
     services: list[Service] = []
-    for city_slug, sensors in plan.by_city().items():
-        slug = city_service_slug(city_slug)
+    for safe_city, sensors in plan.by_city().items():
+        slug = city_service_slug(safe_city)
         if sensors_per_service is None:
-            services.append(Service(f"sensor-{slug}", "sensor", city_slug, tuple(sensors)))
+            services.append(Service(f"sensor-{slug}", "sensor", safe_city, tuple(sensors)))
         elif sensors_per_service == 1:
-            services.extend(Service(f"sensor-{slug}-{s.code.lower()}", "sensor", city_slug, (s,)) for s in sensors)
+            services.extend(Service(f"sensor-{slug}-{s.code.lower()}", "sensor", safe_city, (s,)) for s in sensors)
         else:
             for start in range(0, len(sensors), sensors_per_service):
                 chunk = tuple(sensors[start : start + sensors_per_service])
-                services.append(Service(f"sensor-{slug}-{start // sensors_per_service + 1}", "sensor", city_slug, chunk))
-    for city_slug in plan.by_city():
-        services.append(Service(f"uploader-{city_service_slug(city_slug)}", "uploader", city_slug))
+                services.append(Service(f"sensor-{slug}-{start // sensors_per_service + 1}", "sensor", safe_city, chunk))
+    for safe_city in plan.by_city():
+        services.append(Service(f"uploader-{city_service_slug(safe_city)}", "uploader", safe_city))
     return services
 
 

@@ -159,7 +159,7 @@ def _labels(inputs: StackInputs, plan_digest: str, service: Service) -> dict[str
     labels = {
         PROJECT_LABEL: inputs.project_name,
         ROLE_LABEL: service.role,
-        CITY_LABEL: service.city_slug,
+        CITY_LABEL: service.safe_city,
     }
     if service.role == "sensor":
         labels[SENSOR_ID_LABEL] = ",".join(service.sensor_ids)
@@ -232,7 +232,7 @@ def uploader_state_paths(layout: ProjectLayout) -> list[Path]:
 def uploader_service(service: Service, config, inputs: StackInputs, plan_digest: str) -> dict[str, Any]:
     layout = inputs.layout
     slug = service.name.removeprefix("uploader-")
-    city_data = f"data/{service.city_slug}"
+    city_data = f"data/{service.safe_city}"
     command = [
         "python", "-m", "uploader", "--config", f"{CONFIG_MOUNT}/{CONFIG_FILE}",
         "--sqlite", _in_container(city_data), "--project-dir", CONTAINER_ROOT, "--uploader-id", slug,
@@ -312,7 +312,7 @@ def role_config(config, role: str, plan: FleetPlan | None = None) -> dict[str, A
     if plan is not None:
         from fleetcore.naming import safe_city_name
 
-        planned = set(plan.cities or (s.city_slug for s in plan.sensors))
+        planned = set(plan.cities or (s.safe_city for s in plan.sensors))
         document["cities"] = [c for c in document.get("cities", []) if safe_city_name(c["name"]) in planned]
         document["max_cities"] = None
     return _without_secrets(document)

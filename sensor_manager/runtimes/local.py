@@ -84,10 +84,10 @@ def write_uploader_settings(layout: ProjectLayout, config: Config) -> Path:
     return path
 
 
-def uploader_argv(layout: ProjectLayout, config: Config, city_slug: str) -> list[str]:
+def uploader_argv(layout: ProjectLayout, config: Config, safe_city: str) -> list[str]:
     return [
-        sys.executable, "-m", "uploader", "--sqlite", str(layout.data / city_slug), "--project-dir", str(layout.root),
-        "--uploader-id", city_service_slug(city_slug), "--continuous", "--interval", repr(config.uploader.interval_seconds),
+        sys.executable, "-m", "uploader", "--sqlite", str(layout.data / safe_city), "--project-dir", str(layout.root),
+        "--uploader-id", city_service_slug(safe_city), "--continuous", "--interval", repr(config.uploader.interval_seconds),
         "--config", str(uploader_settings_path(layout)),
     ]
 
@@ -140,13 +140,13 @@ class LocalRuntime:
         rendered = {}
         for service in self.services(plan):
             # The uploader watches data/<City>; create it so it need not wait for the first sensor DB.
-            (self.layout.data / service.city_slug).mkdir(parents=True, exist_ok=True)
+            (self.layout.data / service.safe_city).mkdir(parents=True, exist_ok=True)
             if service.role == "sensor":
                 argv = sensor_argv(self.layout, config, service)
             else:
-                argv = uploader_argv(self.layout, config, service.city_slug)
+                argv = uploader_argv(self.layout, config, service.safe_city)
             rendered[service.name] = {
-                "name": service.name, "role": service.role, "city": service.city_slug,
+                "name": service.name, "role": service.role, "city": service.safe_city,
                 "sensors": service.sensor_ids, "argv": argv, "env": {},
                 "status_file": str(self.layout.status_dir / f"{service.name}.json"),  # the supervisor restarts it when it hangs
             }
@@ -215,7 +215,7 @@ class LocalRuntime:
             return []
         running = self.is_running()
         state = self._read_state() if running else {}
-        names = {slug: sensors[0].city for slug, sensors in plan.by_city().items()}
+        names = {safe: sensors[0].city for safe, sensors in plan.by_city().items()}
         now = time.time()
         result = []
         for service in self.services(plan):
@@ -225,7 +225,7 @@ class LocalRuntime:
             document = read_status(self.layout.status_dir / f"{service.name}.json")
             health = service_health(service.role, document, service.sensor_ids, pid, entry.get("create_time"), now)
             result.append(ServiceStatus(
-                name=service.name, role=service.role, city=names.get(service.city_slug, service.city_slug),
+                name=service.name, role=service.role, city=names.get(service.safe_city, service.safe_city),
                 sensors=service.sensor_ids, state=current, health=health, restarts=int(entry.get("restarts", 0)),
                 pid=pid, started_at=entry.get("started_at") if pid else None,
                 detail={"exit_code": entry.get("exit_code"), "status": document},

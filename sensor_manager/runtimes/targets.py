@@ -18,7 +18,7 @@ def _city_keys(services: Sequence[Service]) -> dict[str, set[str]]:
     """Every spelling of each city (display name, safe name, slug), case-folded, by safe name."""
     keys: dict[str, set[str]] = {}
     for service in services:
-        spellings = keys.setdefault(service.city_slug, {service.city_slug.casefold(), city_service_slug(service.city_slug)})
+        spellings = keys.setdefault(service.safe_city, {service.safe_city.casefold(), city_service_slug(service.safe_city)})
         spellings.update(sensor.city.casefold() for sensor in service.sensors)
     return keys
 
@@ -34,7 +34,7 @@ def resolve_targets(services: Sequence[Service], targets: Sequence[str] | None) 
         matches = {
             s.name
             for s in services
-            if key == s.name.casefold() or key in cities[s.city_slug] or key in {i.casefold() for i in s.sensor_ids}
+            if key == s.name.casefold() or key in cities[s.safe_city] or key in {i.casefold() for i in s.sensor_ids}
         }
         if not matches:
             raise UsageError(_unknown_message(target, services))

@@ -26,9 +26,9 @@ class HostingRequest:
     duration_seconds: float | None = None  # None: simulation.run_time_seconds
 
 
-def status_name(city_slugs) -> str:
+def status_name(safe_cities) -> str:
     """`sensor-<city-service-slug>` when exactly one city is hosted, else `sensor-all`."""
-    cities = set(city_slugs)
+    cities = set(safe_cities)
     return f"sensor-{city_service_slug(cities.pop())}" if len(cities) == 1 else "sensor-all"
 
 
@@ -45,12 +45,12 @@ def select_specs(config, layout: ProjectLayout, request: HostingRequest, *, pers
     if stored is not None and set(request.sensor_ids) <= {s.sensor_id for s in stored.sensors}:
         # A runtime's service runs its slice of the stored plan: its ids say which sensors, and the
         # config (which may lack a city `start --cities` added) is not asked to derive the fleet again.
-        return [SensorSpec(SensorIdentity.from_plan(s), data_dir / s.city_slug / s.code)
+        return [SensorSpec(SensorIdentity.from_plan(s), data_dir / s.safe_city / s.code)
                 for s in select_sensors(stored, list(request.sensor_ids)).sensors]
     plan = resolve_plan(config, layout, persist=persist)
     if request.sensor_ids:
         plan = select_sensors(plan, list(request.sensor_ids))
-    return [SensorSpec(SensorIdentity.from_plan(s), data_dir / s.city_slug / s.code, plan.fleet_epoch) for s in plan.sensors]
+    return [SensorSpec(SensorIdentity.from_plan(s), data_dir / s.safe_city / s.code, plan.fleet_epoch) for s in plan.sensors]
 
 
 def _status_path(layout: ProjectLayout, request: HostingRequest, specs: list[SensorSpec]) -> Path:

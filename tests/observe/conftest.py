@@ -34,11 +34,11 @@ def temperature(k: int, i: int) -> float:
 
 
 def planned(city: str, index: int) -> PlannedSensor:
-    slug = safe_city_name(city)
-    code = f"{city_service_slug(slug)[:2].upper()}{index:02d}"
+    safe = safe_city_name(city)
+    code = f"{city_service_slug(safe)[:2].upper()}{index:02d}"
     return PlannedSensor(
-        sensor_id=f"{slug}_{code}", city=city, city_slug=slug, code=code, index=index, latitude=52.0,
-        longitude=4.0, timezone="UTC", db_path=f"data/{slug}/{code}/sensor_data.db", manufacturer="SensorTech",
+        sensor_id=f"{safe}_{code}", city=city, safe_city=safe, code=code, index=index, latitude=52.0,
+        longitude=4.0, timezone="UTC", db_path=f"data/{safe}/{code}/sensor_data.db", manufacturer="SensorTech",
         model="EnvMonitor-3000", firmware_version="1.4.0", serial_number=f"SN-{code}", manufacture_date="2024-01-01",
         installation_date="2024-02-01", deployment_type="outdoor", height_meters=2.0, orientation_degrees=90.0,
         instance_id=f"i-{code}", sensor_type="environmental", seed=index,
@@ -59,8 +59,8 @@ class Fleet:
     def db(self, sensor_id: str) -> Path:
         return self.layout.root / self.plan.sensor(sensor_id).db_path
 
-    def city_sensors(self, city_slug: str) -> list[PlannedSensor]:
-        return self.plan.by_city()[city_slug]
+    def city_sensors(self, safe_city: str) -> list[PlannedSensor]:
+        return self.plan.by_city()[safe_city]
 
     def write_rows(self, sensor: PlannedSensor, count: int) -> None:
         """Append `count` rows (seq continues) to the sensor's DB, created with the simulator's own schema."""
@@ -87,24 +87,29 @@ class Fleet:
         conn.close()
         self.rows[sensor.sensor_id] = total
 
-    def write_sensor_status(self, city_slug: str, rate: float = 1.0, interval: float = 2.0, active_anomaly: str | None = None) -> None:
+    def write_sensor_status(self, safe_city: str, rate: float = 1.0, interval: float = 2.0, active_anomaly: str | None = None) -> None:
         sensors = {
             s.sensor_id: {
                 "db_path": s.db_path, "rows_written": self.rows.get(s.sensor_id, 0), "seq": self.rows.get(s.sensor_id, 0),
                 "last_timestamp": iso(END), "readings_per_second": rate, "errors": 0, "skipped_readings": 0,
                 "active_anomaly": active_anomaly,
             }
-            for s in self.city_sensors(city_slug)
+            for s in self.city_sensors(safe_city)
         }
-        name = f"sensor-{city_service_slug(city_slug)}"
-        write_status(self.layout.status_file("sensor", city_service_slug(city_slug)), {"role": "sensor", "name": name, "sensors": sensors}, interval)
+        name = f"sensor-{city_service_slug(safe_city)}"
+        write_status(self.layout.status_file("sensor", city_service_slug(safe_city)), {"role": "sensor", "name": name, "sensors": sensors}, interval)
 
-    def upload(self, city_slug: str, upto: dict[str, int] | None = None, state: str = "idle", interval: float = 2.0, dead_lettered: int = 0) -> None:
-        """Put rows 1..upto[sensor] (default: all) of a city into the lake and write the uploader's status file."""
+    def upload(self, safe_city: str, upto: dict[str, int] | None = None, state: str = "idle", interval: float = 2.0, dead_lettered: int = 0,
+               lake_city: str | None = None) -> None:
+        """Put rows 1..upto[sensor] (default: all) of a city into the lake and write the uploader's status file.
+
+        `lake_city` is the `city` value written: the display name by default, as the uploader writes it; the safe
+        name imitates a lake written before display names.
+        """
         upto = upto or {}
         columns: dict[str, list] = {name: [] for name in LAKE_COLUMNS}
         sources = []
-        for sensor in self.city_sensors(city_slug):
+        for sensor in self.city_sensors(safe_city):
             path = self.db(sensor.sensor_id)
             last = upto.get(sensor.sensor_id, self.rows.get(sensor.sensor_id, 0))
             conn = sqlite3.connect(path)
@@ -115,18 +120,18 @@ class Fleet:
                 moment = datetime.fromisoformat(row["timestamp"])
                 for name in LAKE_COLUMNS:
                     columns[name].append({
-                        "timestamp": moment, "city": city_slug, "date": moment.date().isoformat(), "project": self.plan.project,
-                        "fleet_epoch": self.plan.fleet_epoch, "source": f"{city_slug}/{sensor.code}/sensor_data.db",
-                        "generation": generation, "source_id": row["id"], "uploader_id": city_service_slug(city_slug), "stage": "raw",
+                        "timestamp": moment, "city": lake_city or sensor.city, "date": moment.date().isoformat(), "project": self.plan.project,
+                        "fleet_epoch": self.plan.fleet_epoch, "source": f"{safe_city}/{sensor.code}/sensor_data.db",
+                        "generation": generation, "source_id": row["id"], "uploader_id": city_service_slug(safe_city), "stage": "raw",
                     }.get(name, row[name] if name in row.keys() else None))
             conn.close()
             self.uploaded[sensor.sensor_id] = max(done, last)
-            sources.append({"source": f"{city_slug}/{sensor.code}/sensor_data.db", "generation": generation, "sensor_id": sensor.sensor_id,
+            sources.append({"source": f"{safe_city}/{sensor.code}/sensor_data.db", "generation": generation, "sensor_id": sensor.sensor_id,
                             "end_id": self.rows.get(sensor.sensor_id, 0), "positions": {"delta": self.uploaded[sensor.sensor_id]}, "locked": True})
         if columns["timestamp"]:
             write_deltalake(str(self.layout.lake / "sensor_readings"), pa.table(columns, schema=LAKE_SCHEMA), mode="append", partition_by=["city", "date"])
-        slug = city_service_slug(city_slug)
-        sink = {"rows_shipped": sum(self.uploaded.get(s.sensor_id, 0) for s in self.city_sensors(city_slug)), "lag_rows": 0, "lag_seconds": 0,
+        slug = city_service_slug(safe_city)
+        sink = {"rows_shipped": sum(self.uploaded.get(s.sensor_id, 0) for s in self.city_sensors(safe_city)), "lag_rows": 0, "lag_seconds": 0,
                 "last_success": iso(datetime.now(timezone.utc)), "last_error": None, "retries": 0, "dead_lettered": dead_lettered,
                 "failing_permanently": False}
         write_status(self.layout.status_file("uploader", slug), {"role": "uploader", "name": f"uploader-{slug}", "uploader_id": slug,
@@ -154,7 +159,7 @@ LAKE_COLUMNS = LAKE_SCHEMA.names
 def build_fleet(root: Path, cities: dict[str, int], rows: int) -> Fleet:
     layout = ProjectLayout.at(root)
     sensors = tuple(planned(city, i) for city, count in cities.items() for i in range(count))
-    plan = FleetPlan("obs-test", 7, 1, sensors, tuple(dict.fromkeys(s.city_slug for s in sensors)))
+    plan = FleetPlan("obs-test", 7, 1, sensors, tuple(dict.fromkeys(s.safe_city for s in sensors)))
     layout.ensure_state()
     layout.plan_file.write_text(json.dumps(plan.to_dict()))
     fleet = Fleet(layout, plan)

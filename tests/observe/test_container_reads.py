@@ -29,7 +29,7 @@ def write_container_status(fleet, sensor, seq: int, rate: float, anomaly: str | 
              "readings_per_second": rate, "errors": 0, "last_error": None, "skipped_readings": 0, "active_anomaly": anomaly,
              "generation": generation}
     path = fleet.db(sensor.sensor_id).parent / "status.json"
-    write_status(path, {"role": "sensor", "name": f"sensor-{city_service_slug(sensor.city_slug)}-{sensor.code.lower()}", "state": "running",
+    write_status(path, {"role": "sensor", "name": f"sensor-{city_service_slug(sensor.safe_city)}-{sensor.code.lower()}", "state": "running",
                         "fatal_error": None, "sensors": {sensor.sensor_id: entry}}, 2.0)
 
 
@@ -107,7 +107,7 @@ def test_diagnostics_skips_db_checks_and_says_which_mode(runner, fleet, containe
     for sensor in fleet.plan.sensors:
         check = checks[f"db {sensor.sensor_id}"]
         assert check["status"] == "skip"
-        assert f"exec uploader-{city_service_slug(sensor.city_slug)} python -m sensor_manager --project-dir /project diagnostics" in check["hint"]
+        assert f"exec uploader-{city_service_slug(sensor.safe_city)} python -m sensor_manager --project-dir /project diagnostics" in check["hint"]
     import tarfile
     with tarfile.open(tmp_path / "b.tar.gz") as bundle:
         member = next(m for m in bundle.getmembers() if m.name.endswith("databases.json"))
@@ -122,9 +122,9 @@ def test_diagnostics_skips_db_checks_and_says_which_mode(runner, fleet, containe
 class FakeContainer:
     """Runs `python -m sensor_manager ...` in-process over a project dir holding only its city's data."""
 
-    def __init__(self, city_data: Path, root: Path, city_slug: str, calls: list):
+    def __init__(self, city_data: Path, root: Path, safe_city: str, calls: list):
         self.city_data = city_data
-        self.name = f"fake-uploader-{city_service_slug(city_slug)}"
+        self.name = f"fake-uploader-{city_service_slug(safe_city)}"
         self.labels = {}
         self.root = root
         self.calls = calls

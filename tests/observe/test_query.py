@@ -6,6 +6,7 @@ import json
 import pytest
 
 from sensor_manager.cli import app
+from sensor_manager.observe import lake
 
 HOSTILE = "x' OR 1=1 --"
 
@@ -117,8 +118,29 @@ def test_sql_over_the_lake(runner, fleet):
     rows = rows_of(run(runner, fleet, "--sql", sql, "--json"))
     # Sensor k writes 60+k+(seq%10)/10 at 11:59:41..12:00:00: seq 1..19 fall in hour 11 (mean 60+k+0.47368), seq 20 in hour 12.
     assert [(r["city"], r["hour"][11:13], r["avg_t"], r["n"]) for r in rows] == [
-        ("Amsterdam", "11", 60.9737, 38), ("Amsterdam", "12", 60.5, 2), ("Sao_Paulo", "11", 60.4737, 19), ("Sao_Paulo", "12", 60.0, 1),
+        ("Amsterdam", "11", 60.9737, 38), ("Amsterdam", "12", 60.5, 2), ("São Paulo", "11", 60.4737, 19), ("São Paulo", "12", 60.0, 1),
     ]
+
+
+@pytest.mark.parametrize("spelling", ["São Paulo", "sao paulo", "Sao_Paulo", "sao-paulo"])
+def test_lake_city_is_the_display_name_and_every_spelling_finds_it(runner, fleet, spelling):
+    fleet.upload("Sao_Paulo")
+    fleet.upload("Amsterdam")
+    cities = rows_of(run(runner, fleet, "--sql", "SELECT DISTINCT city FROM sensor_readings ORDER BY city", "--json"))
+    assert cities == [{"city": "Amsterdam"}, {"city": "São Paulo"}]
+    assert rows_of(run(runner, fleet, "--sql", "SELECT count(*) AS n FROM sensor_readings WHERE city = 'São Paulo'", "--json")) == [{"n": 20}]
+    assert rows_of(run(runner, fleet, "--source", "lake", "--count", "--city", spelling, "--json")) == [{"count": 20}]
+
+
+def test_lake_rows_written_with_safe_names_still_match_and_add_up(runner, fleet):
+    # An older lake: rows 1..8 went in under the safe name, rows 9..20 under the display name.
+    fleet.upload("Sao_Paulo", upto={"Sao_Paulo_SA00": 8}, lake_city="Sao_Paulo")
+    fleet.upload("Sao_Paulo")
+    for spelling in ("São Paulo", "Sao_Paulo"):
+        assert rows_of(run(runner, fleet, "--source", "lake", "--count", "--city", spelling, "--json")) == [{"count": 20}]
+    latest = rows_of(run(runner, fleet, "--source", "lake", "--latest", "--city", "sao-paulo", "--json"))
+    assert [(r["sensor_id"], r["seq"]) for r in latest] == [("Sao_Paulo_SA00", 20)]
+    assert {city: stats.rows for city, stats in lake.city_stats(lake.open_table(fleet.layout)).items()} == {"Sao_Paulo": 20}
 
 
 @pytest.mark.parametrize(
@@ -172,3 +194,15 @@ def test_lake_before_any_upload_says_so(runner, fleet):
     result = run(runner, fleet, "--source", "lake", "--count")
     assert result.exit_code == 1
     assert "no lake table yet" in result.output
+
+
+def test_the_documented_migration_moves_old_rows_to_display_names(runner, fleet):
+    # docs/uploading.md, "Lakes written before display names": the one-off update.
+    fleet.upload("Sao_Paulo", upto={"Sao_Paulo_SA00": 8}, lake_city="Sao_Paulo")
+    fleet.upload("Sao_Paulo")
+    fleet.upload("Amsterdam", lake_city="Amsterdam")
+    table = lake.open_table(fleet.layout)
+    table.update(predicate="city <> location AND location <> ''", updates={"city": "location"})
+    cities = rows_of(run(runner, fleet, "--sql", "SELECT city, count(*) AS n FROM sensor_readings GROUP BY city ORDER BY city", "--json"))
+    assert cities == [{"city": "Amsterdam", "n": 40}, {"city": "São Paulo", "n": 20}]
+

@@ -2,22 +2,25 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fleetcore.naming import (
     CODE_PATTERN,
+    PUNYCODE_PREFIX,
     city_name_problem,
     city_service_slug,
     code_candidates,
     is_valid_code,
     safe_city_name,
-    slug_key,
+    city_clash_key,
     stable_int,
 )
 
 SAFE = re.compile(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*")
+SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 names = st.text(min_size=0, max_size=40)
 
 
@@ -70,15 +73,33 @@ def test_escaping_names_are_rejected(name):
 
 
 @given(names, names)
-def test_names_with_different_slug_keys_get_different_directories(a, b):
-    # Uniqueness: the clash check compares slug_key; distinct keys can never share a directory,
+def test_names_with_different_clash_keys_get_different_directories(a, b):
+    # Uniqueness: the clash check compares city_clash_key; distinct keys can never share a directory,
     # even on a case-insensitive file system.
-    if slug_key(a) != slug_key(b):
+    if city_clash_key(a) != city_clash_key(b):
         assert safe_city_name(a).casefold() != safe_city_name(b).casefold()
 
 
-def test_clashing_spellings_share_a_slug_key():
-    assert slug_key("New York") == slug_key("New_York") == slug_key("new york")
+@given(names)
+def test_the_slug_is_the_safe_name_lowercased_and_back(name):
+    safe = safe_city_name(name)
+    slug = city_service_slug(safe)
+    assert slug == city_service_slug(safe) and (safe == "" or SLUG.fullmatch(slug))
+    assert slug.replace("-", "_") == safe.lower()  # round trip up to case, which the clash key folds anyway
+    assert city_service_slug(safe_city_name(slug)) == slug
+
+
+@given(st.text(alphabet=st.characters(categories=("Lo",)), min_size=1, max_size=12))
+def test_punycode_safe_names_decode_back_to_the_name(name):
+    # Letters without a Latin form ("東京"): the safe name is xn_ + Punycode, so it decodes back.
+    safe = safe_city_name(name)
+    assume(safe.startswith(PUNYCODE_PREFIX))  # a few Lo letters ("ª") do have a Latin form
+    letters = "".join(ch for ch in unicodedata.normalize("NFKC", name).casefold() if ch.isalnum())
+    assert safe.removeprefix(PUNYCODE_PREFIX).replace("_", "-").encode("ascii").decode("punycode") == letters
+
+
+def test_clashing_spellings_share_a_clash_key():
+    assert city_clash_key("New York") == city_clash_key("New_York") == city_clash_key("new york")
 
 
 @given(st.integers(min_value=0, max_value=2**63 - 1), names, st.integers(min_value=0, max_value=10_000))

@@ -40,8 +40,8 @@ def test_default_plan_shape():
     assert plan.cities == ("Amsterdam", "Berlin", "London", "New_York", "Tokyo")
     for sensor in plan.sensors:
         assert SENSOR_ID_PATTERN.fullmatch(sensor.sensor_id)
-        assert sensor.sensor_id == f"{sensor.city_slug}_{sensor.code}" and is_valid_code(sensor.code)
-        assert sensor.db_path == f"data/{sensor.city_slug}/{sensor.code}/sensor_data.db"
+        assert sensor.sensor_id == f"{sensor.safe_city}_{sensor.code}" and is_valid_code(sensor.code)
+        assert sensor.db_path == f"data/{sensor.safe_city}/{sensor.code}/sensor_data.db"
         assert sensor.instance_id.startswith("i-") and len(sensor.instance_id) == 18
         assert sensor.installation_date > sensor.manufacture_date
 
@@ -98,8 +98,8 @@ def test_growing_sensors_per_city_keeps_the_first_ones(seed, cities, before, ext
     city_list = [{"name": c} for c in cities]
     small = build_plan(make_config(seed=seed, cities=city_list, sensors_per_city=before))
     large = build_plan(make_config(seed=seed, cities=city_list, sensors_per_city=before + extra))
-    kept = {(s.city_slug, s.index): s for s in large.sensors}
-    assert all(kept[(s.city_slug, s.index)] == s for s in small.sensors)
+    kept = {(s.safe_city, s.index): s for s in large.sensors}
+    assert all(kept[(s.safe_city, s.index)] == s for s in small.sensors)
 
 
 @settings(max_examples=20, deadline=None)
@@ -153,12 +153,23 @@ def test_first_use_persists_and_round_trips(layout):
     assert json.loads(layout.plan_file.read_text())["schema_version"] == 1
 
 
+
+def test_a_plan_written_before_the_rename_still_loads(layout):
+    # Older plan.json files call the safe name `city_slug`; they load unchanged and are saved as `safe_city`.
+    plan = resolve_plan(make_config(), layout, persist=True)
+    document = json.loads(layout.plan_file.read_text())
+    for sensor in document["sensors"]:
+        sensor["city_slug"] = sensor.pop("safe_city")
+    layout.plan_file.write_text(json.dumps(document))
+    assert load_plan(layout) == plan
+    assert {s.safe_city for s in load_plan(layout).sensors} == {"Amsterdam", "Berlin", "London", "New_York", "Tokyo"}
+
 def test_adding_sensors_and_cities_extends_the_stored_plan(layout):
     first = resolve_plan(make_config(), layout, persist=True)
     grown = resolve_plan(make_config(sensors_per_city=6, cities=[*({"name": c} for c in
                          ("Amsterdam", "Berlin", "London", "New York", "Tokyo", "Paris"))]), layout, persist=True)
-    by_slot = {(s.city_slug, s.index): s for s in grown.sensors}
-    assert all(by_slot[(s.city_slug, s.index)] == s for s in first.sensors)
+    by_slot = {(s.safe_city, s.index): s for s in grown.sensors}
+    assert all(by_slot[(s.safe_city, s.index)] == s for s in first.sensors)
     assert len(grown.sensors) == 36 and load_plan(layout) == grown
 
 
@@ -270,4 +281,4 @@ def test_stored_identities_survive_any_sequence_of_growth(steps):
             assert len(plan.sensors) == cities * per_city
             assert len({s.code for s in plan.sensors}) == len(plan.sensors)
             for sensor in plan.sensors:
-                assert seen.setdefault((sensor.city_slug, sensor.index), sensor) == sensor
+                assert seen.setdefault((sensor.safe_city, sensor.index), sensor) == sensor

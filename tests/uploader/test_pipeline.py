@@ -38,7 +38,7 @@ def test_once_drains_every_db_of_every_city_and_a_rerun_ships_nothing(project, s
     table = lake_rows(inv.table_uri)
     assert table.num_rows == 903
     assert max(keys(table).values()) == 1
-    assert sorted(pc.unique(table["city"]).to_pylist()) == ["Berlin", "New_York"]
+    assert sorted(pc.unique(table["city"]).to_pylist()) == ["Berlin", "New York"]
     assert set(table["project"].to_pylist()) == {"test"} and set(table["stage"].to_pylist()) == {"raw"}
 
     ok, uploader = run_once(inv)

@@ -36,7 +36,7 @@ def test_simulated_fleet_ships_every_reading_once(tmp_path, lake_rows):
     table = lake_rows(project / "lake" / "sensor_readings")
     assert Counter(table["sensor_id"].to_pylist()) == expected
     assert max(Counter(zip(table["sensor_id"].to_pylist(), table["seq"].to_pylist(), strict=True)).values()) == 1
-    assert set(table["city"].to_pylist()) == {"Berlin", "New_York"}
+    assert set(table["city"].to_pylist()) == {"Berlin", "New York"}
     assert set(table["location"].to_pylist()) == {"Berlin", "New York"}
     assert table["timestamp"].null_count == 0 and table["anomaly_flag"].null_count == 0
 

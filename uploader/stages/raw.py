@@ -79,13 +79,19 @@ def _locations(chunk: pa.RecordBatch) -> tuple[pa.Array, pa.Array, pa.Array]:
 
 
 def _cities(location: pa.Array, fallback: str) -> pa.Array:
-    """The safe city name of each row's location (computed once per distinct value), else the directory's."""
+    """The display name in each row's location (checked once per distinct value), else the directory's safe name."""
     encoded = pc.dictionary_encode(location)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
-    names = [safe_city_name(value) or fallback if value else fallback for value in encoded.dictionary.to_pylist()]
+    names = [_display_name(value) or fallback for value in encoded.dictionary.to_pylist()]
     indices = pc.fill_null(encoded.indices, len(names))
     return pa.array(names + [fallback], pa.string()).take(indices)
+
+
+def _display_name(location: str | None) -> str | None:
+    # A location with nothing to build a safe name from ("", "!!!") does not name a city.
+    name = (location or "").strip()
+    return name if safe_city_name(name) else None
 
 
 class RawStage:

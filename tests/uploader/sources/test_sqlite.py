@@ -39,7 +39,7 @@ def test_every_generation_reads_into_the_canonical_record(tmp_path, sensor_db, s
     assert table.num_rows == 5
     first = table.slice(0, 1).to_pylist()[0]
     assert first["timestamp"] == datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
-    assert first["location"] == "New York" and first["city"] == "New_York"
+    assert first["location"] == "New York" and first["city"] == "New York"
     assert first["temperature"] == 20.0 and first["sensor_id"] == "New_York_AB12"
     assert table["seq"].to_pylist() == [1, 2, 3, 4, 5] and table["source_id"].to_pylist() == [1, 2, 3, 4, 5]
     if shape == "2025-04":  # no humidity columns at all: null, and coordinates come out of the location

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import pyarrow as pa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sensor_manager.naming import safe_city_name
 from uploader.batch import Lineage
 from uploader.schema import CANONICAL_SCHEMA
 from uploader.sources.sqlite import OUTPUT_NAMES, OUTPUT_TYPES
@@ -53,13 +54,19 @@ def test_embedded_coordinates_are_stripped_and_fill_missing_latitude_longitude()
     kept, _ = RawStage().apply(chunk(location=["New York (40.7128, -74.0060)", "Berlin", None]), LINEAGE)
     rows = kept.to_pylist()
     assert [(r["location"], r["latitude"], r["longitude"], r["city"]) for r in rows] == [
-        ("New York", 40.7128, -74.006, "New_York"), ("Berlin", None, None, "Berlin"), (None, None, None, "New_York")]
+        ("New York", 40.7128, -74.006, "New York"), ("Berlin", None, None, "Berlin"), (None, None, None, "New_York")]
+
+
+def test_city_is_the_display_name_of_the_location_else_the_directory():
+    locations = ["São Paulo", " 東京 ", "!!!", "", None]
+    assert _cities(pa.array(locations, pa.string()), "Fallback").to_pylist() == ["São Paulo", "東京", "Fallback", "Fallback", "Fallback"]
 
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=30)), min_size=1, max_size=20))
-def test_every_row_gets_a_non_empty_city(locations):
+@settings(deadline=None)  # Arrow calls on a shared CI machine: behaviour is under test here, not speed
+def test_every_row_gets_a_city_with_a_safe_name(locations):
     cities = _cities(pa.array(locations, pa.string()), "Fallback").to_pylist()
-    assert len(cities) == len(locations) and all(cities)
+    assert len(cities) == len(locations) and all(safe_city_name(city) for city in cities)
 
 
 @given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=1, max_size=60))

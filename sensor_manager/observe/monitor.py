@@ -191,10 +191,10 @@ class Monitor:
                 fresh.update(sensors)
         return fresh, known
 
-    def _checkpoints(self, slug: str) -> dict[str, tuple[str | None, int]]:
+    def _checkpoints(self, safe_city: str) -> dict[str, tuple[str | None, int]]:
         """source path -> (generation, position) the city's uploader last persisted for the lake, in this
         project's current fleet epoch (newest ship generation): what it resumes from after a restart."""
-        path = checkpoint_path(self.layout.state, city_service_slug(slug))
+        path = checkpoint_path(self.layout.state, city_service_slug(safe_city))
         if self.plan is None or not path.exists():
             return {}
         try:

@@ -6,7 +6,7 @@ from deltalake import DeltaTable, write_deltalake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensor_manager.naming import city_name_problem, safe_city_name
+from fleetcore.naming import city_name_problem, safe_city_name
 from uploader.schema import PARTITION_COLUMNS
 
 NAMED = ["New York", "São Paulo", "東京", "St. John's", "Zürich", "x=y %2F"]

@@ -5,7 +5,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensor_manager.naming import safe_city_name
+from fleetcore.naming import safe_city_name
 from uploader.batch import Lineage
 from uploader.schema import CANONICAL_SCHEMA
 from uploader.sources.sqlite import OUTPUT_NAMES, OUTPUT_TYPES

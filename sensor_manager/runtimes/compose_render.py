@@ -203,15 +203,38 @@ def _config_mount(inputs: StackInputs, role: str) -> dict[str, Any]:
     return _bind(role_config_dir(inputs.layout, role), CONFIG_MOUNT, read_only=True)
 
 
-def sensor_service(service: Service, inputs: StackInputs, plan_digest: str) -> dict[str, Any]:
-    layout = inputs.layout
-    first = service.sensors[0]
-    status_file = _in_container(f"{first.sensor_dir}/status.json")
+def sensor_status_file(service: Service) -> str:
+    """The status file a sensor container writes (its first sensor's folder), inside the container."""
+    return _in_container(f"{service.sensors[0].sensor_dir}/status.json")
+
+
+def sensor_command(service: Service) -> list[str]:
+    """`simulate` for the service's sensors, by id, reading the role config mounted at SENSOR_STATE_MOUNT."""
     config_file = f"{SENSOR_STATE_MOUNT}/{CONFIG_FILE}"
     command = ["python", "-m", "sensor_manager", "simulate", "--config", config_file, "--project-dir", CONTAINER_ROOT]
     for sensor in service.sensors:
         command += ["--sensor-id", sensor.sensor_id]
-    command += ["--status-file", status_file]
+    return command + ["--status-file", sensor_status_file(service)]
+
+
+def uploader_slug(service: Service) -> str:
+    return service.name.removeprefix("uploader-")
+
+
+def uploader_command(service: Service) -> list[str]:
+    """The city's continuous uploader, reading the role config mounted at CONFIG_MOUNT."""
+    return [
+        "python", "-m", "uploader", "--config", f"{CONFIG_MOUNT}/{CONFIG_FILE}",
+        "--sqlite", _in_container(f"data/{service.safe_city}"), "--project-dir", CONTAINER_ROOT,
+        "--uploader-id", uploader_slug(service), "--state-dir", _in_container("state"), "--lake", _in_container("lake"),
+        "--continuous",
+    ]
+
+
+def sensor_service(service: Service, inputs: StackInputs, plan_digest: str) -> dict[str, Any]:
+    layout = inputs.layout
+    status_file = sensor_status_file(service)
+    command = sensor_command(service)
     spec = _hardening(inputs, inputs.settings.sensor_memory)
     spec.update({
         "command": command,
@@ -231,13 +254,9 @@ def uploader_state_paths(layout: ProjectLayout) -> list[Path]:
 
 def uploader_service(service: Service, config, inputs: StackInputs, plan_digest: str) -> dict[str, Any]:
     layout = inputs.layout
-    slug = service.name.removeprefix("uploader-")
+    slug = uploader_slug(service)
     city_data = f"data/{service.safe_city}"
-    command = [
-        "python", "-m", "uploader", "--config", f"{CONFIG_MOUNT}/{CONFIG_FILE}",
-        "--sqlite", _in_container(city_data), "--project-dir", CONTAINER_ROOT, "--uploader-id", slug,
-        "--state-dir", _in_container("state"), "--lake", _in_container("lake"), "--continuous",
-    ]
+    command = uploader_command(service)
     volumes = [
         _config_mount(inputs, "uploader"),
         _bind(layout.root / city_data, _in_container(city_data), read_only=True),

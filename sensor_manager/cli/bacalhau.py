@@ -98,7 +98,7 @@ def submit(ctx: typer.Context, specs: SpecsArg = None, dry_run: DryRunOpt = Fals
         print_json({"schema_version": SCHEMA_VERSION, "dry_run": False, "jobs": jobs})
     else:
         for spec, job_id in sorted(jobs.items()):
-            results().out(f"{spec}\t{job_id}", highlight=False)
+            results().out(f"{spec}  {job_id}", highlight=False)
 
 
 @bacalhau_app.command("status")
@@ -117,4 +117,4 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
         return
     for row in rows:
         nodes = ", ".join(f"{e['node']}={e['state']}" for e in row.executions) or "no executions"
-        results().out(f"{row.name or row.spec}\t{row.job_id}\t{row.state}\t{nodes}", highlight=False)
+        results().out(f"{row.name or row.spec}  {row.job_id}  {row.state}  {nodes}", highlight=False)

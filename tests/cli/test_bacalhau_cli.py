@@ -110,3 +110,9 @@ def test_a_failing_orchestrator_exits_1_with_its_message(rendered, tmp_path):
                extra={"BACALHAU_STANDIN_FAIL": "1"})
     assert done.returncode == 1
     assert done.stderr.startswith("error: `bacalhau job run` failed (exit 1): Error: failed to connect")
+
+
+def test_render_without_tag_or_engine_exits_3_asking_for_a_tag(project_dir):
+    done = run(project_dir, "render", extra={"DOCKER_HOST": f"unix://{project_dir}/no-engine.sock"})
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.rstrip().endswith("the image tag hashes the base image, so without an engine pass --tag T")

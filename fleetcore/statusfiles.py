@@ -37,11 +37,13 @@ def write_status(path: Path, payload: dict[str, Any], interval_seconds: float) -
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
-    """The document at `path`, or None when it is missing or unreadable."""
+    """The JSON object at `path` (a status file, or the supervisor's spec and state), or None when it is
+    missing, unreadable or not an object: callers read keys from it."""
     try:
-        return json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return document if isinstance(document, dict) else None
 
 
 def is_stale(document: dict[str, Any], now: float | None = None) -> bool:

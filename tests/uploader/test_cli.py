@@ -10,8 +10,13 @@ import time
 
 import pytest
 
+from fleetcore.statusfiles import read_status
 from sensor_manager.cli import app
 from uploader.cli import main
+
+
+def delta_rows_shipped(status_path) -> int | None:
+    return ((read_status(status_path) or {}).get("sinks", {}).get("delta") or {}).get("rows_shipped")
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -127,18 +132,13 @@ def test_both_entry_points_list_the_same_options_in_help():
         "--state-dir", "--check", "--development", "--quiet", "--verbose", "--traceback", "--help"}
 
 
-def test_sigterm_in_continuous_mode_finishes_records_progress_and_exits_0(project, sensor_db):
+def test_sigterm_in_continuous_mode_finishes_records_progress_and_exits_0(project, sensor_db, wait_until):
     sensor_db(project / "data" / "Berlin" / "AB12" / "sensor_data.db").append(40)
     status_path = project / "state" / "status" / "uploader-berlin.json"
     process = subprocess.Popen([sys.executable, "-m", "uploader", "--sqlite", str(project / "data" / "Berlin"),
                                 "--project-dir", str(project), "--continuous", "--interval", "0.2"],
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        document = json.loads(status_path.read_text()) if status_path.exists() else {}
-        if document.get("sinks", {}).get("delta", {}).get("rows_shipped") == 40:
-            break
-        time.sleep(0.1)
+    wait_until(lambda: delta_rows_shipped(status_path) == 40, 60, "40 rows shipped")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, process.stderr.read()
     final = json.loads(status_path.read_text())
@@ -159,7 +159,7 @@ def test_a_container_reads_project_and_epoch_from_the_plan_beside_its_config(tmp
     assert (status["project"], status["fleet_epoch"]) == ("demo", 4)
 
 
-def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_alone(project, sensor_db):
+def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_alone(project, sensor_db, wait_until):
     for code in ("AA11", "BB22"):
         sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}").append(20)
     status_path = project / "state" / "status" / "uploader-berlin.json"
@@ -167,12 +167,7 @@ def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_al
                                 "--project-dir", str(project), "--continuous", "--interval", "0.2"],
                                stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            document = json.loads(status_path.read_text()) if status_path.exists() else {}
-            if document.get("sinks", {}).get("delta", {}).get("rows_shipped") == 40:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: delta_rows_shipped(status_path) == 40, 60, "40 rows shipped")
         once = [sys.executable, "-m", "uploader", "--project-dir", str(project), "--once"]
         same_name = subprocess.run([*once, "--sqlite", str(project / "data" / "Berlin")], capture_output=True, text=True, timeout=60)
         other_name = subprocess.run([*once, "--sqlite", str(project / "data")], capture_output=True, text=True, timeout=60)

@@ -46,6 +46,17 @@ def read_status(path: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
+def fresh_status(path: Path, now: float | None = None) -> tuple[dict[str, Any] | None, str]:
+    """(document, "") when `path` holds a status document refreshed in time, else (None, why not): the first
+    half of every healthcheck."""
+    document = read_status(path)
+    if document is None:
+        return None, f"{path}: no readable status file"
+    if is_stale(document, now):
+        return None, f"{path}: stale (updated {document.get('updated_at')}, interval {document.get('interval_seconds')} s)"
+    return document, ""
+
+
 def is_stale(document: dict[str, Any], now: float | None = None) -> bool:
     """True when the writer has not refreshed the file within 3x its interval."""
     now = time.time() if now is None else now

@@ -9,11 +9,16 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleetcore.boundary import exit_code_for
 from fleetcore.errors import ExitCode, UsageError
 from uploader.allocators import tune_allocators
-from uploader.settings import MAX_INTERVAL_SECONDS, UploaderSettings
+
+if TYPE_CHECKING:
+    from uploader.settings import UploaderSettings
+
+# sensor_manager's CLI imports this module at every start-up: settings (pydantic) load only when parsing.
 
 PROG = "python -m uploader"
 DESCRIPTION = "Ship every reading of the sensor DBs under --sqlite exactly once to the lake."
@@ -26,6 +31,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def interval_seconds(text: str) -> float:
+    from uploader.settings import MAX_INTERVAL_SECONDS
+
     try:
         value = float(text)
     except ValueError:
@@ -36,6 +43,8 @@ def interval_seconds(text: str) -> float:
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    from uploader.settings import MAX_INTERVAL_SECONDS
+
     parser = _Parser(prog=prog, description=DESCRIPTION, epilog=f"Example: {prog} --sqlite data/New_York")
     parser.add_argument("--sqlite", type=Path, required=True, metavar="PATH", help="A sensor_data.db, or a directory searched recursively for them.")
     parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="Config file; its uploader: and project: keys apply (`upload` finds it as every command does; python -m uploader reads the resolved file sensor-manager renders, literally, else built-in defaults).")

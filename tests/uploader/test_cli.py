@@ -191,3 +191,10 @@ def test_a_status_file_never_holds_nan(tmp_path):
     with pytest.raises(ValueError, match="not JSON compliant"):
         write_status(path, {"lag_seconds": float("nan")}, 30.0)
     assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_registering_upload_keeps_the_cli_start_up_free_of_pydantic():
+    # Every ./sensor_manager.py run imports uploader.cli (for `upload`); settings load only when parsing.
+    probe = "import sys, sensor_manager.cli; print(sorted(m for m in ('pydantic', 'uploader.settings') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -10,12 +10,11 @@ the full document's. Prints value/baseline/ratio, or with --json one object {"na
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
-from monitor_refresh import build_project
+from monitor_refresh import build_project, project_arguments
 from sensor_manager.dashboard import feed
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.monitor import Monitor
@@ -23,13 +22,7 @@ from timing import median_seconds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--cities", type=int, default=20)
-    parser.add_argument("--sensors-per-city", type=int, default=50)
-    parser.add_argument("--rows", type=int, default=2000, help="readings per sensor DB")
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = project_arguments(__doc__.splitlines()[0])
     with tempfile.TemporaryDirectory(prefix="dashboard-bench-") as tmp:
         root = Path(tmp)
         plan = build_project(root, args.cities, args.sensors_per_city, args.rows)

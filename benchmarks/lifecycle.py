@@ -146,7 +146,7 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     from sensor_manager.runtimes import record_runtime
     from sensor_manager.runtimes import supervisor as sv
     from sensor_manager.runtimes.local import LocalRuntime
-    from fleetcore.statusfiles import write_status
+    from fleetcore.statusfiles import read_status, write_status
 
     project = fresh_project(root, "big", big_config(cities, per_city))
     layout = ProjectLayout.at(project)
@@ -154,7 +154,7 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     plan = resolve_plan(config, layout, persist=True)
     runtime = LocalRuntime(layout)
     runtime.render(plan, config)
-    spec = sv.read_json(sv.spec_path(layout))
+    spec = read_status(sv.spec_path(layout))
     if spec is None:
         raise SystemExit(f"render wrote no supervisor spec at {sv.spec_path(layout)}")
     for service in spec["services"]:
@@ -164,7 +164,7 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     record_runtime(layout, "local", "benchmark")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        state = sv.read_json(sv.state_path(layout)) or {}
+        state = read_status(sv.state_path(layout)) or {}
         entries = state.get("services", {})
         if len(entries) == len(spec["services"]) and all(e.get("pid") for e in entries.values()):
             break

@@ -95,14 +95,19 @@ def seed_snapshot(root: Path, plan: FleetPlan) -> None:
 
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def project_arguments(description: str) -> argparse.Namespace:
+    """The flags of the benchmarks that measure a `build_project` fleet (this one and dashboard_snapshot)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--cities", type=int, default=20)
     parser.add_argument("--sensors-per-city", type=int, default=50)
     parser.add_argument("--rows", type=int, default=2000, help="readings per sensor DB")
     parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = project_arguments(__doc__.splitlines()[0])
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         root = Path(tmp)
         plan = build_project(root, args.cities, args.sensors_per_city, args.rows)

@@ -37,11 +37,24 @@ def write_status(path: Path, payload: dict[str, Any], interval_seconds: float) -
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
-    """The document at `path`, or None when it is missing or unreadable."""
+    """The JSON object at `path` (a status file, or the supervisor's spec and state), or None when it is
+    missing, unreadable or not an object: callers read keys from it."""
     try:
-        return json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return document if isinstance(document, dict) else None
+
+
+def fresh_status(path: Path, now: float | None = None) -> tuple[dict[str, Any] | None, str]:
+    """(document, "") when `path` holds a status document refreshed in time, else (None, why not): the first
+    half of every healthcheck."""
+    document = read_status(path)
+    if document is None:
+        return None, f"{path}: no readable status file"
+    if is_stale(document, now):
+        return None, f"{path}: stale (updated {document.get('updated_at')}, interval {document.get('interval_seconds')} s)"
+    return document, ""
 
 
 def is_stale(document: dict[str, Any], now: float | None = None) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,23 @@ def project_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+def _wait_until(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.1):
+    """Poll until `predicate()` is truthy and return it; fail after `timeout` s (a bound on waiting, not a speed assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def wait_until():
+    """The one polling helper: wait_until(predicate, timeout=30.0, what="condition", interval=0.1)."""
+    return _wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -1,52 +1,83 @@
-"""`python -m uploader`: parse flags, resolve the run, call the pipeline, map the result to an exit code.
+"""The upload command line, declared once: `python -m uploader` and `./sensor_manager.py upload` both parse
+with `parse_args` and end in fleetcore.boundary (one `error:` line, exit 2 for bad input).
 
-The same error boundary as sensor_manager's CLI: a SensorManagerError prints one `error:` line and
-exits with its code (2 for bad input); anything unexpected prints one line and exits 1.
+`run` is the library call behind both: resolve the run, ship (or --check), map the result to an exit code.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fleetcore.errors import ExitCode, SensorManagerError, UsageError
+from fleetcore.boundary import exit_code_for
+from fleetcore.errors import ExitCode, UsageError
 from uploader.allocators import tune_allocators
+
+if TYPE_CHECKING:
+    from uploader.settings import UploaderSettings
+
+# sensor_manager's CLI imports this module at every start-up: settings (pydantic) load only when parsing.
+
+PROG = "python -m uploader"
+DESCRIPTION = "Ship every reading of the sensor DBs under --sqlite exactly once to the lake."
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one `error:` line and exit 2, like every other command
-        raise UsageError(f"{message} (see python -m uploader --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m uploader",
-                     description="Ship every reading of the sensor DBs under --sqlite exactly once to the lake.")
-    parser.add_argument("--sqlite", type=Path, required=True, metavar="PATH", help="a sensor_data.db, or a directory searched recursively for them")
-    parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="resolved settings file rendered by sensor-manager; its uploader: and project: keys apply (default: built-in defaults)")
-    parser.add_argument("--project-dir", type=Path, metavar="DIR", help="project directory (default: inferred when --sqlite lies under <dir>/data)")
-    parser.add_argument("--uploader-id", metavar="ID", help="this uploader's name (default: the city directory of --sqlite as a slug)")
+def interval_seconds(text: str) -> float:
+    from uploader.settings import MAX_INTERVAL_SECONDS
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_INTERVAL_SECONDS:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most {MAX_INTERVAL_SECONDS}, not {text!r}")
+    return value
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    from uploader.settings import MAX_INTERVAL_SECONDS
+
+    parser = _Parser(prog=prog, description=DESCRIPTION, epilog=f"Example: {prog} --sqlite data/New_York")
+    parser.add_argument("--sqlite", type=Path, required=True, metavar="PATH", help="A sensor_data.db, or a directory searched recursively for them.")
+    parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="Config file; its uploader: and project: keys apply (`upload` finds it as every command does; python -m uploader reads the resolved file sensor-manager renders, literally, else built-in defaults).")
+    parser.add_argument("--project-dir", type=Path, metavar="DIR", help="Project directory (default: inferred when --sqlite lies under <dir>/data).")
+    parser.add_argument("--uploader-id", metavar="ID", help="This uploader's name (default: the city directory of --sqlite as a slug).")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="drain every source to its end as of start, then exit (default); exits 1, saying so, when another running uploader (e.g. the fleet's) holds this --uploader-id or a source: stop the fleet first")
-    mode.add_argument("--continuous", action="store_true", help="poll every --interval seconds until SIGTERM")
-    parser.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between polls (default: uploader.interval_seconds, 30)")
-    parser.add_argument("--lake", type=Path, metavar="PATH", help="lake directory (default: <project-dir>/lake); table <lake>/sensor_readings")
-    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="state root: checkpoints/, locks/, deadletter/, status/ (default: <project-dir>/state)")
-    parser.add_argument("--check", action="store_true", help="exit 0 when the status file is fresh and no sink is failing permanently")
-    parser.add_argument("--development", action="store_true", help="re-upload everything under a new fleet epoch")
-    parser.add_argument("--traceback", action="store_true", help="show a traceback on errors")
+    mode.add_argument("--once", action="store_true", help="Drain every source to its end as of start, then exit (default). Exits 1, saying so, when another running uploader (e.g. the fleet's) holds this --uploader-id or a source: stop the fleet first.")
+    mode.add_argument("--continuous", action="store_true", help="Poll every --interval seconds until SIGTERM.")
+    parser.add_argument("--interval", type=interval_seconds, metavar="SECONDS", help=f"Seconds between polls, above 0 and at most {MAX_INTERVAL_SECONDS} (default: uploader.interval_seconds, 30).")
+    parser.add_argument("--lake", type=Path, metavar="PATH", help="Lake directory (default: <project-dir>/lake); table <lake>/sensor_readings.")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="State root: checkpoints/, locks/, deadletter/, status/ (default: <project-dir>/state).")
+    parser.add_argument("--check", action="store_true", help="Exit 0 when the status file is fresh and no sink is failing permanently.")
+    parser.add_argument("--development", action="store_true", help="Re-upload everything under a new fleet epoch.")
+    parser.add_argument("--quiet", "-q", action="store_true", help="Only errors on stderr.")
+    parser.add_argument("--verbose", "-v", action="store_true", help="More detail on stderr.")
+    parser.add_argument("--traceback", action="store_true", help="Show a traceback on errors.")
     return parser
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the uploader for these arguments and return the exit code (the library call behind both CLIs)."""
-    args = build_parser().parse_args(argv)
+def parse_args(argv: list[str], prog: str = PROG) -> argparse.Namespace:
+    """The upload flags in `argv`; raises UsageError (exit 2) naming the flag on bad input."""
+    return build_parser(prog).parse_args(argv)
+
+
+def run(args: argparse.Namespace, settings: UploaderSettings | None = None, project: str | None = None) -> int:
+    """Run the uploader for parsed flags and return the exit code. `settings`/`project`, when the caller
+    has resolved them (sensor-manager's `upload`), win over reading the --config file."""
+    tune_allocators()  # before the pipeline's native libraries load
     from uploader.runner import check, upload
 
-    options = dict(sqlite=args.sqlite, config=args.config, project_dir=args.project_dir, uploader_id=args.uploader_id,
-                   continuous=args.continuous, interval=args.interval, lake=args.lake, state_dir=args.state_dir,
-                   development=args.development)
+    options = dict(sqlite=args.sqlite, settings=settings, project=project, config=args.config,
+                   project_dir=args.project_dir, uploader_id=args.uploader_id, continuous=args.continuous,
+                   interval=args.interval, lake=args.lake, state_dir=args.state_dir, development=args.development)
     if args.check:
         healthy, reason = check(**options)
         sys.stderr.write(f"{reason}\n")
@@ -55,20 +86,12 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    tune_allocators()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        return run(argv)
-    except SensorManagerError as exc:
-        if "--traceback" in (argv if argv is not None else sys.argv):
-            traceback.print_exc()
-        for line in str(exc).splitlines() or [""]:
-            sys.stderr.write(f"error: {line}\n")
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # the boundary: anything unexpected becomes one line
-        if "--traceback" in (argv if argv is not None else sys.argv):
-            traceback.print_exc()
-        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --traceback)\n")
-        return int(ExitCode.FAILURE)
+        args = parse_args(argv)
+        # A service's log: progress at INFO unless asked otherwise.
+        level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+        logging.basicConfig(level=level, stream=sys.stderr, format=LOG_FORMAT)
+        return run(args)
+    except (Exception, KeyboardInterrupt) as exc:  # the boundary shared with sensor_manager's CLI
+        return exit_code_for(exc, show_traceback="--traceback" in argv)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fleetcore.errors import UsageError
 from fleetcore.naming import city_service_slug
-from uploader.settings import MAX_INTERVAL_SECONDS, UploaderSettings
+from uploader.settings import UploaderSettings
 from uploader.sources.discovery import data_root_of
 
 UPLOADER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -102,8 +102,6 @@ def resolve_invocation(
     chosen_id = uploader_id or default_uploader_id(sqlite, data_root, project is not None)
     if not UPLOADER_ID.fullmatch(chosen_id):
         raise UsageError(f"--uploader-id {chosen_id!r}: use lowercase letters, digits and '-' (e.g. new-york).")
-    if interval is not None and not 0 < interval <= MAX_INTERVAL_SECONDS:  # also false for NaN
-        raise UsageError(f"--interval {interval}: must be a number of seconds above 0 and at most {MAX_INTERVAL_SECONDS}.")
     return Invocation(
         sqlite=sqlite.resolve(), data_root=data_root, project_dir=project, project=name, fleet_epoch=epoch,
         uploader_id=chosen_id,

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetcore.statusfiles import is_stale, read_status, write_status
+from fleetcore.statusfiles import fresh_status, write_status
 
 
 @dataclass
@@ -54,11 +54,9 @@ def write_uploader_status(path: Path, *, uploader_id: str, state: str, interval:
 
 def check_health(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy, one-line reason): fresh within 3x the interval and no sink failing permanently."""
-    document = read_status(path)
+    document, problem = fresh_status(path, now)
     if document is None:
-        return False, f"{path}: no readable status file"
-    if is_stale(document, now):
-        return False, f"{path}: stale (updated {document.get('updated_at')}, interval {document.get('interval_seconds')} s)"
+        return False, problem
     failing = [name for name, sink in (document.get("sinks") or {}).items() if sink.get("failing_permanently")]
     if failing:
         return False, f"{path}: sink {', '.join(failing)} failing permanently"

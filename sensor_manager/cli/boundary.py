@@ -1,4 +1,4 @@
-"""The one place an exception becomes a message and an exit code.
+"""The error boundary around every command: fleetcore.boundary turns an exception into a message and an exit code.
 
 `GuardedGroup` is the typer app's click group, so the boundary applies both to the real CLI and to
 tests driving the app through typer's CliRunner. (Typer vendors its own click: its exceptions are
@@ -9,14 +9,13 @@ exit 2, instead of typer's boxed panel.
 from __future__ import annotations
 
 import sys
-import traceback
 
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from fleetcore.errors import ExitCode, SensorManagerError
+from fleetcore.boundary import exit_code_for, report
 
 
 def wants_traceback(ctx) -> bool:
@@ -27,12 +26,6 @@ def wants_traceback(ctx) -> bool:
             return True
         ctx = ctx.parent
     return False
-
-
-def report(message: str) -> None:
-    for line in message.splitlines() or [""]:
-        sys.stderr.write(f"error: {line}\n")
-    sys.stderr.flush()
 
 
 def report_click_error(exc: ClickException, command_path: str) -> typer.Exit:
@@ -73,15 +66,5 @@ class GuardedGroup(TyperGroup):
             raise report_click_error(exc, path) from None
         except (typer.Exit, typer.Abort, TyperException):
             raise
-        except SensorManagerError as exc:
-            if wants_traceback(ctx):
-                traceback.print_exc()
-            report(str(exc))
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except Exception as exc:  # the boundary: anything unexpected becomes one line
-            if wants_traceback(ctx):
-                traceback.print_exc()
-            report(f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback)")
-            raise typer.Exit(int(ExitCode.FAILURE)) from None
+        except (Exception, KeyboardInterrupt) as exc:  # the boundary: anything else becomes error lines
+            raise typer.Exit(exit_code_for(exc, show_traceback=wants_traceback(ctx))) from None

@@ -11,6 +11,13 @@ import typer
 COMMON_OPTIONS = ("config", "project_dir", "quiet", "verbose")
 
 
+def _own_parsers():
+    """Commands that hand their arguments to an argparse parser shared with another entry point."""
+    from uploader.cli import build_parser
+
+    return {"upload": build_parser}
+
+
 def _commands(group, prefix: str = ""):
     for name in sorted(group.commands):
         command = group.commands[name]
@@ -32,10 +39,27 @@ def shared_after_name(command) -> list[str]:
     return ["/".join(param.opts) for param in command.params if param.name in COMMON_OPTIONS]
 
 
+def _click_rows(command) -> tuple[list[str], list[tuple[str, str]]]:
+    rows = [(_option_cell(param), getattr(param, "help", None) or "") for param in command.params
+            if param.name not in (*COMMON_OPTIONS, "help")]
+    return shared_after_name(command), rows
+
+
+def _argparse_rows(parser) -> tuple[list[str], list[tuple[str, str]]]:
+    shared, rows = [], []
+    for action in parser._actions:  # argparse offers no public way to list its options
+        if action.dest in COMMON_OPTIONS:
+            shared.append("/".join(action.option_strings))
+        elif action.dest != "help":
+            rows.append((", ".join(f"`{opt}`" for opt in action.option_strings), action.help or ""))
+    return shared, rows
+
+
 def markdown() -> str:
     from sensor_manager.cli import app
 
     root = typer.main.get_command(app)
+    own_parsers = _own_parsers()
     out: list[str] = []
     for name, command in _commands(root):
         text = (command.help or "").strip()
@@ -43,14 +67,13 @@ def markdown() -> str:
         out.append(f"#### `{name}`\n\n{summary.strip()}")
         if rest.strip():
             out.append(" ".join(line.strip() for line in rest.strip().splitlines()))
-        shared = shared_after_name(command)
+        own_parser = own_parsers.get(name)
+        shared, options = _argparse_rows(own_parser()) if own_parser else _click_rows(command)
         out.append("After its name it also takes " + ", ".join(f"`{opt}`" for opt in shared) + "." if shared
                    else "It takes the shared options only before its name.")
         rows = ["| option | meaning |", "|---|---|"]
-        for param in command.params:
-            if param.name in (*COMMON_OPTIONS, "help"):
-                continue
-            help_text = (getattr(param, "help", None) or "").replace("|", "\\|").replace("\n", " ")
-            rows.append(f"| {_option_cell(param)} | {help_text} |")
+        for cell, help_text in options:
+            help_text = help_text.replace("|", "\\|").replace("\n", " ")
+            rows.append(f"| {cell} | {help_text} |")
         out.append("\n".join(rows))
     return "\n\n".join(out)

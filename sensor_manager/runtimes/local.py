@@ -107,7 +107,7 @@ class LocalRuntime:
 
     # --- spec and supervisor state -------------------------------------------------------------
     def _read_spec(self) -> dict[str, Any]:
-        spec = sv.read_json(sv.spec_path(self.layout)) or {}
+        spec = read_status(sv.spec_path(self.layout)) or {}
         spec.setdefault("schema_version", sv.SCHEMA_VERSION)
         spec.setdefault("generation", 0)
         spec.setdefault("services", [])
@@ -116,7 +116,7 @@ class LocalRuntime:
         return spec
 
     def _read_state(self) -> dict[str, Any]:
-        return sv.read_json(sv.state_path(self.layout)) or {}
+        return read_status(sv.state_path(self.layout)) or {}
 
     def supervisor(self) -> ProcessRecord | None:
         """The live supervisor of this project, verified by start time, command line and its lock."""

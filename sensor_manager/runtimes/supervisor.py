@@ -82,13 +82,6 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(document, separators=(",", ":")))
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 @dataclass
 class Policy:
     """Restart and stop timings; the spec's `policy` object may override any of them (tests do)."""
@@ -188,7 +181,7 @@ class Supervisor:
 
     # --- spec ----------------------------------------------------------------------------------
     def load_spec(self) -> None:
-        spec = read_json(spec_path(self.layout)) or {}
+        spec = read_status(spec_path(self.layout)) or {}
         self.policy = Policy.from_spec(spec)
         desired = spec.get("desired", {})
         tokens = spec.get("restart_tokens", {})

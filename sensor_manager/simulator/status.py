@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fleetcore.statusfiles import is_stale, read_status, write_status
+from fleetcore.statusfiles import fresh_status, write_status
 
 LIVE_STATES = ("starting", "backfilling", "running")
 
@@ -84,11 +84,9 @@ def _sensor_entry(sensor, rate: float) -> dict[str, Any]:
 
 def is_healthy(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy?, why): fresh, live and without a fatal error."""
-    document = read_status(path)
+    document, problem = fresh_status(path, now)
     if document is None:
-        return False, f"{path}: no status file"
-    if is_stale(document, now):
-        return False, f"{path}: stale (last update {document.get('updated_at')})"
+        return False, problem
     if document.get("fatal_error"):
         return False, f"{path}: fatal error: {document['fatal_error']}"
     if document.get("state") not in LIVE_STATES:

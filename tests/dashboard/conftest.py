@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -47,17 +46,6 @@ def monitor(project: Path) -> dict:
     return json.loads(result.stdout)
 
 
-def wait_for(condition, what: str, timeout: float = 60.0):
-    """Poll until `condition()` is truthy (a deadline against hangs, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 class Dashboard:
     """`dashboard` as a process; its URL is the first line it prints."""
 
@@ -81,14 +69,14 @@ class Dashboard:
 
 
 @pytest.fixture(scope="module")
-def live_fleet(tmp_path_factory) -> Path:
+def live_fleet(tmp_path_factory, wait_until) -> Path:
     project = tmp_path_factory.mktemp("dashboard") / "project"
     project.mkdir()
     (project / "sensor-manager.yaml").write_text(FLEET_CONFIG)
     started = cli(project, "start", "--wait", "--no-diagnostics")
     assert started.returncode == 0, started.stderr
     try:
-        wait_for(lambda: all(c["lake_rows"] > 0 for c in monitor(project)["cities"]), "a first upload in every city")
+        wait_until(lambda: all(c["lake_rows"] > 0 for c in monitor(project)["cities"]), 60, "a first upload in every city")
         yield project
     finally:
         cli(project, "stop")
@@ -123,8 +111,8 @@ def browser(chromium_path):
 
 
 @pytest.fixture(scope="session")
-def dash():
+def dash(wait_until):
     """The helpers above, for the test modules (conftest is not importable under --import-mode=importlib)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(cli=cli, monitor=monitor, wait_for=wait_for, Dashboard=Dashboard, artifacts=ARTIFACTS)
+    return SimpleNamespace(cli=cli, monitor=monitor, wait_until=wait_until, Dashboard=Dashboard, artifacts=ARTIFACTS)

@@ -42,7 +42,7 @@ def shown(page) -> dict:
 
 
 def test_live_page_matches_monitor_json_moves_and_shows_an_uploader_stop(page, live_fleet, dash):
-    cli, monitor, wait_for = dash.cli, dash.monitor, dash.wait_for
+    cli, monitor, wait_until = dash.cli, dash.monitor, dash.wait_until
     # Header and cards: a tick computed after `before` started and before `after` (two fresh ticks in between).
     before = monitor(live_fleet)
     seen = ticks(page)
@@ -75,7 +75,7 @@ def test_live_page_matches_monitor_json_moves_and_shows_an_uploader_stop(page, l
     assert int(page.get_attribute("#sensor-chart", "data-points")) > points > 0
     other = page.evaluate("[...document.querySelectorAll('#sensor-select option')].map(o => o.value).find(v => v.startsWith('New_York'))")
     page.select_option("#sensor-select", other)
-    wait_for(lambda: int(page.get_attribute("#sensor-chart", "data-points")) > 0, "the other sensor's chart")
+    wait_until(lambda: int(page.get_attribute("#sensor-chart", "data-points")) > 0, 60, "the other sensor's chart")
 
     # Clicking a sensor's dot on its city's map selects it.
     target = page.evaluate("""() => {
@@ -84,7 +84,7 @@ def test_live_page_matches_monitor_json_moves_and_shows_an_uploader_stop(page, l
                 y: box.top + card.view.y(sensor.latitude) * box.height / card.map.height};
     }""")
     page.mouse.click(target["x"], target["y"])
-    wait_for(lambda: page.eval_on_selector("#sensor-select", "e => e.value") == target["id"], "a click on the map to select the sensor")
+    wait_until(lambda: page.eval_on_selector("#sensor-select", "e => e.value") == target["id"], 60, "a click on the map to select the sensor")
 
     dash.artifacts.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(dash.artifacts / "dashboard.png"))
@@ -92,9 +92,9 @@ def test_live_page_matches_monitor_json_moves_and_shows_an_uploader_stop(page, l
     # Stopping Amsterdam's uploader: the card says stopped and its lag rises on the page.
     assert cli(live_fleet, "stop", "uploader-amsterdam").returncode == 0
     card = 'article.city[data-city-id="Amsterdam"]'
-    wait_for(lambda: page.get_attribute(f'{card} [data-city="uploader_state"]', "data-value") == "stopped", "the card to show the uploader stopped")
+    wait_until(lambda: page.get_attribute(f'{card} [data-city="uploader_state"]', "data-value") == "stopped", 60, "the card to show the uploader stopped")
     stopped_lag = int(page.get_attribute(f'{card} [data-city="lag_rows"]', "data-value"))
-    wait_for(lambda: int(page.get_attribute(f'{card} [data-city="lag_rows"]', "data-value")) >= stopped_lag + 20, "lag to rise on the page")
+    wait_until(lambda: int(page.get_attribute(f'{card} [data-city="lag_rows"]', "data-value")) >= stopped_lag + 20, 60, "lag to rise on the page")
     assert cli(live_fleet, "start", "uploader-amsterdam", "--wait", "--no-diagnostics").returncode == 0
 
     assert page.console_errors == []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -108,17 +107,6 @@ def _remove_older_project_images(client, keep: str) -> None:
             pass  # still used by a container, or shared: leave it
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    """Poll until `predicate()` is truthy and return it (a bound on waiting, not a speed assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def _db_seqs(path: Path) -> list[int]:
     """Every seq in a sensor DB, read-only (empty while the DB or its table does not exist yet)."""
     if not path.is_file():
@@ -128,11 +116,6 @@ def _db_seqs(path: Path) -> list[int]:
             return [row[0] for row in conn.execute("SELECT seq FROM sensor_readings ORDER BY rowid")]
         except sqlite3.OperationalError:
             return []
-
-
-@pytest.fixture
-def wait_for():
-    return _wait_for
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ CONFIG = {
 
 
 def test_query_inside_the_uploader_container_matches_the_host(tmp_path, runner, monkeypatch, docker_engine, project_image,
-                                                              docker_settings_for_tests, wait_for, db_seqs):
+                                                              docker_settings_for_tests, wait_until, db_seqs):
     root = tmp_path / "project"
     root.mkdir()
     (root / "sensor-manager.yaml").write_text(yaml.safe_dump(CONFIG))
@@ -39,7 +39,7 @@ def test_query_inside_the_uploader_container_matches_the_host(tmp_path, runner, 
     try:
         assert runtime.wait_healthy(["uploader-amsterdam"], 120) == []
         for sensor in plan.sensors:
-            wait_for(lambda db=layout.root / sensor.db_path: len(db_seqs(db)) >= 5, 60, f"rows in {sensor.db_path}")
+            wait_until(lambda db=layout.root / sensor.db_path: len(db_seqs(db)) >= 5, 60, f"rows in {sensor.db_path}")
         # Stop the sensors (the uploader keeps running) so both reads see the same rows.
         runtime.stop([f"sensor-amsterdam-{s.code.lower()}" for s in plan.sensors])
 

@@ -76,14 +76,14 @@ def stack(tmp_path_factory, docker_engine, project_image, docker_settings_for_te
         assert {n.name for n in docker_engine.networks.list()} == networks_before  # no bridge, no default network
 
 
-def test_start_waits_for_healthy_and_rows_reach_dbs_and_lake(stack, docker_engine, wait_for, db_seqs):
+def test_start_waits_for_healthy_and_rows_reach_dbs_and_lake(stack, docker_engine, wait_until, db_seqs):
     runtime, layout, plan, unhealthy = stack
     assert unhealthy == []
     rows = {s.name: (s.state, s.health) for s in runtime.status()}
     assert rows == {name: ("running", "healthy") for name in rows} and len(rows) == 3
     for sensor in plan.sensors:
-        wait_for(lambda db=layout.root / sensor.db_path: len(db_seqs(db)) >= 5, 60, f"rows in {sensor.db_path}")
-    wait_for(lambda: lake_rows(layout) > 0, 120, "rows in the lake")
+        wait_until(lambda db=layout.root / sensor.db_path: len(db_seqs(db)) >= 5, 60, f"rows in {sensor.db_path}")
+    wait_until(lambda: lake_rows(layout) > 0, 120, "rows in the lake")
 
 
 def test_sensors_have_no_network_a_read_only_root_and_no_capabilities(stack, docker_engine):
@@ -101,29 +101,29 @@ def test_sensors_have_no_network_a_read_only_root_and_no_capabilities(stack, doc
         assert "container_name" not in details["Config"]["Labels"]
 
 
-def test_files_in_the_data_dir_are_not_owned_by_root(stack, wait_for):
+def test_files_in_the_data_dir_are_not_owned_by_root(stack, wait_until):
     runtime, layout, plan, _ = stack
-    wait_for(lambda: all((layout.root / s.db_path).is_file() for s in plan.sensors), 60, "sensor DBs")
+    wait_until(lambda: all((layout.root / s.db_path).is_file() for s in plan.sensors), 60, "sensor DBs")
     uid = int(yaml.safe_load(runtime.compose_path.read_text())["services"]["uploader-amsterdam"]["user"].split(":")[0])
     assert uid != 0
     owners = {path: path.stat().st_uid for path in layout.data.rglob("*")}
     assert owners and all(owner == uid for owner in owners.values()), owners
 
 
-def test_kill_9_of_the_main_process_restarts_it_and_seq_continues(stack, docker_engine, wait_for, db_seqs):
+def test_kill_9_of_the_main_process_restarts_it_and_seq_continues(stack, docker_engine, wait_until, db_seqs):
     runtime, layout, plan, _ = stack
     sensor = plan.sensors[0]
     service = f"sensor-amsterdam-{sensor.code.lower()}"
     db = layout.root / sensor.db_path
     container = container_of(docker_engine, runtime, service)
     before = container.attrs["RestartCount"]
-    wait_for(lambda: len(db_seqs(db)) >= 3, 60, "rows before the kill")
+    wait_until(lambda: len(db_seqs(db)) >= 3, 60, "rows before the kill")
     seq_before = max(db_seqs(db))
 
     followed: list[str] = []
     follower = runtime.logs([service], follow=True)
     threading.Thread(target=lambda: [followed.append(line.text) for line in follower], daemon=True).start()
-    wait_for(lambda: any("Simulating" in text for text in followed), 30, "the followed log")
+    wait_until(lambda: any("Simulating" in text for text in followed), 30, "the followed log")
 
     os.kill(container.attrs["State"]["Pid"], signal.SIGKILL)  # `docker kill` would not trigger the restart policy
 
@@ -131,13 +131,13 @@ def test_kill_9_of_the_main_process_restarts_it_and_seq_continues(stack, docker_
         container.reload()
         return container.attrs["RestartCount"] > before and container.attrs["State"]["Running"]
 
-    wait_for(restarted, 60, "the restart")
-    wait_for(lambda: max(db_seqs(db)) > seq_before + 2, 60, "new rows after the restart")
+    wait_until(restarted, 60, "the restart")
+    wait_until(lambda: max(db_seqs(db)) > seq_before + 2, 60, "new rows after the restart")
     seqs = db_seqs(db)
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))  # seq continued, never reused
     row = next(s for s in runtime.status() if s.name == service)
     assert row.restarts >= 1
-    wait_for(lambda: sum("Simulating" in text for text in followed) >= 2, 60, "logs -f following into the restarted container")
+    wait_until(lambda: sum("Simulating" in text for text in followed) >= 2, 60, "logs -f following into the restarted container")
 
 
 def test_a_foreign_container_named_like_ours_survives_cleanup_stop_and_reset(stack, docker_engine):
@@ -167,7 +167,7 @@ def test_a_foreign_container_named_like_ours_survives_cleanup_stop_and_reset(sta
             container.remove(force=True)
 
 
-def test_a_secret_appears_nowhere(tmp_path, docker_engine, project_image, docker_settings_for_tests, wait_for):
+def test_a_secret_appears_nowhere(tmp_path, docker_engine, project_image, docker_settings_for_tests, wait_until):
     config = {**CONFIG, "sensors_per_city": 1, "uploader": {
         "interval_seconds": 2,
         "sinks": {"cosmos": {"enabled": False, "endpoint": "https://127.0.0.1:9/", "key": SECRET}},
@@ -185,7 +185,7 @@ def test_a_secret_appears_nowhere(tmp_path, docker_engine, project_image, docker
             uploader.reload()
             return uploader.logs() or status_file.exists() or uploader.attrs["RestartCount"] > 0
 
-        wait_for(has_run, 90, "the uploader to run (output, a status file or a restart)")
+        wait_until(has_run, 90, "the uploader to run (output, a status file or a restart)")
         texts = [runtime.compose_path.read_text()]
         texts += [p.read_text() for p in (layout.state / "compose").rglob("*") if p.is_file()]
         for container in project_containers(docker_engine, runtime):

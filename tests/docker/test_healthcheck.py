@@ -10,7 +10,7 @@ from fleetcore.statusfiles import write_status
 
 def test_a_fresh_running_sensor_is_healthy_and_a_missing_file_is_not(tmp_path, capsys):
     status = tmp_path / "status.json"
-    assert main(["sensor", str(status)]) == 1 and "no status file" in capsys.readouterr().out
+    assert main(["sensor", str(status)]) == 1 and "no readable status file" in capsys.readouterr().out
     write_status(status, {"role": "sensor", "name": "x", "state": "running", "sensors": {}}, interval_seconds=5)
     assert main(["sensor", str(status)]) == 0
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -26,32 +25,21 @@ def amsterdam(runner, project):
     return json.loads(result.stdout)["cities"][0]
 
 
-def wait_for(condition, what: str, timeout: float = 60.0):
-    """Poll until `condition()` returns a truthy value (a deadline against hangs, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
-def test_lag_rises_while_the_uploader_is_stopped_and_falls_when_it_returns(runner, project_dir):
+def test_lag_rises_while_the_uploader_is_stopped_and_falls_when_it_returns(runner, project_dir, wait_until):
     (project_dir / "sensor-manager.yaml").write_text(CONFIG)
     project = str(project_dir)
     started = runner.invoke(app, ["start", "--project-dir", project, "--wait", "--no-diagnostics"])
     assert started.exit_code == 0, started.output
     try:
-        wait_for(lambda: amsterdam(runner, project)["last_upload_age_seconds"] is not None, "a first upload")
+        wait_until(lambda: amsterdam(runner, project)["last_upload_age_seconds"] is not None, 60, "a first upload")
         assert runner.invoke(app, ["stop", "--project-dir", project, "uploader-amsterdam"]).exit_code == 0
         stopped = amsterdam(runner, project)
         assert stopped["uploader_state"] == "stopped" and stopped["sensors_running"] == 1
-        risen = wait_for(lambda: (c := amsterdam(runner, project))["lag_rows"] >= stopped["lag_rows"] + 20 and c, "lag to rise")
+        risen = wait_until(lambda: (c := amsterdam(runner, project))["lag_rows"] >= stopped["lag_rows"] + 20 and c, 60, "lag to rise")
         assert risen["lag_seconds"] is not None and risen["rows"] > stopped["rows"]
         assert runner.invoke(app, ["start", "--project-dir", project, "uploader-amsterdam", "--wait", "--no-diagnostics"]).exit_code == 0
-        fallen = wait_for(lambda: (c := amsterdam(runner, project))["lag_rows"] < risen["lag_rows"] and c, "lag to fall")
+        fallen = wait_until(lambda: (c := amsterdam(runner, project))["lag_rows"] < risen["lag_rows"] and c, 60, "lag to fall")
         assert fallen["uploader_state"] in ("running", "idle")
     finally:
         runner.invoke(app, ["stop", "--project-dir", project])

@@ -8,12 +8,12 @@ crash loops, stops and logs with real processes in a second or two each.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from fleetcore.statusfiles import read_status
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes import supervisor as sv
 from sensor_manager.runtimes.local import LocalRuntime
@@ -42,28 +42,12 @@ def write_spec(root: Path, programs: dict[str, str], policy: dict | None = None)
 
 
 def services_state(runtime: LocalRuntime) -> dict:
-    return (sv.read_json(sv.state_path(runtime.layout)) or {}).get("services", {})
-
-
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
-    """Poll until `predicate()` is truthy (returns it) or fail after `timeout` (a bound, not an assertion on speed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return (read_status(sv.state_path(runtime.layout)) or {}).get("services", {})
 
 
 @pytest.fixture
 def programs() -> SimpleNamespace:
     return SimpleNamespace(TICKER=TICKER, CRASHER=CRASHER, FINISHER=FINISHER, STUBBORN=STUBBORN)
-
-
-@pytest.fixture(name="wait_until", scope="session")
-def wait_until_fixture():
-    return wait_until
 
 
 @pytest.fixture(name="services_state")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -9,8 +10,13 @@ import time
 
 import pytest
 
+from fleetcore.statusfiles import read_status
 from sensor_manager.cli import app
 from uploader.cli import main
+
+
+def delta_rows_shipped(status_path) -> int | None:
+    return ((read_status(status_path) or {}).get("sinks", {}).get("delta") or {}).get("rows_shipped")
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -25,12 +31,12 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     (["--sqlite", "{data}", "--once", "--continuous"], "error: argument --continuous: not allowed with argument --once"),
     (["--sqlite", "{data}/nowhere"], "error: --sqlite {data}/nowhere: no such file or directory"),
     (["--sqlite", "{data}", "--uploader-id", "New York"], "error: --uploader-id 'New York': use lowercase letters"),
-    (["--sqlite", "{data}", "--interval", "0"], "error: --interval 0.0: must be a number of seconds above 0 and at most 86400."),
-    (["--sqlite", "{data}", "--continuous", "--interval", "nan"], "error: --interval nan: must be a number of seconds above 0"),
-    (["--sqlite", "{data}", "--continuous", "--interval", "inf"], "error: --interval inf: must be a number of seconds above 0"),
-    (["--sqlite", "{data}", "--continuous", "--interval", "-5"], "error: --interval -5.0: must be a number of seconds above 0"),
-    (["--sqlite", "{data}", "--continuous", "--interval", "86401"], "error: --interval 86401.0: must be a number of seconds above 0"),
-    (["--sqlite", "{data}", "--interval", "soon"], "error: argument --interval: invalid float value: 'soon'"),
+    (["--sqlite", "{data}", "--interval", "0"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not '0'"),
+    (["--sqlite", "{data}", "--continuous", "--interval", "nan"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not 'nan'"),
+    (["--sqlite", "{data}", "--continuous", "--interval", "inf"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not 'inf'"),
+    (["--sqlite", "{data}", "--continuous", "--interval", "-5"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not '-5'"),
+    (["--sqlite", "{data}", "--continuous", "--interval", "86401"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not '86401'"),
+    (["--sqlite", "{data}", "--interval", "soon"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not 'soon'"),
     (["--sqlite", "{data}", "--lake", "s3://bucket/lake"], "error: lake s3:/bucket/lake: object-store lakes are not supported yet"),
 ])
 def test_bad_input_exits_2_with_one_error_line_and_changes_nothing(project, capsys, tree_listing, argv, message):
@@ -89,24 +95,50 @@ def test_upload_command_runs_the_uploader_in_the_foreground(project, sensor_db, 
     assert json.loads((project / "state" / "status" / "uploader-berlin.json").read_text())["sinks"]["delta"]["rows_shipped"] == 12
 
 
-def test_upload_command_rejects_once_with_continuous(project, runner):
-    result = runner.invoke(app, ["upload", "--sqlite", str(project / "data"), "--once", "--continuous"])
-    assert result.exit_code == 2 and "error: --once and --continuous exclude each other" in result.output
-    assert "Traceback" not in result.output
+# The two entry points, each run as its own process (the container runs the first).
+ENTRY_POINTS = {"python -m uploader": [sys.executable, "-m", "uploader"],
+                "sensor_manager.py upload": [sys.executable, "-m", "sensor_manager", "upload"]}
 
 
-def test_sigterm_in_continuous_mode_finishes_records_progress_and_exits_0(project, sensor_db):
+def run_entry_points(argv: list[str]) -> dict[str, tuple[int, str, str]]:
+    """(exit code, stdout, stderr) per entry point, its own name in the output replaced by <prog>."""
+    results = {}
+    for prog, command in ENTRY_POINTS.items():
+        done = subprocess.run([*command, *argv], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        results[prog] = (done.returncode, done.stdout.replace(prog, "<prog>"), done.stderr.replace(prog, "<prog>"))
+    return results
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--continuous", "--interval", "nan"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not 'nan'"),
+    (["--interval", "86401"], "error: argument --interval: must be a number of seconds above 0 and at most 86400, not '86401'"),
+    (["--once", "--continuous"], "error: argument --continuous: not allowed with argument --once"),
+    (["--bogus"], "error: unrecognized arguments: --bogus"),
+])
+def test_both_entry_points_refuse_a_bad_flag_with_the_same_line_and_exit_2(project, tree_listing, flags, message):
+    before = tree_listing(project)
+    results = run_entry_points(["--sqlite", str(project / "data"), "--project-dir", str(project), *flags])
+    assert results["python -m uploader"] == results["sensor_manager.py upload"]
+    code, out, err = results["python -m uploader"]
+    assert (code, out, err) == (2, "", f"{message} (see <prog> --help)\n")
+    assert tree_listing(project) == before
+
+
+def test_both_entry_points_list_the_same_options_in_help():
+    results = run_entry_points(["--help"])
+    options = {prog: set(re.findall(r"--[a-z][a-z-]*", out)) for prog, (code, out, _) in results.items() if code == 0}
+    assert options["python -m uploader"] == options["sensor_manager.py upload"] == {
+        "--sqlite", "--config", "--project-dir", "--uploader-id", "--once", "--continuous", "--interval", "--lake",
+        "--state-dir", "--check", "--development", "--quiet", "--verbose", "--traceback", "--help"}
+
+
+def test_sigterm_in_continuous_mode_finishes_records_progress_and_exits_0(project, sensor_db, wait_until):
     sensor_db(project / "data" / "Berlin" / "AB12" / "sensor_data.db").append(40)
     status_path = project / "state" / "status" / "uploader-berlin.json"
     process = subprocess.Popen([sys.executable, "-m", "uploader", "--sqlite", str(project / "data" / "Berlin"),
                                 "--project-dir", str(project), "--continuous", "--interval", "0.2"],
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        document = json.loads(status_path.read_text()) if status_path.exists() else {}
-        if document.get("sinks", {}).get("delta", {}).get("rows_shipped") == 40:
-            break
-        time.sleep(0.1)
+    wait_until(lambda: delta_rows_shipped(status_path) == 40, 60, "40 rows shipped")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0, process.stderr.read()
     final = json.loads(status_path.read_text())
@@ -127,7 +159,7 @@ def test_a_container_reads_project_and_epoch_from_the_plan_beside_its_config(tmp
     assert (status["project"], status["fleet_epoch"]) == ("demo", 4)
 
 
-def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_alone(project, sensor_db):
+def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_alone(project, sensor_db, wait_until):
     for code in ("AA11", "BB22"):
         sensor_db(project / "data" / "Berlin" / code / "sensor_data.db", sensor_id=f"Berlin_{code}").append(20)
     status_path = project / "state" / "status" / "uploader-berlin.json"
@@ -135,12 +167,7 @@ def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_al
                                 "--project-dir", str(project), "--continuous", "--interval", "0.2"],
                                stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            document = json.loads(status_path.read_text()) if status_path.exists() else {}
-            if document.get("sinks", {}).get("delta", {}).get("rows_shipped") == 40:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: delta_rows_shipped(status_path) == 40, 60, "40 rows shipped")
         once = [sys.executable, "-m", "uploader", "--project-dir", str(project), "--once"]
         same_name = subprocess.run([*once, "--sqlite", str(project / "data" / "Berlin")], capture_output=True, text=True, timeout=60)
         other_name = subprocess.run([*once, "--sqlite", str(project / "data")], capture_output=True, text=True, timeout=60)
@@ -157,15 +184,6 @@ def test_once_beside_a_running_uploader_says_so_exits_1_and_leaves_its_status_al
     assert (document["pid"], document["mode"]) == (running.pid, "continuous")
 
 
-def test_upload_command_refuses_a_non_finite_interval(project, runner, tree_listing):
-    before = tree_listing(project)
-    result = runner.invoke(app, ["upload", "--sqlite", str(project / "data"), "--project-dir", str(project),
-                                 "--continuous", "--interval", "nan"])
-    assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "error: --interval nan: must be a number of seconds above 0 and at most 86400." in result.output
-    assert tree_listing(project) == before
-
-
 def test_a_status_file_never_holds_nan(tmp_path):
     from fleetcore.statusfiles import write_status
 
@@ -173,3 +191,10 @@ def test_a_status_file_never_holds_nan(tmp_path):
     with pytest.raises(ValueError, match="not JSON compliant"):
         write_status(path, {"lag_seconds": float("nan")}, 30.0)
     assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_registering_upload_keeps_the_cli_start_up_free_of_pydantic():
+    # Every ./sensor_manager.py run imports uploader.cli (for `upload`); settings load only when parsing.
+    probe = "import sys, sensor_manager.cli; print(sorted(m for m in ('pydantic', 'uploader.settings') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

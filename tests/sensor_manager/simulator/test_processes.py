@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetcore.statusfiles import read_status
 from sensor_manager.cli import app
 from sensor_manager.simulator.db import open_readonly
 
@@ -26,20 +27,17 @@ def _start(project_dir: Path, config: Path, status: Path, rate: str = "200") -> 
     )
 
 
-def _wait_running(process: subprocess.Popen, status: Path, min_rows: int = 1) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+def _wait_running(process: subprocess.Popen, status: Path, wait_until, min_rows: int = 1) -> dict:
+    def running_entry() -> dict | None:
         assert process.poll() is None, process.stderr.read().decode()
-        try:
-            document = json.loads(status.read_text())
-        except (OSError, ValueError):
-            document = None
+        document = read_status(status)
         if document and document.get("pid") == process.pid and document["state"] == "running":
             entry = next(iter(document["sensors"].values()))
             if entry["rows_written"] >= min_rows:
                 return entry
-        time.sleep(0.05)
-    raise AssertionError("simulator did not start")
+        return None
+
+    return wait_until(running_entry, 60, "the simulator to start", interval=0.05)
 
 
 def _last_timestamp(db_path: str) -> float:
@@ -48,14 +46,14 @@ def _last_timestamp(db_path: str) -> float:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_write_twenty_times(project_dir, write_config):
+def test_kill_9_mid_write_twenty_times(project_dir, write_config, wait_until):
     config = write_config(simulation={"commit_interval_seconds": COMMIT_WINDOW, "status_interval_seconds": 0.2})
     status = project_dir / "status.json"
     rng = random.Random(3)
     seqs_seen = 0
     for _ in range(20):
         process = _start(project_dir, config, status)
-        entry = _wait_running(process, status)
+        entry = _wait_running(process, status, wait_until)
         time.sleep(rng.uniform(0.0, 1.5))
         kill_time = time.time()
         process.send_signal(signal.SIGKILL)
@@ -69,11 +67,11 @@ def test_kill_9_mid_write_twenty_times(project_dir, write_config):
         conn.close()
 
 
-def test_sigterm_flushes_checkpoints_and_exits_zero(project_dir, write_config):
+def test_sigterm_flushes_checkpoints_and_exits_zero(project_dir, write_config, wait_until):
     config = write_config(simulation={"status_interval_seconds": 0.2})
     status = project_dir / "status.json"
     process = _start(project_dir, config, status, rate="50")
-    entry = _wait_running(process, status, min_rows=20)
+    entry = _wait_running(process, status, wait_until, min_rows=20)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     document = json.loads(status.read_text())
@@ -85,12 +83,12 @@ def test_sigterm_flushes_checkpoints_and_exits_zero(project_dir, write_config):
     assert count == final["rows_written"] == final["seq"]
 
 
-def test_second_writer_exits_2_naming_the_holder(runner, project_dir, write_config):
+def test_second_writer_exits_2_naming_the_holder(runner, project_dir, write_config, wait_until):
     config = write_config(simulation={"status_interval_seconds": 0.2})
     status = project_dir / "status.json"
     process = _start(project_dir, config, status, rate="5")
     try:
-        _wait_running(process, status)
+        _wait_running(process, status, wait_until)
         result = runner.invoke(app, ["--project-dir", str(project_dir), "simulate", "--config", str(config),
                                      "--cities", "Berlin", "--duration", "0.01", "--status-file", str(status)])
         assert result.exit_code == 2

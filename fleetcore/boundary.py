@@ -26,6 +26,8 @@ def exit_code_for(exc: BaseException, *, show_traceback: bool = False) -> int:
         traceback.print_exception(exc)
     if isinstance(exc, SensorManagerError):
         report(str(exc))
+        if exc.hint:
+            sys.stderr.write(f"{exc.hint}\n")
         return int(exc.exit_code)
     report(f"unexpected {type(exc).__name__}: {exc} (rerun with --traceback)")
     return int(ExitCode.FAILURE)

@@ -17,6 +17,7 @@ class SensorManagerError(Exception):
     """Base of every expected failure; the CLI boundary prints `error: <message>` and exits with `exit_code`."""
 
     exit_code: ExitCode = ExitCode.FAILURE
+    hint: str | None = None  # printed as is after the error lines, e.g. "try './sensor_manager.py plan --help'"
 
 
 class UsageError(SensorManagerError):

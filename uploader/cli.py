@@ -26,8 +26,12 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one `error:` line and exit 2, like every other command
-        raise UsageError(f"{message} (see {self.prog} --help)")
+    help_command = f"{PROG} --help"
+
+    def error(self, message: str):  # one `error:` line, a hint and exit 2, like every other command
+        error = UsageError(message)
+        error.hint = f"try '{self.help_command}'"
+        raise error
 
 
 def interval_seconds(text: str) -> float:
@@ -42,11 +46,13 @@ def interval_seconds(text: str) -> float:
     return value
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG, help_command: str | None = None) -> argparse.ArgumentParser:
     from uploader.settings import MAX_INTERVAL_SECONDS
 
     parser = _Parser(prog=prog, description=DESCRIPTION, epilog=f"Example: {prog} --sqlite data/New_York")
-    parser.add_argument("--sqlite", type=Path, required=True, metavar="PATH", help="A sensor_data.db, or a directory searched recursively for them.")
+    parser.help_command = help_command or f"{prog} --help"
+    # Required, but checked after parsing: an unknown or malformed flag is the error to report first.
+    parser.add_argument("--sqlite", type=Path, metavar="PATH", help="A sensor_data.db, or a directory searched recursively for them.")
     parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="Config file; its uploader: and project: keys apply (`upload` finds it as every command does; python -m uploader reads the resolved file sensor-manager renders, literally, else built-in defaults).")
     parser.add_argument("--project-dir", type=Path, metavar="DIR", help="Project directory (default: inferred when --sqlite lies under <dir>/data).")
     parser.add_argument("--uploader-id", metavar="ID", help="This uploader's name (default: the city directory of --sqlite as a slug).")
@@ -64,9 +70,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str], prog: str = PROG) -> argparse.Namespace:
+def parse_args(argv: list[str], prog: str = PROG, help_command: str | None = None) -> argparse.Namespace:
     """The upload flags in `argv`; raises UsageError (exit 2) naming the flag on bad input."""
-    return build_parser(prog).parse_args(argv)
+    parser = build_parser(prog, help_command)
+    args = parser.parse_args(argv)
+    if args.sqlite is None:
+        parser.error("the following arguments are required: --sqlite")
+    return args
 
 
 def run(args: argparse.Namespace, settings: UploaderSettings | None = None, project: str | None = None) -> int:

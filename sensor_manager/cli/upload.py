@@ -23,7 +23,7 @@ PROG = "sensor_manager.py upload"
     add_help_option=False,
 )
 def upload(ctx: typer.Context) -> None:
-    args = upload_cli.parse_args(ctx.args, prog=PROG)
+    args = upload_cli.parse_args(ctx.args, prog=PROG, help_command=f"./{PROG} --help")
     s = session(ctx, args.config, args.project_dir)
     quiet, verbose = s.quiet or args.quiet, s.verbose or args.verbose  # before the name, or after it
     if quiet or verbose:  # otherwise Python's default: warnings and errors on stderr

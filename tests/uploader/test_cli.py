@@ -45,7 +45,8 @@ def test_bad_input_exits_2_with_one_error_line_and_changes_nothing(project, caps
     code, out, err = run_main(argv + ["--project-dir", str(project)] if argv else argv, capsys)
     assert code == 2 and out == ""
     assert err.startswith(message.replace("{data}", str(project / "data")))
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()  # one error line; a usage error adds the hint to --help
+    assert lines[1:] in ([], ["try 'python -m uploader --help'"]) and "Traceback" not in err
     assert tree_listing(project) == before
 
 
@@ -118,9 +119,8 @@ def run_entry_points(argv: list[str]) -> dict[str, tuple[int, str, str]]:
 def test_both_entry_points_refuse_a_bad_flag_with_the_same_line_and_exit_2(project, tree_listing, flags, message):
     before = tree_listing(project)
     results = run_entry_points(["--sqlite", str(project / "data"), "--project-dir", str(project), *flags])
-    assert results["python -m uploader"] == results["sensor_manager.py upload"]
-    code, out, err = results["python -m uploader"]
-    assert (code, out, err) == (2, "", f"{message} (see <prog> --help)\n")
+    assert results["python -m uploader"] == (2, "", f"{message}\ntry '<prog> --help'\n")
+    assert results["sensor_manager.py upload"] == (2, "", f"{message}\ntry './<prog> --help'\n")
     assert tree_listing(project) == before
 
 

@@ -373,7 +373,12 @@ class LocalRuntime:
             found.append(f"unheld lock file {lock}")
             if not dry_run:
                 lock.unlink(missing_ok=True)
+        plan = load_plan(self.layout)
+        # A planned service's file is its last known state (status and monitor show it), never a leftover.
+        planned = {service.name for service in plan_services(plan, None)} if plan else set()
         for path in sorted(self.layout.status_dir.glob("*.json")) if self.layout.status_dir.is_dir() else []:
+            if path.stem in planned:
+                continue
             document = read_status(path)
             if document is None or (is_stale(document) and not psutil.pid_exists(int(document.get("pid") or 0) or -1)):
                 found.append(f"stale status file {path}")

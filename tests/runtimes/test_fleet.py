@@ -317,13 +317,17 @@ def test_cleanup_removes_only_this_projects_leftovers(fleet):
         return
     stale = fleet.layout.status_dir / "sensor-atlantis.json"
     stale.write_text(json.dumps({"pid": 999999999, "updated_at_epoch": 0, "interval_seconds": 1}))
+    # A planned service's file stays however old: it is that service's last known state, not a leftover.
+    planned = sorted(p for p in fleet.layout.status_dir.glob("*.json") if p != stale)[0]
+    aged = {**json.loads(planned.read_text()), "pid": 999999999, "updated_at_epoch": 0}
+    planned.write_text(json.dumps(aged))
     sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
     orphan = subprocess.Popen(sleeper, env={**os.environ, PROJECT_ENV: str(fleet.layout.root)})
     try:
         result = fleet.cli("cleanup")
         assert result.exit_code == 0, result.stderr
         assert str(stale) in result.stdout and f"pid {orphan.pid}" in result.stdout
-        assert not stale.exists()
+        assert not stale.exists() and json.loads(planned.read_text()) == aged
         assert orphan.wait(timeout=30) is not None
         again = fleet.cli("cleanup")
         assert again.exit_code == 0 and "No leftovers." in again.stderr

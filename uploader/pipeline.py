@@ -31,7 +31,7 @@ from uploader.sinks.base import Delivered, Rejected, Retry, Sink
 from uploader.sources.discovery import find_databases
 from uploader.sources.sqlite import SourceNotReadyError, SourceUnreadableError, SqliteSource
 from uploader.stages import stage_named
-from uploader.status import SinkStatus, SourceStatus, write_uploader_status
+from uploader.status_file import SinkStatus, SourceStatus, write_uploader_status
 
 log = logging.getLogger("uploader")
 STATUS_EVERY_SECONDS = 2.0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from uploader.invocation import Invocation, resolve_invocation
 from uploader.locks import UploaderBusyError
-from uploader.status import check_health
+from uploader.status_file import check_health
 
 
 def load_invocation(*, sqlite: Path, config: Path | None = None, project_dir: Path | None = None, **options) -> Invocation:

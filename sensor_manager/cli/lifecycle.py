@@ -264,7 +264,7 @@ def cleanup(
 
 
 def _status(ctx: typer.Context, runtime, config, project_dir, json: bool) -> None:
-    from sensor_manager.observe.status import COLUMNS, collect_status
+    from sensor_manager.observe.service_status import COLUMNS, collect_status
 
     s = session(ctx, config, project_dir, json=json)
     report = collect_status(s.layout, runtime)

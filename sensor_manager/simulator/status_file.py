@@ -2,8 +2,10 @@
 
 Shape (ARCHITECTURE.md): `{"role": "sensor", "name", "state", "fatal_error", "sensors": {"<sensor_id>":
 {"db_path", "rows_written", "seq", "last_timestamp", "readings_per_second", "errors",
-"skipped_readings", "active_anomaly"}}}` plus the common fields of `statusfile.write_status`.
-`is_healthy` is what `simulate --check` (the container healthcheck) answers.
+"skipped_readings", "active_anomaly"}}}` plus the common fields of `statusfile.write_status` (and
+`shards` in a file merged from shards). `SimulatorStatus` is the one model of it: the simulator writes
+it, the monitor, the sharding merge and the health checks read it. `is_healthy` is what
+`simulate --check` (the container healthcheck) answers.
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sensor_manager.statusfile import is_stale, read_status, write_status
+from pydantic import BaseModel, Field
+
+from sensor_manager.statusfile import StatusDocument
 
 LIVE_STATES = ("starting", "backfilling", "running")
 
@@ -21,6 +25,35 @@ def iso_ms(epoch_ms: int | None) -> str | None:
     if epoch_ms is None:
         return None
     return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
+class SensorEntry(BaseModel):
+    """One hosted sensor's counters."""
+    db_path: str | None = None
+    rows_written: int = 0
+    seq: int | None = None
+    last_timestamp: str | None = None
+    readings_per_second: float = 0.0
+    errors: int = 0
+    last_error: str | None = None
+    skipped_readings: int = 0
+    active_anomaly: str | None = None
+    generation: str | None = None
+
+
+class SimulatorStatus(StatusDocument):
+    role: str = "sensor"
+    name: str | None = None
+    state: str | None = None
+    fatal_error: str | None = None
+    shards: int | None = None  # only in a file merged from shards
+    sensors: dict[str, SensorEntry] = Field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        body = super().payload()
+        if self.shards is None:
+            del body["shards"]
+        return body
 
 
 class SimulationStatus:
@@ -44,7 +77,7 @@ class SimulationStatus:
         self._measure_rates(hosted, now)
         if self.path is None:
             return
-        write_status(self.path, self.document(hosted, fatal_error), self.interval)
+        self.document(hosted, fatal_error).write(self.path)
 
     def _measure_rates(self, hosted: list, now: float) -> None:
         if self._last_time is not None and now > self._last_time:
@@ -55,42 +88,39 @@ class SimulationStatus:
         self._last_time = now
         self._last_rows = {s.sensor_id: s.rows_written for s in hosted}
 
-    def document(self, hosted: list, fatal_error: str | None) -> dict[str, Any]:
-        return {
-            "role": "sensor",
-            "name": self.name,
-            "state": self.state,
-            "fatal_error": fatal_error,
-            "sensors": {s.sensor_id: _sensor_entry(s, self._rates.get(s.sensor_id, 0.0)) for s in hosted},
-        }
+    def document(self, hosted: list, fatal_error: str | None) -> SimulatorStatus:
+        return SimulatorStatus(
+            name=self.name, state=self.state, fatal_error=fatal_error, interval_seconds=self.interval,
+            sensors={s.sensor_id: _sensor_entry(s, self._rates.get(s.sensor_id, 0.0)) for s in hosted},
+        )
 
 
-def _sensor_entry(sensor, rate: float) -> dict[str, Any]:
+def _sensor_entry(sensor, rate: float) -> SensorEntry:
     writer = sensor.writer
     stream = sensor.stream
-    return {
-        "db_path": str(writer.path),
-        "rows_written": sensor.rows_written,
-        "seq": writer.last_seq,
-        "last_timestamp": iso_ms(writer.last_ts_ms),
-        "readings_per_second": rate,
-        "errors": sensor.errors,
-        "last_error": sensor.last_error,
-        "skipped_readings": sensor.skipped,
-        "active_anomaly": stream.active_anomaly if stream is not None else None,
-        "generation": writer.generation,
-    }
+    return SensorEntry(
+        db_path=str(writer.path),
+        rows_written=sensor.rows_written,
+        seq=writer.last_seq,
+        last_timestamp=iso_ms(writer.last_ts_ms),
+        readings_per_second=rate,
+        errors=sensor.errors,
+        last_error=sensor.last_error,
+        skipped_readings=sensor.skipped,
+        active_anomaly=stream.active_anomaly if stream is not None else None,
+        generation=writer.generation,
+    )
 
 
 def is_healthy(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy?, why): fresh, live and without a fatal error."""
-    document = read_status(path)
-    if document is None:
+    status = SimulatorStatus.read(path)
+    if status is None:
         return False, f"{path}: no status file"
-    if is_stale(document, now):
-        return False, f"{path}: stale (last update {document.get('updated_at')})"
-    if document.get("fatal_error"):
-        return False, f"{path}: fatal error: {document['fatal_error']}"
-    if document.get("state") not in LIVE_STATES:
-        return False, f"{path}: state {document.get('state')}"
-    return True, f"{path}: {document.get('state')}, {len(document.get('sensors', {}))} sensors"
+    if status.is_stale(now):
+        return False, f"{path}: stale (last update {status.updated_at})"
+    if status.fatal_error:
+        return False, f"{path}: fatal error: {status.fatal_error}"
+    if status.state not in LIVE_STATES:
+        return False, f"{path}: state {status.state}"
+    return True, f"{path}: {status.state}, {len(status.sensors)} sensors"

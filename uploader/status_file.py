@@ -51,13 +51,6 @@ class UploaderStatus(StatusDocument):
     lake: str | None = None
     data: str | None = None
 
-    def position(self, sink: str, source: str) -> tuple[str | None, int] | None:
-        """(generation, last id) `sink` confirmed for the source at relative path `source`."""
-        for entry in self.sources:
-            if entry.source == source and sink in entry.positions:
-                return entry.generation, entry.positions[sink]
-        return None
-
 
 def check_health(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy, one-line reason): fresh within 3x the interval and no sink failing permanently."""

@@ -32,10 +32,10 @@ from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
 from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, ServiceStatus, plan_services
-from sensor_manager.runtimes.health import service_health
+from sensor_manager.runtimes.health import read_service_status, service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
-from sensor_manager.statusfile import is_stale, read_status
+from sensor_manager.statusfile import StatusDocument
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05
@@ -205,7 +205,7 @@ class LocalRuntime:
             entry = self._entry(state, service.name)
             current = entry.get("state", "stopped") if running else "stopped"
             pid = entry.get("pid") if current in ("running", "crashloop") else None
-            document = read_status(self.layout.status_dir / f"{service.name}.json")
+            document = read_service_status(service.role, self.layout.status_dir / f"{service.name}.json")
             health = service_health(service.role, document, service.sensor_ids, pid, entry.get("create_time"), now)
             result.append(ServiceStatus(
                 name=service.name, role=service.role, city=names.get(service.city_slug, service.city_slug),
@@ -356,8 +356,8 @@ class LocalRuntime:
             if not dry_run:
                 lock.unlink(missing_ok=True)
         for path in sorted(self.layout.status_dir.glob("*.json")) if self.layout.status_dir.is_dir() else []:
-            document = read_status(path)
-            if document is None or (is_stale(document) and not psutil.pid_exists(int(document.get("pid") or 0) or -1)):
+            document = StatusDocument.read(path)
+            if document is None or (document.is_stale() and not psutil.pid_exists(document.pid or -1)):
                 found.append(f"stale status file {path}")
                 if not dry_run:
                     path.unlink(missing_ok=True)

@@ -42,7 +42,7 @@ from typing import Any
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
-from sensor_manager.statusfile import read_status, utc_now_iso
+from sensor_manager.statusfile import StatusDocument, utc_now_iso
 
 SCHEMA_VERSION = 1
 QUICK_EXIT_SECONDS = 10.0
@@ -328,9 +328,9 @@ class Supervisor:
         for child in self.children.values():
             if child.process is None or child.kill_at is not None or not child.status_file:
                 continue
-            document = read_status(Path(child.status_file))
-            current = document is not None and document.get("pid") == child.process.pid
-            silent_since = float(document.get("updated_at_epoch", 0)) if current else child.started_epoch
+            document = StatusDocument.read(Path(child.status_file))
+            current = document if document is not None and document.pid == child.process.pid else None
+            silent_since = current.updated_at_epoch if current else child.started_epoch
             silent = wall - max(silent_since, child.started_epoch)
             if silent > self.policy.health_deadline_seconds:
                 self._note(child, f"Service is hung: no status update for {silent:.0f} s; killing it. pid={child.process.pid}")

@@ -4,18 +4,21 @@ Shape (ARCHITECTURE.md): state, per-sink rows_shipped / lag_rows / lag_seconds /
 last_error / retries / dead_lettered / failing_permanently, and sources[] with source, generation,
 sensor_id, end_id, positions {sink: id}, locked (this uploader holds the source's lock) plus, when
 relevant, skipped (why it is not being shipped) and error. `UploaderStatus` is the one model of it:
-the pipeline writes it, the monitor, metrics and health checks read it.
+the pipeline writes it, the monitor, metrics and health checks read it. Its parts are dataclasses the
+pipeline updates in place; pydantic validates them when a file is read.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from sensor_manager.statusfile import StatusDocument
 
 
-class SinkStatus(BaseModel):
+@dataclass
+class SinkStatus:
     rows_shipped: int = 0
     lag_rows: int = 0
     lag_seconds: float = 0.0
@@ -26,13 +29,14 @@ class SinkStatus(BaseModel):
     failing_permanently: bool = False
 
 
-class SourceStatus(BaseModel):
+@dataclass
+class SourceStatus:
     source: str
     generation: str | None = None
     sensor_id: str | None = None
     shape: str | None = None
     end_id: int = 0
-    positions: dict[str, int] = Field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
     locked: bool = False
     skipped: str | None = None
     error: str | None = None

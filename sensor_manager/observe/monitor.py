@@ -39,7 +39,7 @@ SCHEMA_VERSION = 1
 RATE_WINDOW_SECONDS = 10.0
 HISTORY = 30  # refreshes kept for sparklines
 LAKE_SINK = "delta"
-SINK_FIELDS = {"rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered"}
+SINK_FIELDS = ("rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered")
 
 
 @dataclass
@@ -285,7 +285,7 @@ class Monitor:
         city.last_upload_age_seconds = max(0.0, now - last) if last else None
         city.errors += sum(s.retries for s in sinks.values())
         city.dead_lettered = sum(s.dead_lettered for s in sinks.values())
-        city.sinks = {name: s.model_dump(include=SINK_FIELDS) for name, s in sinks.items()}
+        city.sinks = {name: {key: getattr(s, key) for key in SINK_FIELDS} for name, s in sinks.items()}
         name = f"uploader-{city_service_slug(city.city)}"
         city.uploader_state = _uploader_state(services.get(name), uploader, now)
         city.restarts += services[name].restarts if name in services else 0

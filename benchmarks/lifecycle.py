@@ -192,7 +192,7 @@ def measure_status(root: Path, runs: int) -> tuple[float, float]:
         assert sensors == 1000 and healthy == len(document["services"]), (sensors, healthy)
         value = median_command_seconds(command, runs, cwd=REPO)
         baseline = median_command_seconds([PYTHON, "-m", "sensor_manager", "--version"], runs, cwd=REPO)
-        from sensor_manager.observe.status import collect_status
+        from sensor_manager.observe.service_status import collect_status
         from sensor_manager.layout import ProjectLayout
 
         timings = []

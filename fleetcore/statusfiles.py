@@ -11,7 +11,9 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fleetcore.atomicfiles import write_atomic
 
@@ -49,3 +51,39 @@ def is_stale(document: dict[str, Any], now: float | None = None) -> bool:
     now = time.time() if now is None else now
     age = now - float(document.get("updated_at_epoch", 0))
     return age > STALE_AFTER_INTERVALS * float(document.get("interval_seconds", 1))
+
+
+HEADER_FIELDS = {"schema_version", "updated_at", "updated_at_epoch", "pid", "interval_seconds"}
+
+
+class StatusDocument(BaseModel):
+    """The common fields of every status file; each file's model extends it and is used by its writer
+    and its readers alike. `schema_version` is the model's version: a file from before it existed
+    reads as version 1, and unknown keys (a newer writer's) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    updated_at: str | None = None
+    updated_at_epoch: float = 0.0
+    pid: int | None = None
+    interval_seconds: float = 1.0
+
+    @classmethod
+    def read(cls, path: Path) -> Self | None:
+        """The file at `path`, or None when it is missing, unreadable or not this model's shape."""
+        document = read_status(path)
+        try:
+            return None if document is None else cls.model_validate(document)
+        except ValidationError:
+            return None
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body `write_status` completes with the common fields."""
+        return self.model_dump(mode="json", exclude=HEADER_FIELDS)
+
+    def write(self, path: Path) -> None:
+        write_status(path, self.payload(), self.interval_seconds)
+
+    def is_stale(self, now: float | None = None) -> bool:
+        return is_stale({"updated_at_epoch": self.updated_at_epoch, "interval_seconds": self.interval_seconds}, now)

@@ -25,7 +25,7 @@ from sensor_manager.observe.edge import EdgeDatabase, edge_databases, file_sizes
 from sensor_manager.observe.monitor import Monitor
 from sensor_manager.observe.services import runtime_fault, service_statuses
 from sensor_manager.plan import FleetPlan, load_plan
-from sensor_manager.runtimes import read_runtime_record
+from sensor_manager.runtimes import RuntimeRecord, read_runtime_record
 from sensor_manager.runtimes.base import ServiceStatus
 from sensor_manager.simulator.db import open_readonly
 
@@ -105,16 +105,16 @@ def _plan(layout: ProjectLayout, checks: list[Check]) -> FleetPlan | None:
         return None
 
 
-def _runtime(record: dict | None) -> Check:
+def _runtime(record: RuntimeRecord | None) -> Check:
     if record is None:
         return Check("runtime", "skip", "no runtime recorded: the project has not been started", "start it: ./sensor_manager.py start")
-    why = record.get("reason") or "recorded at start"
-    return Check("runtime", "pass", f"{record['runtime']} ({why}; started {record.get('started_at', '?')})")
+    why = record.reason or "recorded at start"
+    return Check("runtime", "pass", f"{record.runtime} ({why}; started {record.started_at or '?'})")
 
 
-def _docker(record: dict | None) -> list[Check]:
+def _docker(record: RuntimeRecord | None) -> list[Check]:
     names = ("engine", "compose", "image")
-    if not record or record.get("runtime") != "docker":
+    if not record or record.runtime != "docker":
         return [Check(name, "skip", "the recorded runtime is not docker") for name in names]
     from sensor_manager.runtimes.engine import compose_command, docker_client
 

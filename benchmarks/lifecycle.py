@@ -164,13 +164,12 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     record_runtime(layout, "local", "benchmark")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        state = sv.read_json(sv.state_path(layout)) or {}
-        entries = state.get("services", {})
-        if len(entries) == len(spec["services"]) and all(e.get("pid") for e in entries.values()):
+        entries = sv.SupervisorState.read(sv.state_path(layout)).services
+        if len(entries) == len(spec["services"]) and all(e.pid for e in entries.values()):
             break
         time.sleep(0.1)
     for service in spec["services"]:
-        pid = entries[service["name"]]["pid"]
+        pid = entries[service["name"]].pid
         body = {"role": service["role"], "name": service["name"], "state": "running",
                 "sensors": {sid: {"rows_written": 10, "seq": 10} for sid in service["sensors"]}}
         path = layout.status_dir / f"{service['name']}.json"

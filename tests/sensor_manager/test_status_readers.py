@@ -1,17 +1,24 @@
-"""Status files are read through their models (`StatusDocument.read` and its subclasses), never as
-raw dicts: a reader that indexes the JSON itself drifts from the writer's shape unnoticed."""
+"""Status files are read through their models (`StatusDocument.read` and its subclasses, `SupervisorState.read`),
+never as raw dicts: a reader that indexes the JSON itself drifts from the writer's shape unnoticed."""
 from __future__ import annotations
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("fleetcore", "sensor_manager", "uploader", "benchmarks")
+
+
+def _sources():
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield str(path.relative_to(ROOT)), path.read_text()
 
 
 def test_only_the_status_file_helper_reads_raw_status_documents():
-    raw_readers = [
-        str(path.relative_to(ROOT))
-        for package in ("sensor_manager", "uploader")
-        for path in sorted((ROOT / package).rglob("*.py"))
-        if "read_status(" in (text := path.read_text()) and "def read_status(" not in text
-    ]
+    raw_readers = [name for name, text in _sources() if "read_status(" in text and "def read_status(" not in text]
+    assert raw_readers == []
+
+
+def test_supervisor_state_is_read_only_through_its_model():
+    raw_readers = [name for name, text in _sources() if "read_json(state_path(" in text or "read_json(sv.state_path(" in text]
     assert raw_readers == []

@@ -57,6 +57,7 @@ def service_health(
         return "starting" if young else "unhealthy"
     if status.is_stale(now):
         return "hung"
+    ready: bool | None  # None: an uploader still starting
     if isinstance(status, SimulatorStatus):
         ready = sensor_ready(status, sensor_ids)
     else:

@@ -146,7 +146,7 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     from sensor_manager.runtimes import record_runtime
     from sensor_manager.runtimes import supervisor as sv
     from sensor_manager.runtimes.local import LocalRuntime
-    from fleetcore.statusfiles import read_status, write_status
+    from fleetcore.statusfiles import read_json_object, write_status
 
     project = fresh_project(root, "big", big_config(cities, per_city))
     layout = ProjectLayout.at(project)
@@ -154,7 +154,7 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     plan = resolve_plan(config, layout, persist=True)
     runtime = LocalRuntime(layout)
     runtime.render(plan, config)
-    spec = read_status(sv.spec_path(layout))
+    spec = read_json_object(sv.spec_path(layout))
     if spec is None:
         raise SystemExit(f"render wrote no supervisor spec at {sv.spec_path(layout)}")
     for service in spec["services"]:
@@ -164,13 +164,12 @@ def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     record_runtime(layout, "local", "benchmark")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        state = read_status(sv.state_path(layout)) or {}
-        entries = state.get("services", {})
-        if len(entries) == len(spec["services"]) and all(e.get("pid") for e in entries.values()):
+        entries = sv.SupervisorState.read(sv.state_path(layout)).services
+        if len(entries) == len(spec["services"]) and all(e.pid for e in entries.values()):
             break
         time.sleep(0.1)
     for service in spec["services"]:
-        pid = entries[service["name"]]["pid"]
+        pid = entries[service["name"]].pid
         body = {"role": service["role"], "name": service["name"], "state": "running",
                 "sensors": {sid: {"rows_written": 10, "seq": 10} for sid in service["sensors"]}}
         path = layout.status_dir / f"{service['name']}.json"
@@ -192,7 +191,7 @@ def measure_status(root: Path, runs: int) -> tuple[float, float]:
         assert sensors == 1000 and healthy == len(document["services"]), (sensors, healthy)
         value = median_command_seconds(command, runs, cwd=REPO)
         baseline = median_command_seconds([PYTHON, "-m", "sensor_manager", "--version"], runs, cwd=REPO)
-        from sensor_manager.observe.status import collect_status
+        from sensor_manager.observe.service_status import collect_status
         from sensor_manager.layout import ProjectLayout
 
         timings = []

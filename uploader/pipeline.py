@@ -32,7 +32,7 @@ from uploader.sinks.base import Delivered, Rejected, Retry, Sink
 from uploader.sources.discovery import find_databases
 from uploader.sources.sqlite import SourceNotReadyError, SourceUnreadableError, SqliteSource
 from uploader.stages import stage_named
-from uploader.status import SinkStatus, SourceStatus, write_uploader_status
+from uploader.status_file import SinkStatus, SourceStatus, UploaderStatus
 
 log = logging.getLogger("uploader")
 STATUS_EVERY_SECONDS = 2.0
@@ -456,11 +456,12 @@ class Uploader:
                         status.lag_seconds = max(status.lag_seconds, round(now - oldest, 3))
             sources.append(tracked.status)
         sources.extend(self.others.values())
-        write_uploader_status(self.inv.status_path, uploader_id=self.inv.uploader_id, state=self.state,
-                              interval=self.inv.interval, sinks=self.sink_status, sources=sources,
-                              extra={"project": self.inv.project, "fleet_epoch": self.inv.fleet_epoch,
-                                     "mode": "continuous" if self.inv.continuous else "once",
-                                     "lake": str(self.inv.lake), "data": str(self.inv.sqlite)})
+        UploaderStatus(
+            name=f"uploader-{self.inv.uploader_id}", uploader_id=self.inv.uploader_id, state=self.state,
+            interval_seconds=self.inv.interval, sinks=self.sink_status, sources=sources, project=self.inv.project,
+            fleet_epoch=self.inv.fleet_epoch, mode="continuous" if self.inv.continuous else "once",
+            lake=str(self.inv.lake), data=str(self.inv.sqlite),
+        ).write(self.inv.status_path)
         self._status_written = time.monotonic()
 
 

@@ -11,7 +11,7 @@ from fleetcore.signals import stop_on_signals
 from uploader.invocation import Invocation, resolve_invocation
 from uploader.locks import UploaderBusyError
 from uploader.settings import UploaderSettings, read_settings_file
-from uploader.status import check_health
+from uploader.status_file import check_health
 
 
 def load_invocation(*, sqlite: Path, settings: UploaderSettings | None = None, project: str | None = None,

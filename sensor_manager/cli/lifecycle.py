@@ -242,7 +242,7 @@ def cleanup(
 
 
 def _status(ctx: typer.Context, runtime, json: bool) -> None:
-    from sensor_manager.observe.status import COLUMNS, collect_status
+    from sensor_manager.observe.service_status import COLUMNS, collect_status
 
     s = session(ctx, json=json)
     report = collect_status(s.layout, runtime)

@@ -29,7 +29,7 @@ from fleetcore.naming import city_service_slug
 from sensor_manager.observe.edge import EdgeDatabase
 from sensor_manager.observe.monitor import LAKE_SINK, Snapshot
 from sensor_manager.simulator.db import ANOMALY_CODES, open_readonly
-from fleetcore.statusfiles import read_status
+from uploader.status_file import UploaderStatus
 
 LABELS = ["component_id", "component_kind", "component_type", "city"]
 ANOMALY_NAMES = {code: name for name, code in ANOMALY_CODES.items()}
@@ -97,18 +97,18 @@ class FleetCollector(Collector):
         for city in self.snapshot.cities:
             slug = city_service_slug(city.city)
             uploader = f"uploader-{slug}"
-            status = read_status(self.layout.status_file("uploader", slug)) or {}
-            positions = [s.get("positions") or {} for s in status.get("sources") or []]
-            sinks = sorted(set(status.get("sinks") or {}) | {name for p in positions for name in p} | {LAKE_SINK})
+            status = UploaderStatus.read(self.layout.status_file("uploader", slug)) or UploaderStatus()
+            positions = [s.positions for s in status.sources]
+            sinks = sorted(set(status.sinks) | {name for p in positions for name in p} | {LAKE_SINK})
             families["received"].add_metric([uploader, "source", "sqlite", city.city], sum(max(p.values(), default=0) for p in positions))
             families["lag_seconds"].add_metric([uploader, "source", "sqlite", city.city], city.lag_seconds or 0.0)
             for sink in sinks:
                 labels = [uploader, "sink", sink, city.city]
                 rejected = discarded.get((sink, city.city), 0)
-                families["sent"].add_metric(labels, max(0, sum(int(p.get(sink) or 0) for p in positions) - rejected))
+                families["sent"].add_metric(labels, max(0, sum(p.get(sink, 0) for p in positions) - rejected))
                 families["discarded"].add_metric([*labels, "false"], rejected)
                 families["errors"].add_metric([*labels, "rejected"], rejected)
-                lag = city.lag_rows if sink == LAKE_SINK else int(((status.get("sinks") or {}).get(sink) or {}).get("lag_rows") or 0)
+                lag = city.lag_rows if sink == LAKE_SINK else (status.sinks[sink].lag_rows if sink in status.sinks else 0)
                 families["buffer"].add_metric(labels, lag)
             sensor = [f"sensor-{slug}", "source", "sqlite", city.city]
             families["readings"].add_metric(sensor, city.rows)

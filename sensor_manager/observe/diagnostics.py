@@ -25,7 +25,7 @@ from sensor_manager.observe.edge import EdgeDatabase, edge_databases, file_sizes
 from sensor_manager.observe.monitor import Monitor
 from sensor_manager.observe.services import runtime_fault, service_statuses
 from sensor_manager.plan import FleetPlan, load_plan
-from sensor_manager.runtimes import read_runtime_record
+from sensor_manager.runtimes import RuntimeRecord, read_runtime_record
 from sensor_manager.runtimes.base import ServiceStatus
 from sensor_manager.simulator.db import open_readonly
 
@@ -68,7 +68,7 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     layout = lake.with_configured_lake(layout, config)
     record = read_runtime_record(layout)
     checks.append(_runtime(record))
-    checks.extend(_docker(record))
+    checks.extend(_docker(layout, record))
     access = edge_access(layout)
     checks.append(_edge_reads(access))
     plan = _plan(layout, checks)
@@ -105,16 +105,16 @@ def _plan(layout: ProjectLayout, checks: list[Check]) -> FleetPlan | None:
         return None
 
 
-def _runtime(record: dict | None) -> Check:
+def _runtime(record: RuntimeRecord | None) -> Check:
     if record is None:
         return Check("runtime", "skip", "no runtime recorded: the project has not been started", "start it: ./sensor_manager.py start")
-    why = record.get("reason") or "recorded at start"
-    return Check("runtime", "pass", f"{record['runtime']} ({why}; started {record.get('started_at', '?')})")
+    why = record.reason or "recorded at start"
+    return Check("runtime", "pass", f"{record.runtime} ({why}; started {record.started_at or '?'})")
 
 
-def _docker(record: dict | None) -> list[Check]:
+def _docker(layout: ProjectLayout, record: RuntimeRecord | None) -> list[Check]:
     names = ("engine", "compose", "image")
-    if not record or record.get("runtime") != "docker":
+    if not record or record.runtime != "docker":
         return [Check(name, "skip", "the recorded runtime is not docker") for name in names]
     from sensor_manager.runtimes.engine import compose_command, docker_client
 
@@ -129,9 +129,11 @@ def _docker(record: dict | None) -> list[Check]:
         compose = Check("compose", "pass", f"{' '.join(compose_command())} (Compose v2)")
     except SensorManagerError as exc:
         compose = Check("compose", "fail", str(exc), "install the Docker Compose v2 plugin")
-    image = record.get("image")
+    from sensor_manager.runtimes.compose import ComposeRuntime
+
+    image = ComposeRuntime(layout).recorded_image
     if not image:
-        return [engine, compose, Check("image", "skip", "runtime.json records no image tag")]
+        return [engine, compose, Check("image", "skip", "no compose render has recorded an image tag")]
     present = bool(client.images.list(name=image))
     return [engine, compose, Check("image", "pass" if present else "fail", f"{image} {'present' if present else 'missing'}",
                                    "" if present else "rebuild it: ./sensor_manager.py build")]

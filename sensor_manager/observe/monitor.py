@@ -32,9 +32,10 @@ from sensor_manager.observe.edge import EdgeDatabase, EdgeReader, edge_databases
 from sensor_manager.observe.services import service_statuses
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import recorded_runtime
-from fleetcore.statusfiles import is_stale, read_status
+from sensor_manager.simulator.status_file import SensorEntry, SimulatorStatus
 from uploader.checkpoints import checkpoint_path
 from uploader.shipping import parse_app_id
+from uploader.status_file import UploaderStatus
 
 SCHEMA_VERSION = 1
 RATE_WINDOW_SECONDS = 10.0
@@ -140,7 +141,7 @@ class Monitor:
     def refresh(self, now: float | None = None) -> Snapshot:
         now = time.time() if now is None else now
         simulator, last_known = self._simulator_status(now)
-        uploaders = {safe: read_status(self.layout.status_file("uploader", city_service_slug(safe))) for safe in self._safe_cities()}
+        uploaders = {safe: UploaderStatus.read(self.layout.status_file("uploader", city_service_slug(safe))) for safe in self._safe_cities()}
         lake_stats = self._lake_stats()
         positions = {safe: _positions(doc, safe in lake_stats, self._checkpoints(safe)) for safe, doc in uploaders.items()}
         services = {s.name: s for s in service_statuses(self.layout)}
@@ -176,19 +177,18 @@ class Monitor:
     def _city_names(self) -> dict[str, str]:
         return {db.safe_city: db.city for db in self.databases}
 
-    def _simulator_status(self, now: float) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    def _simulator_status(self, now: float) -> tuple[dict[str, SensorEntry], dict[str, SensorEntry]]:
         """Per-sensor entries of the simulator status files (one per process, or one per container):
         (those of fresh files, the last written of any file, stale ones included)."""
-        fresh: dict[str, dict[str, Any]] = {}
-        known: dict[str, dict[str, Any]] = {}
-        read = [read_status(p) for p in sorted(self.layout.status_dir.glob("sensor-*.json"))] if self.layout.status_dir.is_dir() else []
-        read += [read_status(db.path.parent / "status.json") for db in self.databases if (db.path.parent / "status.json").exists()]
-        documents = sorted((d for d in read if d), key=lambda d: float(d.get("updated_at_epoch") or 0))
+        fresh: dict[str, SensorEntry] = {}
+        known: dict[str, SensorEntry] = {}
+        read = [SimulatorStatus.read(p) for p in sorted(self.layout.status_dir.glob("sensor-*.json"))] if self.layout.status_dir.is_dir() else []
+        read += [SimulatorStatus.read(db.path.parent / "status.json") for db in self.databases if (db.path.parent / "status.json").exists()]
+        documents = sorted((d for d in read if d), key=lambda d: d.updated_at_epoch)
         for document in documents:  # oldest first: the newest entry of a sensor wins
-            sensors = document.get("sensors") or {}
-            known.update(sensors)
-            if not is_stale(document, now):
-                fresh.update(sensors)
+            known.update(document.sensors)
+            if not document.is_stale(now):
+                fresh.update(document.sensors)
         return fresh, known
 
     def _checkpoints(self, safe_city: str) -> dict[str, tuple[str | None, int]]:
@@ -224,7 +224,7 @@ class Monitor:
 
     # --- per sensor -------------------------------------------------------------------------------
 
-    def _sensor(self, db: EdgeDatabase, now: float, status: dict | None, positions: dict | None, services: dict) -> tuple[SensorRow, tuple[int, float | None] | None]:
+    def _sensor(self, db: EdgeDatabase, now: float, status: SensorEntry | None, positions: dict | None, services: dict) -> tuple[SensorRow, tuple[int, float | None] | None]:
         position = (positions or {}).get(db.relative_path)
         state = self._read(db, position[1] if position else None)
         rows = state.rows if state else 0
@@ -233,8 +233,8 @@ class Monitor:
         rate = self._rate(db.sensor_id, now, seq, status if running_state == "running" else None)
         size, wal = file_sizes(db.path)
         row = SensorRow(db.sensor_id, db.safe_city, rows, state.last_timestamp if state else None, rate, running_state,
-                        (status or {}).get("active_anomaly") if running_state == "running" else None, size, wal, seq,
-                        int((status or {}).get("errors") or 0))
+                        status.active_anomaly if status and running_state == "running" else None, size, wal, seq,
+                        status.errors if status else 0)
         lag = None
         if positions is not None and state is not None:
             generation, uploaded = position if position else (None, None)
@@ -249,21 +249,21 @@ class Monitor:
             lag = (lag_rows, now - pending_epoch if lag_rows and pending_epoch else None)
         return row, lag
 
-    def _sensor_from_status(self, db: EdgeDatabase, status: dict | None, known: dict | None, positions: dict | None,
+    def _sensor_from_status(self, db: EdgeDatabase, status: SensorEntry | None, known: SensorEntry | None, positions: dict | None,
                             services: dict) -> tuple[SensorRow, tuple[int, float | None] | None]:
         """The sensor's figures without opening its DB: the simulator's and the uploader's status files only."""
-        entry = known or {}
-        seq = int(entry["seq"]) if entry.get("seq") is not None else None
-        rows = seq if seq is not None else int(entry.get("rows_written") or 0)
+        entry = known or SensorEntry()
+        seq = entry.seq
+        rows = seq if seq is not None else entry.rows_written
         running_state = _sensor_state(db, services, status)
         live = status if running_state == "running" else None
         size, wal = file_sizes(db.path)
-        row = SensorRow(db.sensor_id, db.safe_city, rows, entry.get("last_timestamp"), float((live or {}).get("readings_per_second") or 0.0),
-                        running_state, (live or {}).get("active_anomaly"), size, wal, seq, int((status or {}).get("errors") or 0))
+        row = SensorRow(db.sensor_id, db.safe_city, rows, entry.last_timestamp, live.readings_per_second if live else 0.0,
+                        running_state, live.active_anomaly if live else None, size, wal, seq, status.errors if status else 0)
         lag = None
         if positions is not None and known is not None:
             generation, uploaded = positions.get(db.relative_path) or (None, None)
-            if uploaded is None or (generation and entry.get("generation") and generation != entry.get("generation")):
+            if uploaded is None or (generation and entry.generation and generation != entry.generation):
                 uploaded = 0  # this DB (generation) has not been shipped at all
             lag = (max(0, rows - uploaded), None)
         return row, lag
@@ -277,7 +277,7 @@ class Monitor:
     def close(self) -> None:
         self._reader.close()
 
-    def _rate(self, sensor_id: str, now: float, seq: int | None, status: dict | None) -> float:
+    def _rate(self, sensor_id: str, now: float, seq: int | None, status: SensorEntry | None) -> float:
         """Readings per second over the last 10 s from seq changes; the status file's figure until there is history."""
         history = self._seq_history.setdefault(sensor_id, deque())
         if seq is not None:
@@ -286,24 +286,24 @@ class Monitor:
             history.popleft()
         if len(history) >= 2 and history[-1][0] > history[0][0]:
             return max(0.0, (history[-1][1] - history[0][1]) / (history[-1][0] - history[0][0]))
-        return float((status or {}).get("readings_per_second") or 0.0)
+        return status.readings_per_second if status else 0.0
 
     # --- per city ---------------------------------------------------------------------------------
 
-    def _finish_city(self, city: CityRow, uploader: dict | None, has_positions: bool, services: dict, stats, now: float) -> None:
+    def _finish_city(self, city: CityRow, uploader: UploaderStatus | None, has_positions: bool, services: dict, stats, now: float) -> None:
         city.lake_rows = stats.rows if stats else 0
         if not has_positions:
             # No uploader status yet: compare the edge with the lake (rows of older generations included).
             city.lag_rows = max(0, city.rows - city.lake_rows)
-        sinks = (uploader or {}).get("sinks") or {}
-        sink = sinks.get(LAKE_SINK) or (next(iter(sinks.values())) if sinks else {})
-        if city.lag_seconds is None and city.lag_rows and sink.get("lag_seconds") is not None:
-            city.lag_seconds = float(sink["lag_seconds"])
-        last = iso_epoch(sink.get("last_success")) or (stats.last_write_epoch if stats else None)
+        sinks = uploader.sinks if uploader else {}
+        sink = sinks.get(LAKE_SINK) or next(iter(sinks.values()), None)
+        if city.lag_seconds is None and city.lag_rows and sink is not None:
+            city.lag_seconds = sink.lag_seconds
+        last = iso_epoch(sink.last_success if sink else None) or (stats.last_write_epoch if stats else None)
         city.last_upload_age_seconds = max(0.0, now - last) if last else None
-        city.errors += sum(int(s.get("retries") or 0) for s in sinks.values())
-        city.dead_lettered = sum(int(s.get("dead_lettered") or 0) for s in sinks.values())
-        city.sinks = {name: {key: s.get(key) for key in SINK_FIELDS} for name, s in sinks.items()}
+        city.errors += sum(s.retries for s in sinks.values())
+        city.dead_lettered = sum(s.dead_lettered for s in sinks.values())
+        city.sinks = {name: {key: getattr(s, key) for key in SINK_FIELDS} for name, s in sinks.items()}
         name = f"uploader-{city_service_slug(city.city)}"
         city.uploader_state = _uploader_state(services.get(name), uploader, now)
         city.restarts += services[name].restarts if name in services else 0
@@ -312,7 +312,7 @@ class Monitor:
         city.rate_history = list(history)
 
 
-def _positions(uploader: dict | None, in_lake: bool, persisted: dict[str, tuple[str | None, int]]) -> dict[str, tuple[str | None, int]] | None:
+def _positions(uploader: UploaderStatus | None, in_lake: bool, persisted: dict[str, tuple[str | None, int]]) -> dict[str, tuple[str | None, int]] | None:
     """source path -> (generation, last id the lake confirmed), from the uploader's status file, over the
     positions its checkpoint store persisted (`persisted`): right after a restart the status file lists
     no position until the first cycle, and the lag is not every row.
@@ -320,30 +320,30 @@ def _positions(uploader: dict | None, in_lake: bool, persisted: dict[str, tuple[
     Without either the positions are known only when the lake has nothing of the city (all pending);
     otherwise None, and the city's lag falls back to edge rows minus lake rows.
     """
-    if not uploader and not persisted:
+    if uploader is None and not persisted:
         return None if in_lake else {}
     positions = dict(persisted)
-    for source in (uploader or {}).get("sources") or []:
-        marks = source.get("positions") or {}
+    for source in uploader.sources if uploader else []:
+        marks = source.positions
         if not marks:
             continue
         mark = marks[LAKE_SINK] if LAKE_SINK in marks else min(marks.values())
-        positions[str(source.get("source", "")).removeprefix("data/")] = (source.get("generation"), int(mark or 0))
+        positions[source.source.removeprefix("data/")] = (source.generation, mark)
     return positions
 
 
-def _sensor_state(db: EdgeDatabase, services: dict, status: dict | None) -> str:
+def _sensor_state(db: EdgeDatabase, services: dict, status: SensorEntry | None) -> str:
     for service in services.values():
         if service.role == "sensor" and db.sensor_id in service.sensors:
             return service.state
     return "running" if status is not None else "stopped"
 
 
-def _uploader_state(service, document: dict | None, now: float) -> str:
+def _uploader_state(service, document: UploaderStatus | None, now: float) -> str:
     if service is not None and service.state != "running":
         return service.state
-    if document and not is_stale(document, now):
-        return str(document.get("state") or "running")
+    if document and not document.is_stale(now):
+        return document.state or "running"
     return "running" if service is not None else "stopped"
 
 

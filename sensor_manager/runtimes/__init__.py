@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ValidationError
 
 from fleetcore.atomicfiles import write_atomic
 from fleetcore.errors import EngineUnavailableError, RuntimeConflictError, UsageError
@@ -34,24 +36,32 @@ class RuntimeChoice:
     recorded: bool  # taken from state/runtime.json
 
 
-def read_runtime_record(layout: ProjectLayout) -> dict[str, Any] | None:
+class RuntimeRecord(BaseModel):
+    """state/runtime.json. A missing `schema_version` reads as 1; unknown keys are ignored."""
+
+    schema_version: int = RUNTIME_SCHEMA_VERSION
+    runtime: Literal["local", "docker"]
+    started_at: str | None = None
+    reason: str = ""
+
+
+def read_runtime_record(layout: ProjectLayout) -> RuntimeRecord | None:
     try:
-        document = json.loads(layout.runtime_file.read_text())
-    except (OSError, ValueError):
+        return RuntimeRecord.model_validate_json(layout.runtime_file.read_bytes())
+    except (OSError, ValidationError):
         return None
-    return document if isinstance(document, dict) and document.get("runtime") in ("local", "docker") else None
 
 
 def recorded_runtime(layout: ProjectLayout) -> str | None:
     """The runtime `start` recorded for this project, or None."""
     record = read_runtime_record(layout)
-    return record["runtime"] if record else None
+    return record.runtime if record else None
 
 
 def record_runtime(layout: ProjectLayout, name: str, reason: str = "") -> None:
     """Write state/runtime.json atomically."""
-    document = {"schema_version": RUNTIME_SCHEMA_VERSION, "runtime": name, "started_at": utc_now_iso(), "reason": reason}
-    write_atomic(layout.runtime_file, json.dumps(document, indent=2) + "\n")
+    record = RuntimeRecord.model_validate({"runtime": name, "started_at": utc_now_iso(), "reason": reason})
+    write_atomic(layout.runtime_file, json.dumps(record.model_dump(), indent=2) + "\n")
 
 
 def detect_runtime() -> RuntimeChoice:

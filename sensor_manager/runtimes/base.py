@@ -12,8 +12,8 @@ from sensor_manager.config import Config
 from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, PlannedSensor
+from sensor_manager.runtimes.supervisor import ServiceState  # the state the supervisor records
 
-ServiceState = Literal["running", "stopped", "restarting", "crashloop"]
 Role = Literal["sensor", "uploader"]
 
 

@@ -79,6 +79,11 @@ class ComposeRuntime:
             return {}
 
     @property
+    def recorded_image(self) -> str | None:
+        """The image tag the last render put into the compose file."""
+        return self._record().get("image")
+
+    @property
     def project_name(self) -> str:
         """--project-name, else the name the last render used, else sm-<dir slug>-<path hash>."""
         return self._project_name or self._record().get("project_name") or cr.default_project_name(self.layout)

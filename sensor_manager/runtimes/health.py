@@ -13,21 +13,26 @@ not run has health `unknown`.
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
 
-from fleetcore.statusfiles import is_stale
+from sensor_manager.simulator.status_file import SimulatorStatus
+from uploader.status_file import UploaderStatus
 
 STARTUP_GRACE_SECONDS = 60.0
 
 
-def sensor_ready(document: dict[str, Any], sensor_ids: list[str]) -> bool:
-    sensors = document.get("sensors") or {}
-    return all((sensors.get(sid) or {}).get("rows_written", 0) > 0 for sid in sensor_ids)
+def read_service_status(role: str, path: Path) -> SimulatorStatus | UploaderStatus | None:
+    """The status file of a service of `role` (sensor or uploader), read with its model."""
+    return (SimulatorStatus if role == "sensor" else UploaderStatus).read(path)
 
 
-def uploader_ready(document: dict[str, Any]) -> bool | None:
+def sensor_ready(status: SimulatorStatus, sensor_ids: list[str]) -> bool:
+    return all(sid in status.sensors and status.sensors[sid].rows_written > 0 for sid in sensor_ids)
+
+
+def uploader_ready(status: UploaderStatus) -> bool | None:
     """True when running or idle, False when failing or stopped, None while starting."""
-    state = document.get("state")
+    state = status.state
     if state in ("running", "idle"):
         return True
     if state in ("failing", "stopped"):
@@ -37,7 +42,7 @@ def uploader_ready(document: dict[str, Any]) -> bool | None:
 
 def service_health(
     role: str,
-    document: dict[str, Any] | None,
+    status: SimulatorStatus | UploaderStatus | None,
     sensor_ids: list[str],
     pid: int | None,
     started_epoch: float | None,
@@ -48,11 +53,15 @@ def service_health(
         return "unknown"
     now = time.time() if now is None else now
     young = started_epoch is not None and now - started_epoch < STARTUP_GRACE_SECONDS
-    if document is None or document.get("pid") != pid:
+    if status is None or status.pid != pid:
         return "starting" if young else "unhealthy"
-    if is_stale(document, now):
+    if status.is_stale(now):
         return "hung"
-    ready = sensor_ready(document, sensor_ids) if role == "sensor" else uploader_ready(document)
+    ready: bool | None  # None: an uploader still starting
+    if isinstance(status, SimulatorStatus):
+        ready = sensor_ready(status, sensor_ids)
+    else:
+        ready = uploader_ready(status)
     if ready:
         return "healthy"
     if ready is False and role == "uploader":

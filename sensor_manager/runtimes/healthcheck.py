@@ -13,11 +13,11 @@ from pathlib import Path
 
 def check(role: str, status_file: Path) -> tuple[bool, str]:
     if role == "sensor":
-        from sensor_manager.simulator.status import is_healthy
+        from sensor_manager.simulator.status_file import is_healthy
 
         return is_healthy(status_file)
     if role == "uploader":
-        from uploader.status import check_health
+        from uploader.status_file import check_health
 
         return check_health(status_file)
     return False, f"unknown role {role!r}: use sensor or uploader"

@@ -36,10 +36,10 @@ from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
 from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, ServiceState, ServiceStatus, plan_services
-from sensor_manager.runtimes.health import service_health
+from sensor_manager.runtimes.health import read_service_status, service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
-from fleetcore.statusfiles import is_stale, read_status
+from fleetcore.statusfiles import StatusDocument, read_json_object
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05
@@ -107,7 +107,7 @@ class LocalRuntime:
 
     # --- spec and supervisor state -------------------------------------------------------------
     def _read_spec(self) -> dict[str, Any]:
-        spec = read_status(sv.spec_path(self.layout)) or {}
+        spec = read_json_object(sv.spec_path(self.layout)) or {}
         spec.setdefault("schema_version", sv.SCHEMA_VERSION)
         spec.setdefault("generation", 0)
         spec.setdefault("services", [])
@@ -115,12 +115,12 @@ class LocalRuntime:
         spec.setdefault("restart_tokens", {})
         return spec
 
-    def _read_state(self) -> dict[str, Any]:
-        return read_status(sv.state_path(self.layout)) or {}
+    def _read_state(self) -> sv.SupervisorState:
+        return sv.SupervisorState.read(sv.state_path(self.layout))
 
     def supervisor(self) -> ProcessRecord | None:
         """The live supervisor of this project, verified by start time, command line and its lock."""
-        record = ProcessRecord.from_dict(self._read_state().get("supervisor"))
+        record = ProcessRecord.from_dict(self._read_state().supervisor)
         if record is None or not record.is_alive():
             return None
         return record if sv.is_lock_held(self.layout) else None
@@ -178,21 +178,21 @@ class LocalRuntime:
             return False
         was_running = self._any_running(services)
         generation = self._deliver(spec)
-        self._wait_for(lambda state: all(self._entry(state, n).get("state") == "stopped" for n in services),
+        self._wait_for(lambda state: all(self._entry(state, n).state == "stopped" for n in services),
                        f"services {', '.join(services)} to stop", generation, timeout=sv.STOP_GRACE_SECONDS * 2 + 5)
         return was_running
 
     def restart(self, services: list[str] | None = None) -> None:
         spec = self._read_spec()
         names = services if services is not None else [s["name"] for s in spec["services"]]
-        state = self._read_state() if self.is_running() else {}
-        before = {n: self._entry(state, n).get("pid") for n in names}
+        state = self._read_state() if self.is_running() else sv.SupervisorState()
+        before = {n: self._entry(state, n).pid for n in names}
         for name in names:
             spec["desired"][name] = "running"
             spec["restart_tokens"][name] = int(spec["restart_tokens"].get(name, 0)) + 1
         generation = self._deliver(spec)
         self._wait_for(
-            lambda st: all(self._entry(st, n).get("pid") not in (None, before[n]) or self._entry(st, n).get("state") in ("restarting", "crashloop", "stopped") for n in names),
+            lambda st: all(self._entry(st, n).pid not in (None, before[n]) or self._entry(st, n).state in ("restarting", "crashloop", "stopped") for n in names),
             "services to restart", generation, timeout=sv.STOP_GRACE_SECONDS * 2 + 5,
         )
 
@@ -214,28 +214,28 @@ class LocalRuntime:
         if plan is None:
             return []
         running = self.is_running()
-        state = self._read_state() if running else {}
+        state = self._read_state() if running else sv.SupervisorState()
         names = {safe: sensors[0].city for safe, sensors in plan.by_city().items()}
         now = time.time()
         result = []
         for service in self.services(plan):
             entry = self._entry(state, service.name)
-            current: ServiceState = entry.get("state", "stopped") if running else "stopped"
-            pid = entry.get("pid") if current in ("running", "crashloop") else None
-            document = read_status(self.layout.status_dir / f"{service.name}.json")
-            health = service_health(service.role, document, service.sensor_ids, pid, entry.get("create_time"), now)
+            current: ServiceState = entry.state if running else "stopped"
+            pid = entry.pid if current in ("running", "crashloop") else None
+            document = read_service_status(service.role, self.layout.status_dir / f"{service.name}.json")
+            health = service_health(service.role, document, service.sensor_ids, pid, entry.create_time, now)
             result.append(ServiceStatus(
                 name=service.name, role=service.role, city=names.get(service.safe_city, service.safe_city),
-                sensors=service.sensor_ids, state=current, health=health, restarts=int(entry.get("restarts", 0)),
-                pid=pid, started_at=entry.get("started_at") if pid else None,
-                detail={"exit_code": entry.get("exit_code"), "status": document},
+                sensors=service.sensor_ids, state=current, health=health, restarts=entry.restarts,
+                pid=pid, started_at=entry.started_at if pid else None,
+                detail={"exit_code": entry.exit_code, "status": document},
             ))
         return result
 
     def fault(self) -> RuntimeFault | None:
         """The supervisor died while services should run, or it cannot write its state (a full disk)."""
         state = self._read_state()
-        record = ProcessRecord.from_dict(state.get("supervisor"))
+        record = ProcessRecord.from_dict(state.supervisor)
         if record is None:  # never started, or stopped cleanly
             return None
         if self.supervisor() is None:
@@ -243,12 +243,12 @@ class LocalRuntime:
             if not wanted:
                 return None
             return RuntimeFault(
-                f"supervisor died: pid {record.pid}, last seen {state.get('updated_at', '?')}; its {len(wanted)} services are down",
+                f"supervisor died: pid {record.pid}, last seen {state.updated_at or '?'}; its {len(wanted)} services are down",
                 f"`start` brings them back; {self.layout.logs / 'supervisor.log'} tells how it ended")
         full = RuntimeFault("", "free space on that disk; the services resume by themselves")
-        if state.get("write_error"):
-            return replace(full, problem=f"the supervisor cannot write: {state['write_error']}")
-        silent = time.time() - float(state.get("updated_at_epoch") or 0)
+        if state.write_error:
+            return replace(full, problem=f"the supervisor cannot write: {state.write_error}")
+        silent = time.time() - state.updated_at_epoch
         if silent > HEARTBEAT_STALE_SECONDS:
             problem = f"the supervisor (pid {record.pid}) has not updated {sv.state_path(self.layout)} for {silent:.0f} s"
             free = _free_bytes(self.layout.state)
@@ -285,7 +285,7 @@ class LocalRuntime:
             if not dry_run:
                 terminate_all([process], sv.STOP_GRACE_SECONDS)
         if record is None:
-            stale = ProcessRecord.from_dict(self._read_state().get("supervisor"))
+            stale = ProcessRecord.from_dict(self._read_state().supervisor)
             if stale is not None:
                 found.append(f"stale supervisor record {sv.state_path(self.layout)} (pid {stale.pid} is not our supervisor)")
                 if not dry_run:
@@ -295,12 +295,12 @@ class LocalRuntime:
 
     # --- helpers of the above -------------------------------------------------------------------
     @staticmethod
-    def _entry(state: dict[str, Any], name: str) -> dict[str, Any]:
-        return (state.get("services") or {}).get(name) or {}
+    def _entry(state: sv.SupervisorState, name: str) -> sv.ServiceEntry:
+        return state.services.get(name) or sv.ServiceEntry()
 
     def _any_running(self, names: list[str] | None = None) -> bool:
-        entries = (self._read_state().get("services") or {})
-        return any(e.get("state") != "stopped" for n, e in entries.items() if names is None or n in names)
+        entries = self._read_state().services
+        return any(e.state != "stopped" for n, e in entries.items() if names is None or n in names)
 
     def _deliver(self, spec: dict[str, Any]) -> int:
         """Write the spec with a new generation and make the supervisor act on it (launching it if needed)."""
@@ -325,12 +325,12 @@ class LocalRuntime:
         if result.returncode != 0:
             raise ProcessFailedError(f"could not launch the supervisor: {result.stderr.strip()[-500:]}")
 
-    def _wait_for(self, done, what: str, generation: int, timeout: float = ACK_TIMEOUT_SECONDS) -> dict[str, Any]:
+    def _wait_for(self, done, what: str, generation: int, timeout: float = ACK_TIMEOUT_SECONDS) -> sv.SupervisorState:
         deadline = time.monotonic() + timeout
         while True:
             state = self._read_state()
-            alive = state.get("supervisor") is not None
-            if alive and int(state.get("generation_seen", -1)) >= generation and done(state):
+            alive = state.supervisor is not None
+            if alive and state.generation_seen >= generation and done(state):
                 return state
             if time.monotonic() >= deadline:
                 tail = "\n".join(line.text for line in read_lines(self.layout.logs / "supervisor.log", tail=5))
@@ -339,7 +339,7 @@ class LocalRuntime:
 
     def _stop_supervisor(self, record: ProcessRecord | None) -> None:
         """SIGTERM the supervisor (it stops every service gracefully), wait, then make sure nothing is left."""
-        children = [ProcessRecord.from_dict(e) for e in (self._read_state().get("services") or {}).values()]
+        children = [ProcessRecord.from_dict(e.model_dump()) for e in self._read_state().services.values()]
         if record is not None and (process := record.process()) is not None:
             process.terminate()
             if wait_gone([process], sv.STOP_GRACE_SECONDS * 2 + 5):
@@ -379,8 +379,8 @@ class LocalRuntime:
         for path in sorted(self.layout.status_dir.glob("*.json")) if self.layout.status_dir.is_dir() else []:
             if path.stem in planned:
                 continue
-            document = read_status(path)
-            if document is None or (is_stale(document) and not psutil.pid_exists(int(document.get("pid") or 0) or -1)):
+            document = StatusDocument.read(path)
+            if document is None or (document.is_stale() and not psutil.pid_exists(document.pid or -1)):
                 found.append(f"stale status file {path}")
                 if not dry_run:
                     path.unlink(missing_ok=True)

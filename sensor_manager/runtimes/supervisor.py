@@ -37,13 +37,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
 from fleetcore.atomicfiles import write_atomic
-from fleetcore.statusfiles import read_status, utc_now_iso
+from fleetcore.statusfiles import StatusDocument, read_json_object, utc_now_iso
 
 SCHEMA_VERSION = 1
 QUICK_EXIT_SECONDS = 10.0
@@ -82,6 +84,45 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(document, separators=(",", ":")))
 
 
+ServiceState = Literal["running", "stopped", "restarting", "crashloop"]
+
+
+class ServiceEntry(BaseModel):
+    """One service in state/supervisor.json."""
+
+    state: ServiceState = "stopped"
+    desired: str | None = None
+    pid: int | None = None
+    create_time: float | None = None
+    started_at: str | None = None
+    restarts: int = 0
+    exit_code: int | None = None
+    restart_token: int = 0
+
+
+class SupervisorState(BaseModel):
+    """state/supervisor.json: what the supervisor observes, written by it and read by the local runtime.
+    `supervisor` (its ProcessRecord plus started_at) is None once it stopped cleanly. A missing
+    `schema_version` reads as 1; unknown keys are ignored."""
+
+    schema_version: int = SCHEMA_VERSION
+    updated_at: str | None = None
+    updated_at_epoch: float = 0.0
+    supervisor: dict[str, Any] | None = None
+    generation_seen: int = -1
+    stopping: bool = False
+    write_error: str | None = None
+    services: dict[str, ServiceEntry] = Field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> "SupervisorState":
+        """The state at `path`; an empty one (no supervisor, no services) when missing or unreadable."""
+        try:
+            return cls.model_validate(read_json_object(path) or {})
+        except ValueError:
+            return cls()
+
+
 @dataclass
 class Policy:
     """Restart and stop timings; the spec's `policy` object may override any of them (tests do)."""
@@ -109,7 +150,7 @@ class Child:
     status_file: str | None = None  # watched for hangs when set
     desired: str = "stopped"  # running | stopped
     restart_token: int = 0
-    state: str = "stopped"  # running | stopped | restarting | crashloop
+    state: ServiceState = "stopped"
     process: subprocess.Popen | None = None
     record: ProcessRecord | None = None
     started_at: str | None = None
@@ -124,17 +165,17 @@ class Child:
     fd: int | None = None
     pending_restart: bool = False  # stop requested as part of `restart`
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "desired": self.desired,
-            "pid": self.record.pid if self.record else None,
-            "create_time": self.record.create_time if self.record else None,
-            "started_at": self.started_at,
-            "restarts": self.restarts,
-            "exit_code": self.exit_code,
-            "restart_token": self.restart_token,
-        }
+    def entry(self) -> ServiceEntry:
+        return ServiceEntry(
+            state=self.state,
+            desired=self.desired,
+            pid=self.record.pid if self.record else None,
+            create_time=self.record.create_time if self.record else None,
+            started_at=self.started_at,
+            restarts=self.restarts,
+            exit_code=self.exit_code,
+            restart_token=self.restart_token,
+        )
 
 
 class Supervisor:
@@ -181,7 +222,7 @@ class Supervisor:
 
     # --- spec ----------------------------------------------------------------------------------
     def load_spec(self) -> None:
-        spec = read_status(spec_path(self.layout)) or {}
+        spec = read_json_object(spec_path(self.layout)) or {}
         self.policy = Policy.from_spec(spec)
         desired = spec.get("desired", {})
         tokens = spec.get("restart_tokens", {})
@@ -320,9 +361,9 @@ class Supervisor:
         for child in self.children.values():
             if child.process is None or child.kill_at is not None or not child.status_file:
                 continue
-            document = read_status(Path(child.status_file))
-            if document is not None and document.get("pid") == child.process.pid:
-                silent_since = float(document.get("updated_at_epoch", 0))
+            document = StatusDocument.read(Path(child.status_file))
+            if document is not None and document.pid == child.process.pid:
+                silent_since = document.updated_at_epoch
             else:  # not this process's file (yet): silent since it started
                 silent_since = child.started_epoch
             silent = wall - max(silent_since, child.started_epoch)
@@ -370,24 +411,23 @@ class Supervisor:
     # --- state ---------------------------------------------------------------------------------
     def write_state(self, final: bool = False) -> None:
         """Rewrite state/supervisor.json when something changed, or every STATE_REFRESH_SECONDS as a heartbeat."""
-        services = {name: child.to_dict() for name, child in self.children.items()}
+        services = {name: child.entry() for name, child in self.children.items()}
         snapshot = (self.generation_seen, self.stopping, final, services)
         since_write = time.monotonic() - self._last_state_write
         if since_write < STATE_REFRESH_SECONDS and (snapshot == self._last_snapshot or self.state_error is not None):
             return
         self._last_snapshot = snapshot
-        document = {
-            "schema_version": SCHEMA_VERSION,
-            "updated_at": utc_now_iso(),
-            "updated_at_epoch": time.time(),
-            "supervisor": None if final else {**self.record.to_dict(), "started_at": self.started_at},
-            "generation_seen": self.generation_seen,
-            "stopping": self.stopping,
-            "write_error": self.write_error(),
-            "services": services,
-        }
+        document = SupervisorState(
+            updated_at=utc_now_iso(),
+            updated_at_epoch=time.time(),
+            supervisor=None if final else {**self.record.to_dict(), "started_at": self.started_at},
+            generation_seen=self.generation_seen,
+            stopping=self.stopping,
+            write_error=self.write_error(),
+            services=services,
+        )
         try:
-            write_json_atomic(state_path(self.layout), document)
+            write_json_atomic(state_path(self.layout), document.model_dump(mode="json"))
         except OSError as exc:
             if self.state_error is None:
                 self.log.write_line(f"Supervisor state could not be written; retrying. error={exc}")

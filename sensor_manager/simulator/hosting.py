@@ -13,7 +13,7 @@ from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
 from sensor_manager.simulator.identity import SensorIdentity, identity_dir_name, load_identity
 from sensor_manager.simulator.runner import RunOptions, SensorSpec
-from sensor_manager.simulator.status import is_healthy
+from sensor_manager.simulator.status_file import is_healthy
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from sensor_manager.simulator.identity import SensorIdentity, write_identity
 from sensor_manager.simulator.limits import FDS_PER_SENSOR, RESERVED_FDS, raise_open_files_limit, sensors_per_process
 from sensor_manager.simulator.readings import Block, ReadingStream
 from sensor_manager.simulator.settings import AnomalySettings, DeviceSettings, NormalParameters, SimulationSettings
-from sensor_manager.simulator.status import SimulationStatus
+from sensor_manager.simulator.status_file import SimulationStatus
 from sensor_manager.simulator.values import MetricTable
 from sensor_manager.simulator.writer import SensorWriter
 

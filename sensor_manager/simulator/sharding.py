@@ -16,7 +16,7 @@ from fleetcore.errors import ProcessFailedError
 from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process
 from sensor_manager.simulator.runner import RunOptions, SensorSpec, SimulationSummary, run_simulation
 from fleetcore.signals import stop_on_signals
-from fleetcore.statusfiles import is_stale, read_status, write_status
+from sensor_manager.simulator.status_file import SimulatorStatus
 
 MERGE_STATES = ("failed", "starting", "backfilling", "stopping", "running", "stopped")  # first match wins
 
@@ -81,18 +81,17 @@ def _shard_main(specs: list[SensorSpec], options: RunOptions, results) -> None:
 
 
 def _merge(path: Path, options: RunOptions, shard_files: list[Path | None]) -> None:
-    read = [read_status(p) for p in shard_files if p is not None]
+    read = [SimulatorStatus.read(p) for p in shard_files if p is not None]
     documents = [d for d in read if d]
     if not documents:
         return
-    states = {d.get("state") for d in documents}
+    states = {d.state for d in documents}
     state = next((s for s in MERGE_STATES if s in states), "running")
     sensors: dict = {}
     for document in documents:
-        sensors.update(document.get("sensors", {}))
-    fatal = next((d["fatal_error"] for d in documents if d.get("fatal_error")), None)
-    if fatal is None and any(is_stale(d) for d in documents):
+        sensors.update(document.sensors)
+    fatal = next((d.fatal_error for d in documents if d.fatal_error), None)
+    if fatal is None and any(d.is_stale() for d in documents):
         fatal = "a simulator shard stopped refreshing its status file"
-    write_status(path, {"role": "sensor", "name": options.status_name, "state": state, "fatal_error": fatal,
-                        "shards": len(shard_files), "sensors": sensors},
-                 options.simulation.status_interval_seconds)
+    SimulatorStatus(name=options.status_name, state=state, fatal_error=fatal, shards=len(shard_files), sensors=sensors,
+                    interval_seconds=options.simulation.status_interval_seconds).write(path)

@@ -231,7 +231,7 @@ def test_reset_asks_on_a_terminal_and_a_no_changes_nothing(project, planned, tre
 
 
 def test_status_summary_counts_only_services_with_a_process():
-    from sensor_manager.observe.status import StatusReport
+    from sensor_manager.observe.service_status import StatusReport
     from sensor_manager.runtimes.base import ServiceStatus
 
     services = [

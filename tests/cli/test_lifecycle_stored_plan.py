@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fleetcore.statusfiles import read_status
+from fleetcore.statusfiles import read_json_object
 from sensor_manager.cli import app
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes import supervisor as sv
@@ -53,7 +53,7 @@ def test_fleet_flags_survive_restart_and_reset(cli, project_dir):
     assert len(ids) == 4 and sum(i.startswith("Paris_") for i in ids) == 2
 
     # The sensor service is given its ids, not `--cities`, which the plan check would read as the whole fleet.
-    spec = read_status(sv.spec_path(ProjectLayout.at(project_dir)))
+    spec = read_json_object(sv.spec_path(ProjectLayout.at(project_dir)))
     argv = next(s["argv"] for s in spec["services"] if s["name"] == "sensor-berlin")
     assert "--cities" not in argv and "--sensors-per-city" not in argv
     berlin = [s["sensor_id"] for s in _plan(project_dir)["sensors"] if s["city"] == "Berlin"]

@@ -137,3 +137,28 @@ def test_bundle_holds_everything_but_no_secret(runner, fleet, monkeypatch, tmp_p
     assert len(members["logs/uploader-amsterdam.log"].splitlines()) == 200
     stats = {d["sensor_id"]: d for d in json.loads(members["databases.json"])}
     assert stats["Amsterdam_AM00"]["rows"] == 20 and stats["Amsterdam_AM00"]["quick_check"] == "ok"
+
+
+
+def test_docker_image_check_reads_the_image_the_compose_render_recorded(fleet, monkeypatch):
+    """runtime.json never held the image tag (the check read it there): the compose record holds it."""
+    from sensor_manager.observe import diagnostics
+    from sensor_manager.runtimes import RuntimeRecord, engine
+
+    class Images:
+        def list(self, name):
+            return [name] if name == "sensor-manager:abc123" else []
+
+    class Client:
+        images = Images()
+
+        def version(self):
+            return {"Version": "27.0", "ApiVersion": "1.46"}
+
+    monkeypatch.setattr(engine, "docker_client", lambda timeout=60: Client())
+    monkeypatch.setattr(engine, "compose_command", lambda: ("docker", "compose"))
+    record = fleet.layout.state / "compose" / "project.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"schema_version": 1, "project_name": "sm-test", "image": "sensor-manager:abc123"}))
+    checks = {c.name: c for c in diagnostics._docker(fleet.layout, RuntimeRecord(runtime="docker"))}
+    assert (checks["image"].status, checks["image"].detail) == ("pass", "sensor-manager:abc123 present")

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fleetcore.statusfiles import read_status
+from fleetcore.statusfiles import read_json_object
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes import supervisor as sv
 from sensor_manager.runtimes.local import LocalRuntime
@@ -42,7 +42,7 @@ def write_spec(root: Path, programs: dict[str, str], policy: dict | None = None)
 
 
 def services_state(runtime: LocalRuntime) -> dict:
-    return (read_status(sv.state_path(runtime.layout)) or {}).get("services", {})
+    return (read_json_object(sv.state_path(runtime.layout)) or {}).get("services", {})
 
 
 @pytest.fixture

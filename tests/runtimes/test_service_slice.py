@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from fleetcore.statusfiles import read_status
+from fleetcore.statusfiles import read_json_object
 from sensor_manager.config import load_config
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import resolve_plan
@@ -67,7 +67,7 @@ def test_the_local_command_hosts_its_city_with_a_city_missing_from_the_config(pr
 
     layout, plan, config = _stored_plan_and_plain_config(project_dir)
     LocalRuntime(layout).render(plan, config)
-    for entry in read_status(sv.spec_path(layout))["services"]:
+    for entry in read_json_object(sv.spec_path(layout))["services"]:
         if entry["role"] != "sensor":
             continue
         argv = entry["argv"]

@@ -12,7 +12,7 @@ import signal
 import psutil
 import pytest
 
-from fleetcore.statusfiles import read_status
+from fleetcore.statusfiles import read_json_object
 from sensor_manager.cli import app
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes import supervisor as sv
@@ -72,7 +72,7 @@ def test_a_hung_sensor_is_reported_and_restarted(cli, project_dir, wait_until):
 
 def test_a_killed_supervisor_is_a_fault_until_start(cli, project_dir, wait_until):
     assert cli("start", "--wait", "--wait-timeout", "90").exit_code == 0
-    state = read_status(sv.state_path(ProjectLayout.at(project_dir)))
+    state = read_json_object(sv.state_path(ProjectLayout.at(project_dir)))
     children = [psutil.Process(s["pid"]) for s in state["services"].values()]
     os.kill(state["supervisor"]["pid"], signal.SIGKILL)
     wait_until(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), what="the services to end")

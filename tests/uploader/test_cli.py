@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from fleetcore.statusfiles import read_status
+from fleetcore.statusfiles import read_json_object
 from sensor_manager.cli import app
 from uploader.cli import main
 
 
 def delta_rows_shipped(status_path) -> int | None:
-    return ((read_status(status_path) or {}).get("sinks", {}).get("delta") or {}).get("rows_shipped")
+    return ((read_json_object(status_path) or {}).get("sinks", {}).get("delta") or {}).get("rows_shipped")
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:

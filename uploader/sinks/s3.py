@@ -3,8 +3,9 @@
 - `delta` (default): a Delta table at `s3://<bucket>/<prefix>/sensor_readings`, written by the Delta
   sink itself (same commits, same app transaction per source, same exactly-once rule). delta-rs 1.x
   commits with S3 conditional put (If-None-Match), so uploaders on many machines need no DynamoDB lock.
-- `parquet`: immutable objects `<prefix>/city=<City>/date=<D>/<sensor>-<gen>-<from>-<to>.parquet` for
-  Auto Loader. Names are deterministic, so a replay overwrites identical bytes; the position of each
+- `parquet`: immutable objects `<prefix>/city=<Safe_City>/date=<D>/<sensor>-<gen>-<from>-<to>.parquet`
+  for Auto Loader (the safe city name in keys: the `city` column holds the display name, "New York").
+  Names are deterministic, so a replay overwrites identical bytes; the position of each
   source is an object `<prefix>/_sensor_manager/positions/<hash of app id>.json` put after the part's
   data objects (Spark and Auto Loader skip `_`-prefixed paths). A crash between the two leaves data
   objects that the replay rewrites byte for byte, and a part beyond the position writes nothing.
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fleetcore.naming import safe_city_name
 from uploader.batch import Batch, Part
 from uploader.schema import CANONICAL_SCHEMA
 from uploader.settings import DeltaSinkSettings
@@ -239,5 +241,6 @@ class S3Sink:
             mask = pc.and_(pc.and_(pc.equal(table["city"], city), pc.equal(table["date"], pa.scalar(date, pa.date32()))),
                            pc.equal(table["sensor_id"], sensor))
             name = f"{sensor}-{part.lineage.generation}-{part.after + 1}-{part.upto}.parquet"
-            named.append((self.key(f"city={city}", f"date={date.isoformat()}", name), table.filter(mask)))
+            key = self.key(f"city={safe_city_name(city)}", f"date={date.isoformat()}", name)
+            named.append((key, table.filter(mask)))
         return named

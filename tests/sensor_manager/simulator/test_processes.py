@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetcore.statusfiles import read_status
+from fleetcore.statusfiles import read_json_object
 from sensor_manager.cli import app
 from sensor_manager.simulator.db import open_readonly
 
@@ -30,7 +30,7 @@ def _start(project_dir: Path, config: Path, status: Path, rate: str = "200") -> 
 def _wait_running(process: subprocess.Popen, status: Path, wait_until, min_rows: int = 1) -> dict:
     def running_entry() -> dict | None:
         assert process.poll() is None, process.stderr.read().decode()
-        document = read_status(status)
+        document = read_json_object(status)
         if document and document.get("pid") == process.pid and document["state"] == "running":
             entry = next(iter(document["sensors"].values()))
             if entry["rows_written"] >= min_rows:

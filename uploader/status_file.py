@@ -3,15 +3,18 @@
 Shape (ARCHITECTURE.md): state, per-sink rows_shipped / lag_rows / lag_seconds / last_success /
 last_error / retries / dead_lettered / failing_permanently, and sources[] with source, generation,
 sensor_id, end_id, positions {sink: id}, locked (this uploader holds the source's lock) plus, when
-relevant, skipped (why it is not being shipped) and error.
+relevant, skipped (why it is not being shipped) and error. `UploaderStatus` is the one model of it:
+the pipeline writes it, the monitor, metrics and health checks read it. Its parts are dataclasses the
+pipeline updates in place; pydantic validates them when a file is read.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from fleetcore.statusfiles import fresh_status, write_status
+from pydantic import Field
+
+from fleetcore.statusfiles import StatusDocument
 
 
 @dataclass
@@ -39,25 +42,26 @@ class SourceStatus:
     error: str | None = None
 
 
-def write_uploader_status(path: Path, *, uploader_id: str, state: str, interval: float,
-                          sinks: dict[str, SinkStatus], sources: list[SourceStatus], extra: dict[str, Any]) -> None:
-    write_status(path, {
-        "role": "uploader",
-        "name": f"uploader-{uploader_id}",
-        "uploader_id": uploader_id,
-        "state": state,
-        "sinks": {name: asdict(status) for name, status in sinks.items()},
-        "sources": [asdict(source) for source in sources],
-        **extra,
-    }, interval)
+class UploaderStatus(StatusDocument):
+    role: str = "uploader"
+    name: str | None = None
+    uploader_id: str | None = None
+    state: str | None = None
+    sinks: dict[str, SinkStatus] = Field(default_factory=dict)
+    sources: list[SourceStatus] = Field(default_factory=list)
+    project: str | None = None
+    fleet_epoch: int | None = None
+    mode: str | None = None  # continuous | once
+    lake: str | None = None
+    data: str | None = None
 
 
 def check_health(path: Path, now: float | None = None) -> tuple[bool, str]:
     """(healthy, one-line reason): fresh within 3x the interval and no sink failing permanently."""
-    document, problem = fresh_status(path, now)
-    if document is None:
+    status, problem = UploaderStatus.read_fresh(path, now)
+    if status is None:
         return False, problem
-    failing = [name for name, sink in (document.get("sinks") or {}).items() if sink.get("failing_permanently")]
+    failing = [name for name, sink in status.sinks.items() if sink.failing_permanently]
     if failing:
         return False, f"{path}: sink {', '.join(failing)} failing permanently"
-    return True, f"{path}: {document.get('state')}"
+    return True, f"{path}: {status.state}"

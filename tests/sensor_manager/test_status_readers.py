@@ -15,12 +15,19 @@ def _sources():
 
 
 def test_only_the_status_file_helper_reads_raw_status_documents():
-    """`read_json_object` is the careful JSON reader under the models; elsewhere it reads only the
-    supervisor's spec (its desired state, not a status file)."""
-    import re
+    """`read_json_object` is the careful JSON reader under the models: outside a model's `read` it reads
+    only the supervisor's spec (its desired state, not a status file)."""
+    import ast
 
-    raw_readers = [f"{name}: {call}" for name, text in _sources() if name != "fleetcore/statusfiles.py"
-                   for call in re.findall(r"read_json_object\(([^)]*\))", text) if "spec_path(" not in call]
+    raw_readers = []
+    for name, text in _sources():
+        for function in ast.walk(ast.parse(text)):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)) or function.name == "read":
+                continue
+            for call in ast.walk(function):
+                if (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "read_json_object"
+                        and "spec_path(" not in ast.unparse(call)):
+                    raw_readers.append(f"{name}:{call.lineno} {function.name}")
     assert raw_readers == []
 
 

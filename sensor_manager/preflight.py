@@ -55,21 +55,11 @@ def check_disk_space(layout: ProjectLayout, min_free_bytes: int = MIN_FREE_BYTES
 
 
 def check_sink_credentials(config: Config) -> Check:
-    sinks = config.uploader.sinks
-    problems = []
-    if sinks.s3.enabled:
-        if not sinks.s3.bucket:
-            problems.append("uploader.sinks.s3.bucket is not set")
-        has_keys = os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")
-        has_profile = sinks.s3.profile or os.environ.get("AWS_PROFILE") or Path("~/.aws/credentials").expanduser().exists()
-        if not (has_keys or has_profile):
-            problems.append("the s3 sink has no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or uploader.sinks.s3.profile")
-    if sinks.cosmos.enabled:
-        if not (sinks.cosmos.endpoint or os.environ.get("COSMOS_ENDPOINT")):
-            problems.append("the cosmos sink has no endpoint: set uploader.sinks.cosmos.endpoint or COSMOS_ENDPOINT")
-        if not (sinks.cosmos.key or os.environ.get("COSMOS_KEY")):
-            problems.append("the cosmos sink has no key: set COSMOS_KEY (or uploader.sinks.cosmos.key)")
-    enabled = [name for name in ("delta", "parquet", "s3", "cosmos") if getattr(sinks, name).enabled]
+    """What each enabled sink's module says `start` must see (bucket, credentials, endpoint), without the network."""
+    from uploader.sinks import SINKS
+
+    enabled = config.uploader.sinks.enabled()
+    problems = [problem for name, settings in enabled.items() for problem in SINKS[name].preflight(settings, os.environ)]
     if not enabled:
         problems.append("no sink is enabled under uploader.sinks: enable at least one (delta is the default)")
     return Check("sink credentials", not problems, "; ".join(problems) or ", ".join(enabled))

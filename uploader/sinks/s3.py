@@ -25,19 +25,20 @@ import os
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import Field, field_validator
 
+from fleetcore.errors import ConfigError
 from uploader.batch import Batch, Part
 from uploader.schema import CANONICAL_SCHEMA
-from uploader.settings import DeltaSinkSettings
-from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry
-from uploader.sinks.delta import TABLE_NAME, DeltaSink
-from uploader.sinks.parquet import COMPRESSION, BadRowsError, conform
+from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry, SinkContext, SinkSettings, SinkSpec
+from uploader.sinks.delta import TABLE_NAME, DeltaSink, DeltaSinkSettings
+from uploader.sinks.parquet import COMPRESSION, PART_NAME, BadRowsError, conform
 
 NAME = "s3"
 META_DIR = "_sensor_manager"
@@ -47,8 +48,36 @@ READ_TIMEOUT_SECONDS = 60
 PUT_THREADS = 4
 
 
+DEFAULT_PREFIX = "sensor-manager"
+
+
 class S3ConfigError(ValueError):
     """A setting that can never work (the message names it)."""
+
+
+class S3SinkSettings(SinkSettings):
+    bucket: str | None = Field(None, description="the bucket (seed: S3_BUCKET_NAME)")
+    prefix: str = Field(DEFAULT_PREFIX, description="key prefix; layout delta: the table is <prefix>/sensor_readings")
+    layout: Literal["delta", "parquet"] = Field("delta", description="delta: a Delta table; parquet: objects for Auto Loader")
+    region: str | None = Field(None, description="the bucket's region (seed: AWS_REGION)")
+    endpoint_url: str | None = Field(None, description="an S3-compatible endpoint (else AWS_ENDPOINT_URL)")
+    profile: str | None = Field(None, description="an AWS profile (seed: AWS_PROFILE)")
+    commit_retries: int = Field(20, ge=0, le=1000, description="layout delta: commit retries against a newer version")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, bucket: str | None) -> str | None:
+        if bucket is not None and not BUCKET_NAME.match(bucket):
+            raise ValueError(f"{bucket!r} is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
+        return bucket
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, prefix: str) -> str:
+        try:
+            return normalise_prefix(prefix)
+        except S3ConfigError as exc:
+            raise ValueError(str(exc).removeprefix(f"uploader.sinks.s3.prefix {prefix!r} ")) from None
 
 
 def allow_http() -> bool:
@@ -191,6 +220,68 @@ class S3Sink:
         positions.update({part.app_id: part.upto for part in todo})
         return Delivered(positions=positions, rows=sum(part.rows for part in todo))
 
+    # -- maintenance (clean, reset) --------------------------------------------------------------------
+    def _keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def _project_positions(self, project: str, fleet_epoch: int | None) -> dict[str, str]:
+        """Position object key -> app id, for this project's namespaces (of one fleet epoch, if given)."""
+        from uploader.shipping import namespace_prefix
+
+        wanted = namespace_prefix(project, fleet_epoch)
+        found = {}
+        for key in self._keys(self.key(META_DIR, "positions") + "/"):
+            app_id = json.loads(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())["app_id"]
+            if app_id.startswith(wanted):
+                found[key] = app_id
+        return found
+
+    def _project_objects(self, project: str, fleet_epoch: int | None) -> tuple[list[str], list[str]]:
+        """(data objects, position objects) this project wrote: data objects are named by their DB generation."""
+        from uploader.shipping import source_of_app_id
+
+        positions = self._project_positions(project, fleet_epoch)
+        generations = {source_of_app_id(app_id)[1] for app_id in positions.values()}
+        data = []
+        for key in self._keys(self.key() + "/" if self.prefix else ""):
+            match = PART_NAME.match(key.rsplit("/", 1)[-1])
+            named = match["generation"] if match else ""  # <sensor>-<generation>
+            if f"/{META_DIR}/" not in f"/{key}" and any(named.endswith(f"-{g}") for g in generations):
+                data.append(key)
+        return data, list(positions)
+
+    def _rows(self, keys: list[str]) -> int:
+        return sum(pq.ParquetFile(io.BytesIO(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
+                   .metadata.num_rows for key in keys)
+
+    def count_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        if self.delta is not None:
+            return self.delta.count_project(project, fleet_epoch)
+        return self._rows(self._project_objects(project, fleet_epoch)[0])
+
+    def delete_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        """Delta layout: a Delta delete. Parquet: the objects named by this project's DB generations, then their positions."""
+        if self.delta is not None:
+            return self.delta.delete_project(project, fleet_epoch)
+        data, positions = self._project_objects(project, fleet_epoch)
+        rows = self._rows(data)
+        for keys in (data, positions):
+            for start in range(0, len(keys), 1000):
+                self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+        return rows
+
+    def mark_shipped(self, positions: dict[str, int]) -> None:
+        if self.delta is not None:
+            self.delta.mark_shipped(positions)
+            return
+        for app_id, upto in positions.items():
+            self.client.put_object(Bucket=self.bucket, Key=self._position_key(app_id),
+                                   Body=json.dumps({"app_id": app_id, "upto": upto}).encode())
+
     def check(self) -> CheckResult:
         """Put, list and delete a probe object under the prefix; then (delta) open or create the table."""
         probe = self.key(META_DIR, f"probe-{uuid.uuid4().hex}")
@@ -241,3 +332,56 @@ class S3Sink:
             name = f"{sensor}-{part.lineage.generation}-{part.after + 1}-{part.upto}.parquet"
             named.append((self.key(f"city={city}", f"date={date.isoformat()}", name), table.filter(mask)))
         return named
+
+
+def build(settings: S3SinkSettings, context: SinkContext) -> S3Sink:
+    if not settings.bucket:
+        raise ConfigError("uploader.sinks.s3.bucket is not set (or S3_BUCKET_NAME): name the bucket to write to")
+    try:
+        return S3Sink(settings.bucket, settings.prefix, layout=settings.layout, region=settings.region,
+                      endpoint_url=settings.endpoint_url, profile=settings.profile, stage=context.stage,
+                      delta_settings=DeltaSinkSettings(commit_retries=settings.commit_retries))
+    except S3ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _credentials_file(settings: S3SinkSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Keys from the environment travel to containers as a shared-credentials file, never as values in compose."""
+    if not (environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY")):
+        return {}
+    lines = ["[default]", f"aws_access_key_id = {environ['AWS_ACCESS_KEY_ID']}",
+             f"aws_secret_access_key = {environ['AWS_SECRET_ACCESS_KEY']}"]
+    if environ.get("AWS_SESSION_TOKEN"):
+        lines.append(f"aws_session_token = {environ['AWS_SESSION_TOKEN']}")
+    return {"aws_credentials": "\n".join(lines) + "\n"}
+
+
+def _preflight(settings: S3SinkSettings, environ: Mapping[str, str]) -> list[str]:
+    problems = []
+    if not settings.bucket:
+        problems.append("uploader.sinks.s3.bucket is not set: set it or S3_BUCKET_NAME")
+    has_keys = environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY")
+    has_profile = settings.profile or environ.get("AWS_PROFILE") or os.path.exists(os.path.expanduser("~/.aws/credentials"))
+    if not (has_keys or has_profile):
+        problems.append("the s3 sink has no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or uploader.sinks.s3.profile")
+    try:
+        resolve_endpoint(settings.endpoint_url)
+    except S3ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+SPEC = SinkSpec(
+    name=NAME,
+    settings=S3SinkSettings,
+    build=build,
+    location=lambda settings, context: f"s3://{settings.bucket}/{settings.prefix} (layout {settings.layout})",
+    needs_network=True,
+    container_env=("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP",
+                   "AWS_EC2_METADATA_DISABLED"),
+    secrets=_credentials_file,
+    secret_env={"aws_credentials": "AWS_SHARED_CREDENTIALS_FILE"},
+    preflight=_preflight,
+    cleans="layout delta: a Delta delete by project (reset: and fleet_epoch); layout parquet: the objects named by "
+           "this project's DB generations and its position objects",
+)

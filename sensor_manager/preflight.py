@@ -65,6 +65,32 @@ def check_sink_credentials(config: Config) -> Check:
     return Check("sink credentials", not problems, "; ".join(problems) or ", ".join(enabled))
 
 
+def sink_checks(config: Config, layout: ProjectLayout, *, remote_only: bool = False, skip: frozenset[Path] = frozenset()) -> list[Check]:
+    """Each enabled sink's own `check()` (probe object put, listed, deleted; table readable), one Check per sink.
+
+    A sink whose location in the project does not exist yet is skipped (its check would create it);
+    `remote_only` keeps the sinks that talk to a remote service (what `start` may probe without writing here);
+    `skip` names project locations checked elsewhere."""
+    from fleetcore.errors import SensorManagerError
+    from uploader.sinks import SINKS
+    from uploader.sinks.base import SinkContext
+
+    context = SinkContext(lake=layout.lake, project_dir=layout.root, stage=config.uploader.stage)
+    checks = []
+    for name, settings in config.uploader.sinks.enabled().items():
+        spec = SINKS[name]
+        owned = spec.project_path(settings, context)
+        if (remote_only and not spec.needs_network) or (owned is not None and (not owned.exists() or owned in skip)):
+            continue
+        try:
+            result = spec.build(settings, context).check()
+            ok, detail = result.ok, result.message
+        except SensorManagerError as exc:
+            ok, detail = False, f"{name}: {exc}"
+        checks.append(Check(f"sink {name}", ok, detail))
+    return checks
+
+
 def check_local_programs() -> Check:
     missing = [name for name in ("uploader", "sensor_manager.simulator") if importlib.util.find_spec(name) is None]
     detail = f"missing Python packages: {', '.join(missing)}; reinstall the project" if missing else "simulator, uploader"
@@ -91,6 +117,8 @@ def run_preflight(config: Config, layout: ProjectLayout, runtime: str, *, replan
     """All checks, failing or not (nothing is written); docker: the engine answers and Compose v2 is present."""
     checks = [check_plan(config, layout, replan=replan, keep_stored=keep_stored)[0], check_writable(layout),
               check_disk_space(layout), check_sink_credentials(config)]
+    if checks[-1].ok:  # with a bucket and credentials, the remote sinks must answer a probe before anything starts
+        checks.extend(sink_checks(config, layout, remote_only=True))
     if runtime == "local":
         checks.append(check_local_programs())
     if runtime == "docker":

@@ -268,7 +268,7 @@ class ParquetArchiveSink:
         return CheckResult(True, f"parquet: {self.root} ok")
 
 
-def _archive_root(settings: ParquetSinkSettings, context: SinkContext) -> Path:
+def archive_root(settings: ParquetSinkSettings, context: SinkContext) -> Path:
     default = (context.project_dir / "archive") if context.project_dir else context.lake.parent / "archive"
     return context.local(settings.path, default)
 
@@ -276,9 +276,9 @@ def _archive_root(settings: ParquetSinkSettings, context: SinkContext) -> Path:
 SPEC = SinkSpec(
     name="parquet",
     settings=ParquetSinkSettings,
-    build=lambda settings, context: ParquetArchiveSink(_archive_root(settings, context), context.stage),
-    location=lambda settings, context: str(_archive_root(settings, context)),
-    project_path=_archive_root,
+    build=lambda settings, context: ParquetArchiveSink(archive_root(settings, context), context.stage),
+    location=lambda settings, context: str(archive_root(settings, context)),
+    project_path=archive_root,
     cleans="this project's part files (found by its source records) and the consolidated views built from them",
 )
 

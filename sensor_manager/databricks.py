@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from fleetcore.errors import ConfigError
 from uploader.sinks.delta import TABLE_NAME
@@ -18,7 +19,7 @@ def _schema_name(project: str) -> str:
 def iam_policy(bucket: str, prefix: str) -> dict:
     """Least privilege under the prefix; DeleteObject serves `clean`/`reset` and the removal of the `diagnostics` probe."""
     keys = f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
-    listing = {"Sid": "ListThePrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
+    listing: dict[str, Any] = {"Sid": "ListThePrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
     if prefix:
         listing["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}}
     return {"Version": "2012-10-17", "Statement": [

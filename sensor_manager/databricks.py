@@ -17,7 +17,8 @@ def _schema_name(project: str) -> str:
 
 
 def iam_policy(bucket: str, prefix: str) -> dict:
-    """Least privilege under the prefix; DeleteObject serves `clean`/`reset` and the removal of the `diagnostics` probe."""
+    """Least privilege under the prefix. DeleteObject serves `clean`/`reset`, removing the diagnostics probe and
+    (layout parquet) removing the objects of a batch interrupted by a crash before its replay."""
     keys = f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
     listing: dict[str, Any] = {"Sid": "ListThePrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
     if prefix:
@@ -25,7 +26,7 @@ def iam_policy(bucket: str, prefix: str) -> dict:
     return {"Version": "2012-10-17", "Statement": [
         listing,
         {"Sid": "WriteAndReadObjects", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": keys},
-        {"Sid": "DeleteForCleanOnly", "Effect": "Allow", "Action": "s3:DeleteObject", "Resource": keys},
+        {"Sid": "DeleteForCleanAndRecovery", "Effect": "Allow", "Action": "s3:DeleteObject", "Resource": keys},
     ]}
 
 
@@ -59,6 +60,6 @@ def render(settings: S3SinkSettings, project: str) -> str:
             "    .trigger(availableNow=True)",
             f"    .toTable(\"{schema}.{TABLE_NAME}\"))",
         ]
-    lines += ["", "-- IAM policy for the uploader's credentials (DeleteObject only for clean/reset and the diagnostics probe):",
+    lines += ["", "-- IAM policy for the uploader's credentials (DeleteObject: clean/reset, the diagnostics probe, an interrupted batch):",
               json.dumps(iam_policy(settings.bucket, settings.prefix), indent=2)]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ def test_databricks_sql_points_at_the_delta_table_the_s3_sink_writes(runner, pro
     actions = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"}
     [delete] = [s for s in policy["Statement"] if s["Action"] == "s3:DeleteObject"]
-    assert delete["Sid"] == "DeleteForCleanOnly" and delete["Resource"] == "arn:aws:s3:::fleet-bucket/sensor-manager/*"
+    assert delete["Sid"] == "DeleteForCleanAndRecovery" and delete["Resource"] == "arn:aws:s3:::fleet-bucket/sensor-manager/*"
 
 
 def test_databricks_sql_for_the_parquet_layout_is_an_auto_loader_cell_over_the_prefix(runner, project_dir):

@@ -4,10 +4,12 @@
   sink itself (same commits, same app transaction per source, same exactly-once rule). delta-rs 1.x
   commits with S3 conditional put (If-None-Match), so uploaders on many machines need no DynamoDB lock.
 - `parquet`: immutable objects `<prefix>/city=<City>/date=<D>/<sensor>-<gen>-<from>-<to>.parquet` for
-  Auto Loader. Names are deterministic, so a replay overwrites identical bytes; the position of each
-  source is an object `<prefix>/_sensor_manager/positions/<hash of app id>.json` put after the part's
-  data objects (Spark and Auto Loader skip `_`-prefixed paths). A crash between the two leaves data
-  objects that the replay rewrites byte for byte, and a part beyond the position writes nothing.
+  Auto Loader. The position of each source is an object `<prefix>/_sensor_manager/positions/<hash of
+  app id>.json` (Spark and Auto Loader skip `_`-prefixed paths). A part first records in it which
+  objects it is about to put (`pending`), then puts them, then moves the position past them. A replay
+  after a crash may cover another range than the interrupted batch (batches follow the sources' growth),
+  so it first deletes the pending objects it will not overwrite: no row is left in two objects. A part
+  beyond the position writes nothing.
 
 Credentials come from the standard chain (boto3 and delta-rs read the same env: AWS_PROFILE,
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION, instance profiles); none is copied into this
@@ -201,16 +203,19 @@ class S3Sink:
         if self.delta is not None:
             return self.delta.write(batch)
         try:
-            positions = {part.app_id: self._position(part.app_id) for part in batch.parts}
+            records = {part.app_id: self._position_record(part.app_id) for part in batch.parts}
+            positions = {app_id: int(record["upto"]) for app_id, record in records.items()}
             behind = any(positions[part.app_id] < part.after for part in batch.parts)
             todo = [] if behind else [part for part in batch.parts if positions[part.app_id] == part.after]
             # Read and validate every part before the first put, so a refused batch leaves nothing behind.
-            objects = [item for part in todo for item in self._objects(part)]
+            planned = {part.app_id: self._objects(part) for part in todo}
+            for part in todo:
+                self._journal(part, records[part.app_id], [key for key, _ in planned[part.app_id]])
+            objects = [item for part in todo for item in planned[part.app_id]]
             with ThreadPoolExecutor(PUT_THREADS) as pool:  # encoding releases the GIL; puts wait on the network
                 list(pool.map(lambda item: self._put_rows(*item), objects))
             for part in todo:
-                self.client.put_object(Bucket=self.bucket, Key=self._position_key(part.app_id),
-                                       Body=json.dumps({"app_id": part.app_id, "upto": part.upto}).encode())
+                self._put_position({"app_id": part.app_id, "upto": part.upto})
         except Exception as exc:  # noqa: BLE001 - classified here so callers never see vendor types
             if batch.source_error is not None:
                 raise batch.source_error from None
@@ -306,12 +311,28 @@ class S3Sink:
     def _position_key(self, app_id: str) -> str:
         return self.key(META_DIR, "positions", f"{hashlib.sha256(app_id.encode()).hexdigest()[:32]}.json")
 
-    def _position(self, app_id: str) -> int:
+    def _position_record(self, app_id: str) -> dict:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._position_key(app_id))["Body"].read()
         except self.client.exceptions.NoSuchKey:
-            return 0
-        return int(json.loads(body)["upto"])
+            return {"app_id": app_id, "upto": 0}
+        return json.loads(body)
+
+    def _position(self, app_id: str) -> int:
+        return int(self._position_record(app_id)["upto"])
+
+    def _put_position(self, record: dict) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._position_key(record["app_id"]), Body=json.dumps(record).encode())
+
+    def _journal(self, part: Part, record: dict, keys: list[str]) -> None:
+        """Before a part's objects are put: remove what an interrupted earlier batch of this source left
+        (its range may differ from this one's, so its objects would not be overwritten), then record which
+        objects this batch is about to put, so a replay can do the same for it."""
+        leftovers = sorted(set(record.get("pending", [])) - set(keys))
+        for start in range(0, len(leftovers), 1000):
+            self.client.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": key} for key in leftovers[start:start + 1000]], "Quiet": True})
+        self._put_position({"app_id": part.app_id, "upto": part.after, "pending": keys})
 
     def _put_rows(self, key: str, rows: pa.Table) -> None:
         body = io.BytesIO()

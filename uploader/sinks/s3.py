@@ -268,12 +268,14 @@ class S3Sink:
         return self._rows(self._project_objects(project, fleet_epoch)[0])
 
     def delete_project(self, project: str, fleet_epoch: int | None = None) -> int:
-        """Delta layout: a Delta delete. Parquet: the objects named by this project's DB generations, then their positions."""
+        """Delta layout: a Delta delete. Parquet: the objects named by this project's DB generations; for `reset`
+        (one old fleet epoch, never resumed) their position objects too. `clean` keeps the positions: they
+        hold what `mark_shipped` recorded."""
         if self.delta is not None:
             return self.delta.delete_project(project, fleet_epoch)
         data, positions = self._project_objects(project, fleet_epoch)
         rows = self._rows(data)
-        for keys in (data, positions):
+        for keys in (data, positions if fleet_epoch is not None else []):
             for start in range(0, len(keys), 1000):
                 self.client.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})

@@ -37,7 +37,8 @@ def lake_keys(project: Path) -> Counter[Key]:
 
 
 def archive_keys(project: Path) -> Counter[Key]:
-    files = sorted((project / "archive").glob("*/*/*.parquet"))
+    # Published part files only: a `.tmp-*` file may be renamed while a running uploader is read.
+    files = sorted(f for f in (project / "archive").glob("*/*/*.parquet") if not f.name.startswith("."))
     return _keys(pa.concat_tables([pq.read_table(f) for f in files])) if files else Counter()
 
 
@@ -175,8 +176,10 @@ def outage(project: Path, server, seconds: float, layout: str) -> None:
     config = _config(project, server, bucket, layout)
     stop = project / "stop-writing"
     writers = _writers(project, stop)
-    uploader = subprocess.Popen([*_uploader(project, config), "--continuous", "--interval", "0.2"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = project / "uploader.log"
+    with open(log, "wb") as sink_log:
+        uploader = subprocess.Popen([*_uploader(project, config), "--continuous", "--interval", "0.2"],
+                                    stdout=subprocess.DEVNULL, stderr=sink_log)
     try:
         time.sleep(3)
         server.stop()
@@ -192,7 +195,8 @@ def outage(project: Path, server, seconds: float, layout: str) -> None:
             writer.wait(timeout=30)
         uploader.send_signal(signal.SIGTERM)
         uploader.wait(timeout=60)
-    assert during[0] > before and during[1] > before, "the local sinks stopped shipping while S3 was down"
+    assert during[0] > before and during[1] > before, \
+        f"the local sinks stopped shipping while S3 was down: {during} {log.read_text()[-4000:]}"
     _final_check(project, config, server, bucket, layout)
 
 

@@ -3,7 +3,8 @@
 Each verb picks the runtime (runtimes/__init__.py), works out the plan and the services its targets
 name, and drives the runtime through the `Runtime` protocol only. Nothing changes on disk before
 preflight passes; `start` never deletes data; `reset` wipes only what this project wrote (files it
-knows by name in each planned sensor's folder, the project's lake table, archive files, checkpoints),
+knows by name in each planned sensor's folder, the project's lake table, archive, checkpoints; in a
+sink outside the project, only this project's rows of the old epoch),
 so foreign files in the data directory survive. A lock (`state/locks/lifecycle.lock`) serialises
 lifecycle commands of one project.
 """
@@ -20,11 +21,13 @@ from typing import Iterator
 from sensor_manager.config import Config
 from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.plan import FleetPlan, bump_epoch, fleet_plan, load_plan, resolve_plan
+from sensor_manager.plan import FleetPlan, bump_epoch, bump_ship_generation, fleet_plan, load_plan, resolve_plan
 from sensor_manager.preflight import Check, require_preflight
 from sensor_manager.runtimes import DockerStartOptions, RuntimeChoice, choose_runtime, record_runtime, runtime_for
 from sensor_manager.runtimes.base import Runtime, Service
 from sensor_manager.runtimes.targets import resolve_targets
+from uploader.sinks import SINKS
+from uploader.sinks.base import SinkContext
 
 DEFAULT_WAIT_TIMEOUT = 120.0
 # What a sensor writes into its own folder; anything else there is foreign and is left alone.
@@ -190,8 +193,9 @@ def cleanup(layout: ProjectLayout, *, runtime_name: str | None = None, dry_run: 
 @dataclass
 class ResetPlan:
     paths: list[Path]  # files and folders that would be deleted
-    external: list[str]  # sinks outside the project that reset does not wipe
+    sinks: dict[str, str]  # sink -> where: the old epoch's rows are deleted through the sink (outside the project)
     epoch: int  # the fleet_epoch after the reset
+    old_epoch: int
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -202,11 +206,8 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def _sink_location(layout: ProjectLayout, configured: str | None, default: Path) -> Path:
-    if not configured:
-        return default
-    path = Path(configured).expanduser()
-    return path if path.is_absolute() else layout.root / path
+def sink_context(layout: ProjectLayout, config: Config) -> SinkContext:
+    return SinkContext(lake=layout.lake, project_dir=layout.root, stage=config.uploader.stage)
 
 
 def _sensor_files(layout: ProjectLayout, plan: FleetPlan) -> list[Path]:
@@ -219,26 +220,22 @@ def _sensor_files(layout: ProjectLayout, plan: FleetPlan) -> list[Path]:
 
 
 def plan_reset(layout: ProjectLayout, config: Config) -> ResetPlan:
-    """What `reset` would delete (nothing is changed)."""
+    """What `reset` would delete (nothing is changed): sink locations inside the project whole, the rest through the sink."""
     plan = load_plan(layout) or resolve_plan(config, layout, persist=False)
     paths = _sensor_files(layout, plan)
-    external = []
-    sinks = config.uploader.sinks
-    lake = _sink_location(layout, sinks.delta.path, layout.lake / "sensor_readings")
-    if sinks.delta.enabled or lake.exists():
-        (paths.append(lake) if _inside(lake, layout.root) else external.append(f"delta table {lake}"))
-    archive = _sink_location(layout, sinks.parquet.path, layout.archive)
-    if _inside(archive, layout.root):
-        paths.extend(sorted(archive.rglob("*.parquet")) if archive.is_dir() else [])
-    elif sinks.parquet.enabled:
-        external.append(f"parquet archive {archive}")
-    if sinks.s3.enabled:
-        external.append(f"s3://{sinks.s3.bucket}/{sinks.s3.prefix}")
-    if sinks.cosmos.enabled:
-        external.append(f"cosmos {sinks.cosmos.database_name}/{sinks.cosmos.container_name}")
+    through: dict[str, str] = {}
+    context = sink_context(layout, config)
+    for name, spec in SINKS.items():
+        settings = config.uploader.sinks.named(name)
+        owned = spec.project_path(settings, context)
+        if owned is not None and _inside(owned, layout.root):
+            if settings.enabled or owned.exists():
+                paths.append(owned)
+        elif settings.enabled:
+            through[name] = spec.location(settings, context)
     for folder in (layout.checkpoints, layout.status_dir, layout.deadletter):
         paths.extend(sorted(folder.iterdir()) if folder.is_dir() else [])
-    return ResetPlan([p for p in paths if p.exists()], external, plan.fleet_epoch + 1)
+    return ResetPlan([p for p in paths if p.exists()], through, plan.fleet_epoch + 1, plan.fleet_epoch)
 
 
 def _delete(path: Path) -> None:
@@ -266,12 +263,20 @@ def reset(
     wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
     replan: bool = False,
 ) -> tuple[ResetPlan, StartResult]:
-    """Stop, wipe this project's data, lake, archive and checkpoints, bump fleet_epoch, start the stored plan."""
+    """Stop, wipe this project's data, sinks and checkpoints, bump fleet_epoch, start the stored plan.
+
+    A sink outside the project directory (S3, a shared table) loses only this project's rows of the old epoch."""
+    from uploader import maintenance
+
     choice = choose_runtime(layout, config, runtime_name, starting=True)
     require_preflight(config, layout, choice.name, replan=replan, keep_stored=True)
     with project_lock(layout):
         runtime_for(choice.name, layout).stop(None)
         doomed = plan_reset(layout, config)
+        context = sink_context(layout, config)
+        remote = [SINKS[name].build(config.uploader.sinks.named(name), context) for name in doomed.sinks]
+        plan = load_plan(layout)
+        maintenance.delete_project_rows(remote, plan.project if plan else config.project, doomed.old_epoch)
         for path in doomed.paths:
             _delete(path)
         _prune_empty_dirs(layout, doomed.paths)
@@ -286,22 +291,14 @@ def reset(
 
 @dataclass
 class CleanResult:
-    table: Path
     project: str
-    rows: int  # counted (dry run) or deleted
+    rows: dict[str, int]  # per sink: counted (dry run) or deleted
+    locations: dict[str, str]  # per sink: where
     dry_run: bool
     reship: bool
     sources_moved: int = 0  # without --reship: sources whose position moved to their current end
     ship_generation: int | None = None  # with --reship: the project's new ship generation
     paused: list[str] = field(default_factory=list)  # uploaders stopped during the clean and started again
-
-
-def _lake_dir(layout: ProjectLayout, config: Config) -> Path:
-    """The lake directory holding `sensor_readings` (what uploader.maintenance takes)."""
-    table = _sink_location(layout, config.uploader.sinks.delta.path, layout.lake / "sensor_readings")
-    if table.name != "sensor_readings":
-        raise UsageError(f"clean works on a Delta table named sensor_readings; uploader.sinks.delta.path is {table}")
-    return table.parent
 
 
 def clean(
@@ -312,20 +309,23 @@ def clean(
     dry_run: bool = False,
     reship: bool = False,
 ) -> CleanResult:
-    """Delete this project's rows from the lake, with the uploaders paused.
+    """Delete this project's rows from every enabled sink (each sink knows which are its), with the uploaders paused.
 
-    Before the delete every source's position moves to its current end (table and checkpoints), so the
-    uploaders do not ship the history again; with `reship` the project moves to a new ship generation
-    instead, and everything still in the edge DBs is shipped again.
+    Before the delete every source's position moves to its current end (in each sink and the checkpoints),
+    so the uploaders do not ship the history again; with `reship` the plan moves to a new ship generation
+    instead, and everything still in the edge DBs is shipped again to every sink.
     """
     from uploader import maintenance
 
-    lake = _lake_dir(layout, config)
+    context = sink_context(layout, config)
+    enabled = config.uploader.sinks.enabled()
+    sinks = maintenance.project_sinks(config.uploader, context)
     plan = load_plan(layout)
     project = plan.project if plan else config.project
-    result = CleanResult(lake / "sensor_readings", project, 0, dry_run, reship)
+    locations = {name: SINKS[name].location(settings, context) for name, settings in enabled.items()}
+    result = CleanResult(project, {}, locations, dry_run, reship)
     if dry_run:
-        result.rows = maintenance.count_project_rows(lake, project)
+        result.rows = maintenance.count_project_rows(sinks, project)
         return result
     runtime, _ = open_recorded(layout, runtime_name)
     with project_lock(layout):
@@ -337,13 +337,15 @@ def clean(
                 runtime.stop(result.paused)
         try:
             if reship:
-                result.rows = maintenance.delete_project_rows(lake, project)
-                result.ship_generation = maintenance.request_reship(lake, project)
+                result.rows = maintenance.delete_project_rows(sinks, project)
+                plan = bump_ship_generation(layout)
+                result.ship_generation = plan.ship_generation
+                runtime.render(plan, config)  # containers read the plan from their rendered config
             else:
                 result.sources_moved = maintenance.mark_history_shipped(
-                    layout.root, lake=lake, state_root=layout.state, project=project,
+                    layout.root, sinks, state_root=layout.state, project=project,
                     fleet_epoch=plan.fleet_epoch if plan else None)
-                result.rows = maintenance.delete_project_rows(lake, project)
+                result.rows = maintenance.delete_project_rows(sinks, project)
         finally:
             if result.paused and plan is not None:  # paused only when there is a plan
                 runtime.start(plan, config, result.paused)

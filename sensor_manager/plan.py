@@ -80,6 +80,7 @@ class FleetPlan:
     cities: tuple[str, ...] = field(default=())  # safe city names in plan order
     # Sensors dropped by a --replan whose data stays on disk (listed, never deleted implicitly).
     retired: tuple[PlannedSensor, ...] = field(default=())
+    ship_generation: int = 0  # `clean --reship` bumps it: uploaders ship every source from its first row again
 
     def by_city(self) -> dict[str, list[PlannedSensor]]:
         """Sensors grouped by safe city name, in plan order."""
@@ -102,13 +103,16 @@ class FleetPlan:
             "fleet_epoch": self.fleet_epoch,
             "sensors": [s.to_dict() for s in self.sensors],
             "retired": [s.to_dict() for s in self.retired],
+            # Written once it differs from 0, so plans that never re-shipped keep their exact bytes.
+            **({"ship_generation": self.ship_generation} if self.ship_generation else {}),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FleetPlan":
         sensors = tuple(PlannedSensor.from_dict(s) for s in data["sensors"])
         retired = tuple(PlannedSensor.from_dict(s) for s in data.get("retired", ()))
-        return cls(data["project"], data["seed"], data["fleet_epoch"], sensors, _city_order(sensors), retired)
+        return cls(data["project"], data["seed"], data["fleet_epoch"], sensors, _city_order(sensors), retired,
+                   int(data.get("ship_generation", 0)))
 
 
 def _city_order(sensors: Sequence[PlannedSensor]) -> tuple[str, ...]:
@@ -205,8 +209,9 @@ def _build_sensors(
     return tuple(kept.get(slot) or _make_sensor(config, by_safe_name[slot[0]], slot[1], codes[slot]) for slot in slots)
 
 
-def _plan(config: "Config", sensors: Sequence[PlannedSensor], fleet_epoch: int, retired=()) -> FleetPlan:
-    return FleetPlan(config.project, config.seed, fleet_epoch, tuple(sensors), _city_order(sensors), tuple(retired))
+def _plan(config: "Config", sensors: Sequence[PlannedSensor], fleet_epoch: int, retired=(), ship_generation: int = 0) -> FleetPlan:
+    return FleetPlan(config.project, config.seed, fleet_epoch, tuple(sensors), _city_order(sensors), tuple(retired),
+                     ship_generation)
 
 
 def _selected(plan: FleetPlan, config: "Config") -> FleetPlan:
@@ -260,6 +265,16 @@ def bump_epoch(layout: "ProjectLayout") -> FleetPlan:
     if stored is None:
         raise UsageError(f"{layout.plan_file}: no stored plan yet; nothing to reset")
     bumped = replace(stored, fleet_epoch=stored.fleet_epoch + 1)
+    save_plan(layout, bumped)
+    return bumped
+
+
+def bump_ship_generation(layout: "ProjectLayout") -> FleetPlan:
+    """Move the stored plan to a new ship generation (for `clean --reship`) and persist it."""
+    stored = load_plan(layout)
+    if stored is None:
+        raise UsageError(f"{layout.plan_file}: no stored plan yet; nothing to ship again")
+    bumped = replace(stored, ship_generation=stored.ship_generation + 1)
     save_plan(layout, bumped)
     return bumped
 
@@ -346,12 +361,12 @@ def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, re
         ids = {s.sensor_id for s in sensors}
         retired = [s for s in (*stored.retired, *stored.sensors) if s.sensor_id not in ids]
         retired = list({s.sensor_id: s for s in retired}.values())
-        plan = _plan(config, sensors, stored.fleet_epoch, retired)
+        plan = _plan(config, sensors, stored.fleet_epoch, retired, stored.ship_generation)
     else:
         stored_cities = {s.safe_city for s in stored.sensors}
         cities = [c for c in config.cities if safe_city_name(c.name) in stored_cities | selected]
         sensors = _ordered(config, _build_sensors(config, cities, keep=stored.sensors))
-        plan = _plan(config, sensors, stored.fleet_epoch, stored.retired)
+        plan = _plan(config, sensors, stored.fleet_epoch, stored.retired, stored.ship_generation)
     if persist and plan != stored:
         save_plan(layout, plan)
     return _selected(plan, config)

@@ -55,24 +55,40 @@ def check_disk_space(layout: ProjectLayout, min_free_bytes: int = MIN_FREE_BYTES
 
 
 def check_sink_credentials(config: Config) -> Check:
-    sinks = config.uploader.sinks
-    problems = []
-    if sinks.s3.enabled:
-        if not sinks.s3.bucket:
-            problems.append("uploader.sinks.s3.bucket is not set")
-        has_keys = os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")
-        has_profile = sinks.s3.profile or os.environ.get("AWS_PROFILE") or Path("~/.aws/credentials").expanduser().exists()
-        if not (has_keys or has_profile):
-            problems.append("the s3 sink has no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or uploader.sinks.s3.profile")
-    if sinks.cosmos.enabled:
-        if not (sinks.cosmos.endpoint or os.environ.get("COSMOS_ENDPOINT")):
-            problems.append("the cosmos sink has no endpoint: set uploader.sinks.cosmos.endpoint or COSMOS_ENDPOINT")
-        if not (sinks.cosmos.key or os.environ.get("COSMOS_KEY")):
-            problems.append("the cosmos sink has no key: set COSMOS_KEY (or uploader.sinks.cosmos.key)")
-    enabled = [name for name in ("delta", "parquet", "s3", "cosmos") if getattr(sinks, name).enabled]
+    """What each enabled sink's module says `start` must see (bucket, credentials, endpoint), without the network."""
+    from uploader.sinks import SINKS
+
+    enabled = config.uploader.sinks.enabled()
+    problems = [problem for name, settings in enabled.items() for problem in SINKS[name].preflight(settings, os.environ)]
     if not enabled:
         problems.append("no sink is enabled under uploader.sinks: enable at least one (delta is the default)")
     return Check("sink credentials", not problems, "; ".join(problems) or ", ".join(enabled))
+
+
+def sink_checks(config: Config, layout: ProjectLayout, *, remote_only: bool = False, skip: frozenset[Path] = frozenset()) -> list[Check]:
+    """Each enabled sink's own `check()` (probe object put, listed, deleted; table readable), one Check per sink.
+
+    A sink whose location in the project does not exist yet is skipped (its check would create it);
+    `remote_only` keeps the sinks that talk to a remote service (what `start` may probe without writing here);
+    `skip` names project locations checked elsewhere."""
+    from fleetcore.errors import SensorManagerError
+    from uploader.sinks import SINKS
+    from uploader.sinks.base import SinkContext
+
+    context = SinkContext(lake=layout.lake, project_dir=layout.root, stage=config.uploader.stage)
+    checks = []
+    for name, settings in config.uploader.sinks.enabled().items():
+        spec = SINKS[name]
+        owned = spec.project_path(settings, context)
+        if (remote_only and not spec.needs_network) or (owned is not None and (not owned.exists() or owned in skip)):
+            continue
+        try:
+            result = spec.build(settings, context).check()
+            ok, detail = result.ok, result.message
+        except SensorManagerError as exc:
+            ok, detail = False, f"{name}: {exc}"
+        checks.append(Check(f"sink {name}", ok, detail))
+    return checks
 
 
 def check_local_programs() -> Check:
@@ -101,6 +117,8 @@ def run_preflight(config: Config, layout: ProjectLayout, runtime: str, *, replan
     """All checks, failing or not (nothing is written); docker: the engine answers and Compose v2 is present."""
     checks = [check_plan(config, layout, replan=replan, keep_stored=keep_stored)[0], check_writable(layout),
               check_disk_space(layout), check_sink_credentials(config)]
+    if checks[-1].ok:  # with a bucket and credentials, the remote sinks must answer a probe before anything starts
+        checks.extend(sink_checks(config, layout, remote_only=True))
     if runtime == "local":
         checks.append(check_local_programs())
     if runtime == "docker":

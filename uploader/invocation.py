@@ -1,8 +1,8 @@
 """What one uploader run works on, resolved from its flags, the project directory and the config.
 
 Defaults: inside a project (`--project-dir`, or `--sqlite` under `<dir>/data`) the lake is
-`<project>/lake`, the state root `<project>/state`, and project name and fleet epoch come from
-`state/plan.json` (an unreadable plan is an error, never epoch 1; a sensor DB recording another epoch
+`<project>/lake`, the state root `<project>/state`, and project name, fleet epoch and ship generation
+come from `state/plan.json` (an unreadable plan is an error, never epoch 1; a sensor DB recording another epoch
 is refused by the pipeline); standalone they are `./lake`, `./.uploader-state`, "standalone" and epoch 1.
 The uploader id defaults to the city directory of `--sqlite` as a slug (data/New_York → new-york).
 """
@@ -13,10 +13,13 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from fleetcore.errors import UsageError
 from fleetcore.naming import city_service_slug
 from uploader.settings import UploaderSettings
+from uploader.sinks.base import SinkContext
+from uploader.sinks.delta import TABLE_NAME, DeltaSinkSettings
 from uploader.sources.discovery import data_root_of
 
 UPLOADER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -36,10 +39,18 @@ class Invocation:
     continuous: bool = False
     interval: float = 30.0
     development: bool = False
+    ship_generation: int = 0  # `clean --reship` moves the plan to a new one: every source ships from its first row
+
+    @property
+    def sink_context(self) -> SinkContext:
+        return SinkContext(lake=self.lake, project_dir=self.project_dir, stage=self.settings.stage)
 
     @property
     def table_uri(self) -> str:
-        return self.settings.sinks.delta.path or str(self.lake / "sensor_readings")
+        """The local Delta table (the delta sink's location, whether or not it is enabled)."""
+        delta = self.settings.sinks.named("delta")
+        assert isinstance(delta, DeltaSinkSettings)
+        return str(self.sink_context.local(delta.path, self.lake / TABLE_NAME))
 
     @property
     def status_path(self) -> Path:
@@ -54,15 +65,21 @@ def project_dir_of(sqlite: Path) -> Path | None:
     return None
 
 
-def read_plan_identity(project_dir: Path, *extra_plans: Path) -> tuple[str, int] | None:
-    """(project, fleet_epoch) from state/plan.json (else the first of `extra_plans` that exists), or None.
+class PlanIdentity(NamedTuple):
+    project: str
+    fleet_epoch: int
+    ship_generation: int = 0
+
+
+def read_plan_identity(project_dir: Path, *extra_plans: Path) -> PlanIdentity | None:
+    """Project, fleet epoch and ship generation from state/plan.json (else the first of `extra_plans` that exists), or None.
 
     A plan that exists but cannot be read is an error, never "no plan": falling back to epoch 1 would
     ship every reading again under the wrong epoch."""
     for path in (project_dir / "state" / "plan.json", *extra_plans):
         try:
             plan = json.loads(path.read_text(encoding="utf-8"))
-            return str(plan["project"]), int(plan["fleet_epoch"])
+            return PlanIdentity(str(plan["project"]), int(plan["fleet_epoch"]), int(plan.get("ship_generation", 0)))
         except FileNotFoundError:
             continue
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -87,7 +104,8 @@ def resolve_invocation(
 ) -> Invocation:
     if not sqlite.exists() and not continuous:  # a service may start before its sensors create their folders
         raise UsageError(f"--sqlite {sqlite}: no such file or directory; give a sensor_data.db or a directory holding some.")
-    for remote in (lake, settings.sinks.delta.path):
+    delta = settings.sinks.named("delta")
+    for remote in (lake, delta.path if isinstance(delta, DeltaSinkSettings) else None):
         if remote is not None and re.match(r"^[a-z][a-z0-9+]*:/", str(remote)):
             raise UsageError(f"lake {remote}: object-store lakes are not supported yet (they need a locking provider or "
                              "conditional puts for concurrent uploaders); use a local directory.")
@@ -96,7 +114,7 @@ def resolve_invocation(
     # A container sees the plan beside its rendered config (/config/plan.json), not under state/.
     beside_config = [config_path.parent / "plan.json"] if config_path else []
     identity = read_plan_identity(project, *beside_config) if project else None
-    name, epoch = identity or ((config_project or "standalone") if project else "standalone", 1)
+    name, epoch, ship_generation = identity or PlanIdentity((config_project or "standalone") if project else "standalone", 1)
     if development:
         epoch = int(time.time())  # a fresh epoch: the demo replays without colliding with earlier keys
     chosen_id = uploader_id or default_uploader_id(sqlite, data_root, project is not None)
@@ -109,5 +127,6 @@ def resolve_invocation(
         state_root=(state_dir or (project / "state" if project else Path(".uploader-state"))).expanduser().resolve(),
         settings=settings, continuous=continuous,
         interval=interval if interval is not None else settings.interval_seconds, development=development,
+        ship_generation=ship_generation,
     )
 

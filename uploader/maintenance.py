@@ -1,12 +1,14 @@
-"""Lake and checkpoint maintenance for the lifecycle commands (`clean`): count, delete, skip or re-ship history.
+"""Sink maintenance for the lifecycle commands (`clean`, `reset`): count, delete, or skip a project's history.
 
-- `count_project_rows(lake, project)` / `delete_project_rows(lake, project)`: rows of one project in
-  `<lake>/sensor_readings` (a Delta delete: a new table version, files vacuumable later).
-- `mark_history_shipped(project_dir, ...)`: after a clean, make uploaders *not* ship the history again:
-  every source's position moves to its current end, in the Delta table (one commit carrying an app
-  transaction per source: the table is authoritative) and in every local checkpoint store.
-- `request_reship(lake, project)`: the opposite: ship all history again, by moving the project to a new
-  ship generation (its app ids change, so every source starts from its first row).
+Every function works on the sinks it is given (the registry builds them from the settings), so each
+sink's own `count_project` / `delete_project` / `mark_shipped` decides what "this project's rows" are
+there, and nothing else in a shared table or bucket is touched.
+
+- `count_project_rows` / `delete_project_rows`: per sink, the project's rows (of one fleet epoch, if given).
+- `mark_history_shipped`: after a clean, make uploaders *not* ship the history again: every source's
+  position moves to its current end, in each sink (its own durable record) and in every local
+  checkpoint store. The opposite, shipping all history again, is a new ship generation in the plan
+  (`sensor_manager.plan.bump_ship_generation`): every app id changes, so every source starts from its first row.
 
 Run these with the project's uploaders stopped: a running uploader keeps its positions in memory.
 """
@@ -15,64 +17,33 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-
 from uploader.invocation import read_plan_identity
-from uploader.lakeread import open_dataset, open_table
-from uploader.schema import CANONICAL_SCHEMA, PARTITION_COLUMNS
-from uploader.shipping import ShipNamespace, read_ship_generation, ship_generation_app_id
-from uploader.sinks.delta import table_path
+from uploader.settings import UploaderSettings
+from uploader.shipping import ShipNamespace
+from uploader.sinks import SINKS
+from uploader.sinks.base import Sink, SinkContext
 from uploader.sources.discovery import find_databases
 from uploader.sources.sqlite import SourceNotReadyError, SourceUnreadableError, SqliteSource
 
 
-def _table(lake: str | Path) -> DeltaTable | None:
-    return open_table(table_path(lake))
+def project_sinks(settings: UploaderSettings, context: SinkContext) -> list[Sink]:
+    """The enabled sinks, built as an uploader would build them."""
+    return [SINKS[name].build(sink_settings, context) for name, sink_settings in settings.sinks.enabled().items()]
 
 
-def _quoted(project: str) -> str:
-    return "'" + project.replace("'", "''") + "'"
+def count_project_rows(sinks: list[Sink], project: str, fleet_epoch: int | None = None) -> dict[str, int]:
+    return {sink.name: sink.count_project(project, fleet_epoch) for sink in sinks}
 
 
-def count_project_rows(lake: str | Path, project: str) -> int:
-    table = _table(lake)
-    if table is None:
-        return 0
-    import pyarrow.dataset as ds
-
-    return open_dataset(table).count_rows(filter=ds.field("project") == project)
+def delete_project_rows(sinks: list[Sink], project: str, fleet_epoch: int | None = None) -> dict[str, int]:
+    """Delete the project's rows from every sink; returns how many each held."""
+    return {sink.name: sink.delete_project(project, fleet_epoch) for sink in sinks}
 
 
-def delete_project_rows(lake: str | Path, project: str) -> int:
-    """Delete the project's rows; returns how many were deleted (0 when there is no table)."""
-    table = _table(lake)
-    if table is None:
-        return 0
-    metrics = table.delete(f"project = {_quoted(project)}")
-    return int(metrics.get("num_deleted_rows", 0) or 0)
-
-
-def _commit_transactions(table_uri: str, transactions: list[Transaction]) -> None:
-    """One commit carrying only app transactions (no rows)."""
-    if not transactions:
-        return
-    write_deltalake(table_uri, pa.RecordBatchReader.from_batches(CANONICAL_SCHEMA, iter(())), mode="append",
-                    partition_by=PARTITION_COLUMNS, commit_properties=CommitProperties(app_transactions=transactions))
-
-
-def mark_history_shipped(project_dir: str | Path, *, lake: str | Path | None = None, state_root: str | Path | None = None,
-                         fleet_epoch: int | None = None, project: str | None = None) -> int:
-    """Move every source's position to its current end (table and checkpoint stores); returns sources moved."""
-    root = Path(project_dir)
-    identity = read_plan_identity(root) or (project or "standalone", 1)
-    project, epoch = project or identity[0], fleet_epoch if fleet_epoch is not None else identity[1]
-    lake = Path(lake) if lake else root / "lake"
-    state = Path(state_root) if state_root else root / "state"
-    table_uri = table_path(lake)
-    namespace = ShipNamespace(project, epoch, read_ship_generation(table_uri, project))
+def source_ends(project_dir: Path, namespace: ShipNamespace) -> dict[str, int]:
+    """App id -> current end id of every readable sensor DB under `<project_dir>/data`."""
     ends: dict[str, int] = {}
-    data = root / "data"
+    data = project_dir / "data"
     for path in find_databases(data) if data.is_dir() else []:
         try:
             source = SqliteSource(path, data)
@@ -82,17 +53,24 @@ def mark_history_shipped(project_dir: str | Path, *, lake: str | Path | None = N
             ends[namespace.app_id(source.key)] = source.end_id()
         finally:
             source.close()
-    _commit_transactions(table_uri, [Transaction(app_id, end) for app_id, end in ends.items()])
+    return ends
+
+
+def mark_history_shipped(project_dir: str | Path, sinks: list[Sink], *, state_root: str | Path | None = None,
+                         project: str | None = None, fleet_epoch: int | None = None) -> int:
+    """Move every source's position to its current end (each sink and the checkpoint stores); returns sources moved."""
+    root = Path(project_dir)
+    identity = read_plan_identity(root)
+    namespace = ShipNamespace(project or (identity.project if identity else "standalone"),
+                              fleet_epoch if fleet_epoch is not None else (identity.fleet_epoch if identity else 1),
+                              identity.ship_generation if identity else 0)
+    ends = source_ends(root, namespace)
+    for sink in sinks:
+        sink.mark_shipped(ends)
+    state = Path(state_root) if state_root else root / "state"
+    rows = [(sink.name, app_id, end) for sink in sinks for app_id, end in ends.items()]
     for store in (state / "checkpoints").glob("uploader-*.sqlite"):
         with sqlite3.connect(store) as db:
-            db.executemany("INSERT INTO checkpoints (sink, app_id, position, updated_at) VALUES ('delta', ?, ?, strftime('%s','now'))"
-                           " ON CONFLICT (sink, app_id) DO UPDATE SET position = excluded.position", list(ends.items()))
+            db.executemany("INSERT INTO checkpoints (sink, app_id, position, updated_at) VALUES (?, ?, ?, strftime('%s','now'))"
+                           " ON CONFLICT (sink, app_id) DO UPDATE SET position = excluded.position", rows)
     return len(ends)
-
-
-def request_reship(lake: str | Path, project: str) -> int:
-    """Start a new ship generation for the project: every source ships from its first row again. Returns it."""
-    table_uri = table_path(lake)
-    generation = read_ship_generation(table_uri, project) + 1
-    _commit_transactions(table_uri, [Transaction(ship_generation_app_id(project), generation)])
-    return generation

@@ -26,9 +26,10 @@ from uploader.deadletter import DeadLetterStore
 from uploader.invocation import Invocation
 from uploader.locks import SourceLocks, UploaderLock
 from uploader.retry import Backoff
-from uploader.shipping import ShipNamespace, read_ship_generation
+from uploader.settings import UploaderSettings
+from uploader.shipping import ShipNamespace
 from uploader.sinks import SINKS
-from uploader.sinks.base import Delivered, Rejected, Retry, Sink
+from uploader.sinks.base import Delivered, Rejected, Retry, Sink, SinkContext
 from uploader.sources.discovery import find_databases
 from uploader.sources.sqlite import SourceNotReadyError, SourceUnreadableError, SqliteSource
 from uploader.stages import stage_named
@@ -54,18 +55,15 @@ class Tracked:
     failed_this_cycle: bool = False  # skipped by the remaining sinks until the next cycle
 
 
-def build_sinks(invocation: Invocation) -> list[Sink]:
-    sinks: list[Sink] = []
-    delta = invocation.settings.sinks.delta
-    if delta.enabled:
-        sinks.append(SINKS["delta"](path=invocation.table_uri, settings=delta, stage=invocation.settings.stage))
-    return sinks
+def build_sinks(settings: UploaderSettings, context: SinkContext) -> list[Sink]:
+    """Every enabled sink, in registry order (a setting that can never work raises ConfigError here, before any write)."""
+    return [SINKS[name].build(sink_settings, context) for name, sink_settings in settings.sinks.enabled().items()]
 
 
 class Uploader:
     def __init__(self, invocation: Invocation, sinks: list[Sink] | None = None):
         self.inv = invocation
-        self.sinks = build_sinks(invocation) if sinks is None else sinks
+        self.sinks = build_sinks(invocation.settings, invocation.sink_context) if sinks is None else sinks
         self.stage = stage_named(invocation.settings.stage)
         if self.stage.name != invocation.settings.stage:
             log.warning("Stage not implemented yet; shipping raw rows. stage=%s", invocation.settings.stage)
@@ -77,7 +75,8 @@ class Uploader:
             log.warning("Checkpoint store was corrupt; rebuilding from the sinks. moved_to=%s", self.store.rebuilt_from)
         self.locks = SourceLocks(root / "locks")
         self.deadletters = DeadLetterStore(root / "deadletter")
-        self.namespace: ShipNamespace | None = None  # read from the lake before the first write
+        # The plan's, not any sink's: which sinks are enabled never changes what a source is called.
+        self.namespace = ShipNamespace(invocation.project, invocation.fleet_epoch, invocation.ship_generation)
         bounded = not invocation.continuous
         self.backoffs = {s.name: Backoff(self._sink_settings(s).retry, bounded) for s in self.sinks}
         self.sink_status = {s.name: SinkStatus() for s in self.sinks}
@@ -88,7 +87,7 @@ class Uploader:
         self._status_written = 0.0
 
     def _sink_settings(self, sink: Sink):
-        return getattr(self.inv.settings.sinks, sink.name)
+        return self.inv.settings.sinks.named(sink.name)
 
     # -- sources -----------------------------------------------------------------------------------
     def discover(self, *, fixed_targets: bool) -> None:
@@ -172,7 +171,7 @@ class Uploader:
                                    stage=self.stage.name, rejections=rejections,
                                    raw_rows=source.raw_rows([r.source_id for r in rejections]))
 
-        return Part(self._resolved_namespace.app_id(source.key), after, upto, lineage, chunks, on_rejected)
+        return Part(self.namespace.app_id(source.key), after, upto, lineage, chunks, on_rejected)
 
     def _plan(self, sink: Sink, pending: list[Tracked], limit: int, solo: bool) -> tuple[list[Part], dict[str, Tracked]]:
         """The next batch: a part for each source behind its end, in order, until `limit` rows are planned."""
@@ -243,16 +242,15 @@ class Uploader:
     def _sink_lost_rows(self, sink: Sink, parts: list[Part], outcome: Delivered) -> None:
         """The sink holds less than this uploader confirmed (its lake was deleted or emptied): start over from it.
 
-        Namespace (the ship generation lives in the lake) and every position are read again next cycle, so
-        this uploader ships exactly what a fresh one would."""
+        This sink's positions are read again next cycle, so it gets exactly what a fresh uploader would
+        send it; the other sinks keep theirs."""
         for part in parts:
             if outcome.positions[part.app_id] < part.after:
                 log.warning("Sink holds less of a source than the checkpoint (lake deleted or emptied?); shipping again "
                             "from the sink's position. sink=%s source=%s checkpoint=%d position=%d",
                             sink.name, part.lineage.source, part.after, outcome.positions[part.app_id])
-        self.namespace = None
         for tracked in list(self.retiring) + list(self.tracked.values()):
-            tracked.positions = {}
+            tracked.positions.pop(sink.name, None)
 
     def _failed(self, sink: Sink, reason: str) -> None:
         backoff, status = self.backoffs[sink.name], self.sink_status[sink.name]
@@ -290,25 +288,6 @@ class Uploader:
             log.warning("Sink did not record the dead-lettered range; they may be read and dead-lettered again. "
                         "sink=%s source=%s error=%s", sink.name, part.lineage.source, getattr(outcome, "reason", outcome))
 
-    @property
-    def _resolved_namespace(self) -> ShipNamespace:
-        if self.namespace is None:
-            raise RuntimeError("the ship namespace is used before _resolve_namespace() read it")
-        return self.namespace
-
-    def _resolve_namespace(self) -> bool:
-        """The ship generation must come from the lake before anything is written under it."""
-        if self.namespace is None:
-            try:
-                generation = read_ship_generation(self.inv.table_uri, self.inv.project)
-            except Exception as exc:  # noqa: BLE001 - the lake is unreachable: every sink waits and retries
-                for sink in self.sinks:
-                    if not self.backoffs[sink.name].is_waiting():
-                        self._failed(sink, f"cannot read the lake's ship generation: {exc}")
-                return False
-            self.namespace = ShipNamespace(self.inv.project, self.inv.fleet_epoch, generation)
-        return True
-
     def cycle(self, *, fixed_targets: bool) -> None:
         """Discover, then drain retiring sources and every held source for every sink."""
         shipped_before = {name: status.rows_shipped for name, status in self.sink_status.items()}
@@ -320,14 +299,13 @@ class Uploader:
 
     def _drain_all(self, fixed_targets: bool) -> None:
         self.discover(fixed_targets=fixed_targets)
-        if not self._resolve_namespace():
-            return
         work: list[Tracked] = []
         for tracked in list(self.retiring) + list(self.tracked.values()):
             tracked.failed_this_cycle = False
-            if not tracked.positions:
-                app_id = self._resolved_namespace.app_id(tracked.source.key)
-                tracked.positions = {sink.name: self._resume(sink, app_id) for sink in self.sinks}
+            app_id = self.namespace.app_id(tracked.source.key)
+            for sink in self.sinks:  # a sink added later, or one that lost rows, resumes from what it holds
+                if sink.name not in tracked.positions:
+                    tracked.positions[sink.name] = self._resume(sink, app_id)
             if tracked.given_up:
                 continue
             try:
@@ -338,8 +316,6 @@ class Uploader:
             work.append(tracked)
         for sink in self.sinks:
             self.drain(sink, [t for t in work if not t.failed_this_cycle])
-            if self.namespace is None:  # a sink lost rows: the next cycle starts over from the sinks
-                return
         for tracked in work:
             if not tracked.failed_this_cycle:
                 tracked.status.error, tracked.failures = None, 0
@@ -362,8 +338,6 @@ class Uploader:
 
     def is_done(self) -> bool:
         """--once: every sink reached every source's target, or gave up."""
-        if self.namespace is None:
-            return all(s.failing_permanently for s in self.sink_status.values())
         for tracked in self.tracked.values():
             for sink in self.sinks:
                 if tracked.given_up:
@@ -377,8 +351,7 @@ class Uploader:
         return [status.source for status in self.others.values() if status.skipped == LOCKED_ELSEWHERE]
 
     def succeeded(self) -> bool:
-        return (self.namespace is not None
-                and all(not s.failing_permanently for s in self.sink_status.values())
+        return (all(not s.failing_permanently for s in self.sink_status.values())
                 and all(t.positions.get(s.name, 0) >= (t.target or 0) for t in self.tracked.values() for s in self.sinks)
                 and not any(o.error for o in self.others.values())
                 and not any(t.status.error for t in self.tracked.values()))

@@ -9,7 +9,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from uploader.settings import RetrySettings
+from uploader.sinks.base import RetrySettings
 
 
 @dataclass

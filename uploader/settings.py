@@ -2,77 +2,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model
 
 from fleetcore.errors import ConfigError
 from fleetcore.models import StrictModel
+from uploader.sinks import SINKS
+from uploader.sinks.base import SinkSettings
 
 
-class RetrySettings(StrictModel):
-    initial_seconds: float = Field(1.0, gt=0, le=60)
-    max_seconds: float = Field(60.0, gt=0, le=3600)
-    once_max_attempts: int = Field(5, ge=1, le=100, description="attempts per batch in --once mode")
+class _Sinks(StrictModel):
+    """`uploader.sinks`: one key per registered sink, holding that sink's own settings model."""
+
+    def named(self, name: str) -> SinkSettings:
+        return getattr(self, name)
+
+    def enabled(self) -> dict[str, SinkSettings]:
+        """The enabled sinks' settings by name, in registry order."""
+        return {name: self.named(name) for name in SINKS if self.named(name).enabled}
 
 
-class SinkSettings(StrictModel):
-    """Settings every sink shares; each sink's own model adds to these."""
-
-    enabled: bool = False
-    batch_size: int = Field(250_000, ge=1, le=5_000_000)
-    retry: RetrySettings = RetrySettings()
-
-
-class DeltaSinkSettings(SinkSettings):
-    enabled: bool = True
-    path: str | None = Field(None, description="table location; default <lake>/sensor_readings")
-    commit_retries: int = Field(20, ge=0, le=1000)
-
-
-class PlannedSinkSettings(SinkSettings):
-    """A sink the uploader does not implement yet: its settings are accepted, enabling it is refused (not ignored)."""
-
-    sink_name: ClassVar[str] = ""
-
-    @field_validator("enabled")
-    @classmethod
-    def _refuse_enabled(cls, enabled: bool) -> bool:
-        if enabled:
-            raise ValueError(f"the {cls.sink_name} sink is not implemented yet (the uploader ships to delta only); "
-                             "set it to false in the config file")
-        return enabled
-
-
-class ParquetSinkSettings(PlannedSinkSettings):
-    sink_name: ClassVar[str] = "parquet"
-    path: str | None = Field(None, description="default <project-dir>/archive")
-
-
-class S3SinkSettings(PlannedSinkSettings):
-    sink_name: ClassVar[str] = "s3"
-    bucket: str | None = None
-    prefix: str = "sensor_readings"
-    region: str | None = None
-    endpoint_url: str | None = None
-    profile: str | None = None
-
-
-class CosmosSinkSettings(PlannedSinkSettings):
-    sink_name: ClassVar[str] = "cosmos"
-    endpoint: str | None = None
-    key: str | None = None
-    database_name: str = "SensorData"
-    container_name: str = "SensorReadings"
-    partition_key: str = "/city"
-
-
-class SinksSettings(StrictModel):
-    delta: DeltaSinkSettings = DeltaSinkSettings()
-    parquet: ParquetSinkSettings = ParquetSinkSettings()
-    s3: S3SinkSettings = S3SinkSettings()
-    cosmos: CosmosSinkSettings = CosmosSinkSettings()
+if TYPE_CHECKING:
+    SinksSettings = _Sinks
+else:
+    SinksSettings = create_model("SinksSettings", __base__=_Sinks, **{
+        name: (spec.settings, Field(default_factory=spec.settings)) for name, spec in SINKS.items()})
 
 
 MAX_INTERVAL_SECONDS = 86_400
@@ -83,7 +39,7 @@ class UploaderSettings(StrictModel):
     stage: Literal["raw", "schematized", "sanitized", "aggregated"] = "raw"
     read_batch_rows: int = Field(250_000, ge=1, le=5_000_000)
     naive_timestamps: Literal["utc", "local"] = "utc"
-    sinks: SinksSettings = SinksSettings()
+    sinks: SinksSettings = Field(default_factory=SinksSettings)
 
 
 def read_settings_file(path: Path) -> tuple[UploaderSettings, str | None]:

@@ -3,30 +3,16 @@
 app id = `sensor-manager/<project>/epoch-<fleet_epoch>/ship-<n>/<source path>@<generation>`.
 A new fleet epoch (`reset`, or `--development`) or a new ship generation (a `clean` that asks for
 history to be shipped again) therefore starts every source from its first row, without colliding with
-what earlier namespaces shipped. The ship generation lives in the lake itself, as a Delta app
-transaction of its own, so it survives the loss of any local state.
+what earlier namespaces shipped. Both live in the plan (`state/plan.json`), beside the project name:
+which sinks are enabled never changes what a source is called.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
-
 from uploader.sources.sqlite import SourceKey
 
 APP_PREFIX = "sensor-manager"
-
-
-def ship_generation_app_id(project: str) -> str:
-    return f"{APP_PREFIX}/{project}/ship-generation"
-
-
-def read_ship_generation(table_uri: str, project: str) -> int:
-    try:
-        return DeltaTable(table_uri).transaction_version(ship_generation_app_id(project)) or 0
-    except TableNotFoundError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -52,3 +38,14 @@ def parse_app_id(app_id: str) -> tuple[ShipNamespace, SourceKey] | None:
     if not (head.startswith(f"{APP_PREFIX}/") and epoch.isdigit() and ship.isdigit() and at and path):
         return None
     return ShipNamespace(head.removeprefix(f"{APP_PREFIX}/"), int(epoch), int(ship)), SourceKey(path, generation)
+
+
+def namespace_prefix(project: str, fleet_epoch: int | None = None) -> str:
+    """The start of every app id of a project (of one fleet epoch, if given)."""
+    return f"{APP_PREFIX}/{project}/" + (f"epoch-{fleet_epoch}/" if fleet_epoch is not None else "")
+
+
+def source_of_app_id(app_id: str) -> tuple[str, str]:
+    """(source path, generation) of an app id made by `ShipNamespace.app_id`."""
+    path, _, generation = app_id.split("/", 4)[-1].rpartition("@")
+    return path, generation

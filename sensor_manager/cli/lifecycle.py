@@ -179,14 +179,14 @@ def reset(
         out.print(f"Would delete {len(doomed.paths)} paths, then start fleet_epoch {doomed.epoch}:")
         for path in doomed.paths:
             out.print(f"  {path}")
-        for sink in doomed.external:
-            out.print(f"  not wiped (external): {sink}")
+        for name, where in doomed.sinks.items():
+            out.print(f"  {name}: rows of fleet_epoch {doomed.old_epoch} in {where}")
         return
     _confirm(f"reset deletes {len(doomed.paths)} paths of project {s.layout.root}", yes)
     done, result = lifecycle.reset(s.layout, cfg, runtime_name=runtime, wait=wait, wait_timeout=wait_timeout, replan=replan)
     _note_kept_plan(result.config_differences)
-    for sink in done.external:
-        warn(f"not wiped (external sink): {sink}")
+    for name, where in done.sinks.items():
+        info(f"{name}: deleted this project's rows of fleet_epoch {done.old_epoch} from {where}.", s.quiet)
     info(f"Reset: deleted {len(done.paths)} paths; fleet_epoch is now {result.plan.fleet_epoch}; started {len(result.started)} services.", s.quiet)
     if result.unhealthy:
         raise ProcessFailedError(f"not healthy (waited up to {wait_timeout:g} s): {', '.join(result.unhealthy)}; see `logs SERVICE`")
@@ -200,7 +200,7 @@ def clean(
     reship: Annotated[bool, typer.Option("--reship", help="Ship the history still in the edge DBs again after the delete.")] = False,
     runtime: RuntimeOpt = None,
 ) -> None:
-    """Delete this project's rows from the lake (uploaders paused; history not re-shipped unless --reship).
+    """Delete this project's rows from every enabled sink (uploaders paused; history not re-shipped unless --reship).
 
     Example: sensor_manager.py clean --dry-run
     """
@@ -209,14 +209,20 @@ def clean(
     s = session(ctx, dry_run=dry_run, yes=yes)
     cfg = s.load_config()
     if not dry_run:
-        _confirm(f"clean deletes project {cfg.project}'s rows from the lake", yes)
+        _confirm(f"clean deletes project {cfg.project}'s rows from every enabled sink", yes)
     result = lifecycle.clean(s.layout, cfg, runtime_name=runtime, dry_run=dry_run, reship=reship)
+    verb = "Would delete" if dry_run else "Deleted"
+    for name, rows in result.rows.items():
+        line = f"{verb} {rows} rows of project {result.project} from {name} ({result.locations[name]})."
+        if dry_run:
+            results().print(line)
+        else:
+            info(line, s.quiet)
     if dry_run:
-        results().print(f"Would delete {result.rows} rows of project {result.project} from {result.table}.")
         return
     then = (f"history will be shipped again (ship generation {result.ship_generation})" if result.reship
             else f"{result.sources_moved} sources marked shipped up to their current end")
-    info(f"Deleted {result.rows} rows of project {result.project} from {result.table}; {then}.", s.quiet)
+    info(f"Then {then}.", s.quiet)
     if result.paused:
         info(f"Uploaders paused and started again: {', '.join(result.paused)}.", s.quiet)
 

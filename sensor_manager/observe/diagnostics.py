@@ -80,6 +80,7 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     checks.extend(database_checks(layout, plan, running, access=access))
     checks.extend(_disk(layout))
     checks.extend(_lake(layout))
+    checks.extend(_sinks(layout, config))
     checks.extend(_lag(layout, plan, running, config, access))
     checks.append(_dead_letters(layout))
     return Report(checks)
@@ -336,6 +337,19 @@ def _lake_writable(path: Path) -> Check:
     except OSError as exc:
         return Check("lake writable", "fail", f"{target}: {exc.strerror or exc}", f"make {target} writable for the uploader")
     return Check("lake writable", "pass", f"{target} accepts writes")
+
+
+def _sinks(layout: ProjectLayout, config) -> list[Check]:
+    """Each enabled sink's own check (the local lake has its own checks above); its message names the cause
+    (region, access, bucket, clock) and the fix."""
+    from sensor_manager.preflight import sink_checks
+
+    if config is None:
+        return []
+    lake_checked = frozenset({layout.lake / "sensor_readings"})
+    return [Check(c.name, "pass" if c.ok else "fail", c.detail,
+                  "" if c.ok else f"change what the message names (uploader.sinks.{c.name.removeprefix('sink ')} "
+                                  "or the AWS_* environment), then run diagnostics again") for c in sink_checks(config, layout, skip=lake_checked)]
 
 
 def _lag(layout: ProjectLayout, plan: FleetPlan | None, running: bool, config, access: EdgeAccess | None = None) -> list[Check]:

@@ -25,6 +25,7 @@ from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes.base import Service, plan_services
+from uploader.sinks import SINKS
 from sensor_manager.runtimes.compose_settings import DockerSettings
 
 LABEL = "io.sensor-manager"
@@ -48,10 +49,7 @@ SECRETS_MOUNT = "/run/secrets"
 HEALTHCHECK = ("python", "-m", "sensor_manager.runtimes.healthcheck")
 PROJECT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Secret name -> the environment variable that tells the container where the file is (never the value).
-SECRET_ENV = {
-    "cosmos_key": "COSMOS_KEY_FILE",
-    "aws_credentials": "AWS_SHARED_CREDENTIALS_FILE",
-}
+SECRET_ENV = {name: variable for spec in SINKS.values() for name, variable in spec.secret_env.items()}
 
 
 @dataclass(frozen=True)
@@ -109,19 +107,12 @@ def role_config_dir(layout: ProjectLayout, role: str) -> Path:
 
 # ---- which sinks need what -----------------------------------------------------------------------
 
-def _enabled_sinks(config) -> dict[str, Any]:
-    sinks = config.uploader.sinks
-    return {name: getattr(sinks, name) for name in type(sinks).model_fields if getattr(getattr(sinks, name), "enabled", False)}
-
-
 def uploader_needs_network(config, settings: DockerSettings) -> bool:
-    """True when an enabled sink talks to a remote service (S3, Cosmos, or a URL-addressed table)."""
+    """True when an enabled sink talks to a remote service (its module says so, or its path is a URL)."""
     if settings.uploader_network:
         return settings.uploader_network == "host"
-    for name, sink in _enabled_sinks(config).items():
-        if name in {"s3", "cosmos"}:
-            return True
-        if "://" in str(getattr(sink, "path", None) or ""):
+    for name, sink in config.uploader.sinks.enabled().items():
+        if SINKS[name].needs_network or "://" in str(getattr(sink, "path", None) or ""):
             return True
     return False
 
@@ -129,16 +120,16 @@ def uploader_needs_network(config, settings: DockerSettings) -> bool:
 def collect_secrets(config, environ: Mapping[str, str]) -> dict[str, str]:
     """Secret name -> file content, for the enabled sinks only; values never enter the compose file."""
     secrets: dict[str, str] = {}
-    sinks = _enabled_sinks(config)
-    if "cosmos" in sinks and sinks["cosmos"].key:
-        secrets["cosmos_key"] = sinks["cosmos"].key
-    if "s3" in sinks and environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY"):
-        lines = ["[default]", f"aws_access_key_id = {environ['AWS_ACCESS_KEY_ID']}",
-                 f"aws_secret_access_key = {environ['AWS_SECRET_ACCESS_KEY']}"]
-        if environ.get("AWS_SESSION_TOKEN"):
-            lines.append(f"aws_session_token = {environ['AWS_SESSION_TOKEN']}")
-        secrets["aws_credentials"] = "\n".join(lines) + "\n"
+    for name, sink in config.uploader.sinks.enabled().items():
+        secrets.update(SINKS[name].secrets(sink, environ))
     return secrets
+
+
+def passthrough_env(config) -> list[str]:
+    """Standard variables the enabled sinks' SDKs read (region, endpoint): named in compose without a value,
+    so compose takes each from the environment of `compose up` and no value is written into the file."""
+    names = [variable for name in config.uploader.sinks.enabled() for variable in SINKS[name].container_env]
+    return list(dict.fromkeys(names))
 
 
 # ---- the render ----------------------------------------------------------------------------------
@@ -267,7 +258,8 @@ def uploader_service(service: Service, config, inputs: StackInputs, plan_digest:
     spec.update({
         "command": command,
         "network_mode": "host" if uploader_needs_network(config, inputs.settings) else "none",
-        "environment": {SECRET_ENV[name]: f"{SECRETS_MOUNT}/{name}" for name in inputs.secrets},
+        "environment": {**dict.fromkeys(passthrough_env(config)),
+                        **{SECRET_ENV[name]: f"{SECRETS_MOUNT}/{name}" for name in inputs.secrets}},
         "volumes": volumes,
         "healthcheck": _healthcheck(inputs.settings, [*HEALTHCHECK, "uploader", _in_container(f"state/status/uploader-{slug}.json")]),
         "labels": _labels(inputs, plan_digest, service),

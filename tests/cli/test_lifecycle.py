@@ -94,7 +94,7 @@ def test_reset_without_yes_and_without_a_terminal_exits_2_and_changes_nothing(cl
     assert tree_listing(project) == before
 
 
-def test_reset_dry_run_lists_what_would_go_and_the_external_sinks_it_keeps(cli, project, planned, tree_listing, tmp_path):
+def test_reset_dry_run_lists_what_would_go_and_the_old_epoch_rows_of_external_sinks(cli, project, planned, tree_listing, tmp_path):
     shared = tmp_path / "shared-lake" / "sensor_readings"
     config = CONFIG + f"uploader:\n  sinks:\n    delta:\n      path: {shared}\n"
     (project / "sensor-manager.yaml").write_text(config)
@@ -103,7 +103,7 @@ def test_reset_dry_run_lists_what_would_go_and_the_external_sinks_it_keeps(cli, 
     assert result.exit_code == 0, result.stderr
     assert f"then start fleet_epoch {planned.fleet_epoch + 1}" in result.stdout
     assert str(project / planned.sensors[0].sensor_dir / "sensor_data.db") in result.stdout
-    assert f"not wiped (external): delta table {shared}" in result.stdout
+    assert f"delta: rows of fleet_epoch {planned.fleet_epoch} in {shared}" in result.stdout
     assert "field-notes.txt" not in result.stdout
     assert tree_listing(project) == before
 
@@ -124,7 +124,7 @@ def test_start_with_a_sink_that_does_not_exist_yet_exits_2_before_touching_disk(
     result = cli("start")
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert (f"error: {config}: uploader.sinks.cosmos.enabled: the cosmos sink is not implemented yet "
-            "(the uploader ships to delta only); set it to false in the config file") in result.stderr
+            "(the uploader ships to delta, parquet and s3); set it to false in the config file") in result.stderr
     assert "credentials" not in result.stderr
     assert tree_listing(project) == before
 

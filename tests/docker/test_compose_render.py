@@ -136,6 +136,22 @@ def test_role_configs_carry_no_secrets():
     assert collect_secrets(Config(), {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}) == {}
 
 
+def test_s3_credentials_reach_uploaders_as_a_file_and_sdk_variables_by_name_only(plan):
+    config = Config()
+    config.uploader.sinks.s3.enabled = True
+    config.uploader.sinks.s3.bucket = "fleet-bucket"
+    environ = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "eu-west-1"}
+    secrets = collect_secrets(config, environ)
+    assert list(secrets) == ["aws_credentials"] and SECRET in secrets["aws_credentials"]
+    text = dump_stack(render_stack(plan, config, _inputs(secrets=tuple(secrets))))
+    assert SECRET not in text and "AKIAEXAMPLE" not in text and "eu-west-1" not in text
+    uploader = next(s for name, s in yaml.safe_load(text)["services"].items() if name.startswith("uploader-"))
+    assert uploader["environment"]["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/aws_credentials"
+    assert {"AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP"} <= set(uploader["environment"])
+    assert uploader["environment"]["AWS_REGION"] is None  # compose takes the value from the environment of `up`
+    assert uploader["network_mode"] == "host"
+
+
 def test_role_configs_reload_as_a_valid_config(tmp_path, plan):
     layout = ProjectLayout(tmp_path)
     config = _cosmos_config()

@@ -171,7 +171,8 @@ def test_json_carries_the_dashboards_header_totals_and_per_sink_figures(runner, 
     assert sao_paulo["display_name"] == "São Paulo" and sao_paulo["sinks"] == {}
     assert amsterdam["dead_lettered"] == 2 and amsterdam["restarts"] == 0 and len(amsterdam["rate_history"]) == 1
     assert amsterdam["sinks"]["delta"]["rows_shipped"] == 35 and amsterdam["sinks"]["delta"]["dead_lettered"] == 2
-    assert list(amsterdam["sinks"]["delta"]) == ["rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered"]
+    assert list(amsterdam["sinks"]["delta"]) == ["rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered",
+                                                 "retries", "failing_permanently"]
 
 
 def test_right_after_a_restart_lag_comes_from_the_persisted_checkpoints(runner, fleet):

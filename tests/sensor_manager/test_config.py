@@ -91,19 +91,32 @@ def test_cosmos_needs_both_endpoint_and_key(project_dir, monkeypatch):
     assert not load_config(project_dir=project_dir).uploader.sinks.cosmos.enabled
 
 
-def test_sinks_that_do_not_exist_yet_are_refused_not_ignored(project_dir, monkeypatch):
-    refusal = "sink is not implemented yet (the uploader ships to delta only); set it to false in the config file"
+def test_the_cosmos_sink_is_refused_until_it_exists_and_parquet_and_s3_are_accepted(project_dir, monkeypatch):
+    refusal = ("sink is not implemented yet (the uploader ships to delta, parquet and s3); "
+               "set it to false in the config file")
     config = write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {endpoint: 'https://x', key: k}\n"
-                   "    s3: {bucket: b, enabled: false}\n    parquet: {enabled: true}\n")
+                   "    s3: {bucket: my-bucket, enabled: false}\n    parquet: {enabled: true}\n")
     with pytest.raises(ConfigError) as raised:  # configured means enabled unless the file says otherwise
         load_config(project_dir=project_dir)
-    assert raised.value.problems == [f"{config}: uploader.sinks.parquet.enabled: the parquet {refusal}",
-                                     f"{config}: uploader.sinks.cosmos.enabled: the cosmos {refusal}"]
+    assert raised.value.problems == [f"{config}: uploader.sinks.cosmos.enabled: the cosmos {refusal}"]
     config.unlink()
-    monkeypatch.setenv("S3_BUCKET_NAME", "bucket")
+    monkeypatch.setenv("S3_BUCKET_NAME", "my-bucket")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    s3 = load_config(project_dir=project_dir).uploader.sinks.s3
+    assert (s3.enabled, s3.bucket, s3.region, s3.layout, s3.prefix) == (True, "my-bucket", "eu-west-1", "delta", "sensor-manager")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("bucket: No_Such", "uploader.sinks.s3.bucket: 'No_Such' is not a valid S3 bucket name"),
+    ("bucket: my-bucket, prefix: 'a/../b'", "uploader.sinks.s3.prefix: must be a plain key prefix"),
+    ("bucket: my-bucket, layout: csv", "uploader.sinks.s3.layout"),
+])
+def test_bad_s3_settings_are_one_line_naming_the_key(project_dir, setting, message):
+    write(project_dir / "sensor-manager.yaml", f"uploader:\n  sinks:\n    s3: {{{setting}}}\n")
     with pytest.raises(ConfigError) as raised:
         load_config(project_dir=project_dir)
-    assert raised.value.problems == [f"environment (S3_BUCKET_NAME set): uploader.sinks.s3.enabled: the s3 {refusal}"]
+    [problem] = raised.value.problems
+    assert message in problem and "\n" not in problem
 
 
 def test_dotenv_is_read_and_the_process_environment_wins(project_dir, monkeypatch):

@@ -23,16 +23,24 @@ import os
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, DeltaProtocolError, SchemaMismatchError, TableNotFoundError
+from pydantic import Field
 
+from uploader import lakeread
 from uploader.batch import Batch, Part
 from uploader.schema import CANONICAL_SCHEMA, PARTITION_COLUMNS
-from uploader.settings import DeltaSinkSettings
-from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry
+from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry, SinkContext, SinkSettings, SinkSpec
 
 TABLE_NAME = "sensor_readings"
 REJECT_MARKERS = ("failed validation check", "Invariant", "non-nullable", "Schema error", "schema mismatch", "Cast error")
+
+
+class DeltaSinkSettings(SinkSettings):
+    enabled: bool = True
+    path: str | None = Field(None, description="table location; default <lake>/sensor_readings")
+    commit_retries: int = Field(20, ge=0, le=1000)
 
 
 def classify(exc: Exception) -> Retry | Rejected:
@@ -112,6 +120,44 @@ class DeltaSink:
         positions.update({part.app_id: part.upto for part in todo})
         return Delivered(positions=positions, rows=sum(part.rows for part in todo))
 
+    # -- maintenance (clean, reset) --------------------------------------------------------------------
+    def _existing(self) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.path, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+
+    def count_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        import pyarrow.dataset as ds
+
+        table = self._existing()
+        if table is None:
+            return 0
+        condition = ds.field("project") == project
+        if fleet_epoch is not None:
+            condition = condition & (ds.field("fleet_epoch") == fleet_epoch)
+        # A local table is read by arrow alone (uploader/lakeread.py: deltalake's Python filesystem can crash at exit).
+        dataset = lakeread.open_dataset(table) if self.local else table.to_pyarrow_dataset()
+        return dataset.count_rows(filter=condition)
+
+    def delete_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        table = self._existing()
+        if table is None:
+            return 0
+        predicate = "project = '" + project.replace("'", "''") + "'"
+        if fleet_epoch is not None:
+            predicate += f" AND fleet_epoch = {int(fleet_epoch)}"
+        self._table = None
+        return int(table.delete(predicate).get("num_deleted_rows", 0) or 0)
+
+    def mark_shipped(self, positions: dict[str, int]) -> None:
+        """One commit carrying only app transactions (no rows)."""
+        if positions:
+            write_deltalake(self._load(), pa.RecordBatchReader.from_batches(CANONICAL_SCHEMA, iter(())), mode="append",
+                            partition_by=PARTITION_COLUMNS,
+                            commit_properties=CommitProperties(app_transactions=[
+                                Transaction(app_id, upto) for app_id, upto in positions.items()]))
+
     def check(self) -> CheckResult:
         """The table loads (or can be created) with the canonical columns, and (local) its log directory takes a file."""
         try:
@@ -133,3 +179,17 @@ class DeltaSink:
         except OSError as exc:
             return CheckResult(False, f"delta: cannot write to {probe.parent}: {exc.strerror}")
         return CheckResult(True, f"delta: {self.path} ok (version {table.version()})")
+
+
+def _table_location(settings: DeltaSinkSettings, context: SinkContext) -> Path:
+    return context.local(settings.path, context.lake / TABLE_NAME)
+
+
+SPEC = SinkSpec(
+    name="delta",
+    settings=DeltaSinkSettings,
+    build=lambda settings, context: DeltaSink(_table_location(settings, context), settings, context.stage),
+    location=lambda settings, context: str(_table_location(settings, context)),
+    project_path=lambda settings, context: _table_location(settings, context),
+    cleans="a Delta delete of the rows whose project (and, for reset, fleet_epoch) is this project's",
+)

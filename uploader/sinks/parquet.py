@@ -31,15 +31,20 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from uploader.batch import Batch, Part
 from uploader.schema import CANONICAL_SCHEMA
-from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry
+from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry, SinkContext, SinkSettings, SinkSpec
 
 COMPRESSION = "zstd"
 PART_NAME = re.compile(r"^(?P<generation>.+)-(?P<first>\d+)-(?P<last>\d+)\.parquet$")
 SOURCES_DIR = "_sources"
 TMP_PREFIX = ".tmp-"
+
+
+class ParquetSinkSettings(SinkSettings):
+    path: str | None = Field(None, description="default <project-dir>/archive")
 
 
 class BadRowsError(ValueError):
@@ -105,9 +110,9 @@ def part_files(directory: Path, generation: str | None = None) -> list[PartFile]
     return sorted(found, key=lambda f: (f.generation, f.first))
 
 
-def held_upto(files: list[PartFile]) -> int:
-    """The end of the contiguous chain of files (of one generation) from id 1."""
-    position = 0
+def held_upto(files: list[PartFile], floor: int = 0) -> int:
+    """The end of the contiguous chain of files (of one generation) from id `floor` + 1."""
+    position = floor
     for file in files:
         if file.first == position + 1:
             position = file.last
@@ -125,27 +130,34 @@ class ParquetArchiveSink:
     def _record_path(self, app_id: str) -> Path:
         return self.root / SOURCES_DIR / f"{hashlib.sha256(app_id.encode()).hexdigest()[:32]}.json"
 
-    def _located(self, app_id: str) -> tuple[Path, str] | None:
+    def _record(self, app_id: str) -> dict[str, Any] | None:
         try:
-            record = json.loads(self._record_path(app_id).read_text())
+            return json.loads(self._record_path(app_id).read_text())
         except FileNotFoundError:
             return None
-        return self.root / record["dir"], record["generation"]
 
-    def _locate(self, part: Part) -> tuple[Path, str]:
+    def _located(self, app_id: str) -> tuple[Path, str, int] | None:
+        record = self._record(app_id)
+        if record is None:
+            return None
+        return self.root / record["dir"], record["generation"], int(record.get("floor", 0))
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        path = self._record_path(record["app_id"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps(record))
+        publish(tmp, path)
+
+    def _locate(self, part: Part) -> tuple[Path, str, int]:
         located = self._located(part.app_id)
         if located is None:
-            record = self._record_path(part.app_id)
-            record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
-            tmp.write_text(json.dumps({"app_id": part.app_id, "dir": str(part_dir(part)),
-                                       "generation": part.lineage.generation}))
-            publish(tmp, record)
-            located = self.root / part_dir(part), part.lineage.generation
+            self._write_record({"app_id": part.app_id, "dir": str(part_dir(part)), "generation": part.lineage.generation})
+            located = self.root / part_dir(part), part.lineage.generation, 0
         return located
 
-    def _position(self, directory: Path, generation: str) -> int:
-        return held_upto(part_files(directory, generation))
+    def _position(self, directory: Path, generation: str, floor: int = 0) -> int:
+        return held_upto(part_files(directory, generation), floor)
 
     # -- the contract ------------------------------------------------------------------------------
     def resume_from(self, app_id: str) -> int | None:
@@ -161,7 +173,7 @@ class ParquetArchiveSink:
             todo = [] if behind else [part for part in batch.parts if positions[part.app_id] == part.after]
             # Every part goes to a temp file first; only when all are complete is any of them published.
             for part in todo:
-                directory, generation = places[part.app_id]
+                directory, generation, _ = places[part.app_id]
                 directory.mkdir(parents=True, exist_ok=True)
                 final = directory / f"{generation}-{part.after + 1}-{part.upto}.parquet"
                 tmp = directory / f"{TMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
@@ -192,6 +204,58 @@ class ParquetArchiveSink:
             for leftover in directory.glob(f"{TMP_PREFIX}*"):
                 leftover.unlink(missing_ok=True)
 
+    # -- maintenance (clean, reset) --------------------------------------------------------------------
+    def _project_records(self, project: str, fleet_epoch: int | None) -> list[dict[str, Any]]:
+        """The source records written for this project's namespaces (of one fleet epoch, if given)."""
+        from uploader.shipping import namespace_prefix
+
+        prefix = namespace_prefix(project, fleet_epoch)
+        records = []
+        for path in sorted((self.root / SOURCES_DIR).glob("*.json")):
+            record = json.loads(path.read_text())
+            if str(record.get("app_id", "")).startswith(prefix):
+                records.append(record)
+        return records
+
+    def _project_files(self, project: str, fleet_epoch: int | None) -> list[Path]:
+        files: dict[Path, None] = {}
+        for record in self._project_records(project, fleet_epoch):
+            for file in part_files(self.root / record["dir"], record["generation"]):
+                files[file.path] = None
+        return list(files)
+
+    def count_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in self._project_files(project, fleet_epoch))
+
+    def delete_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        """This project's part files, and the consolidated views built from them (`archive compact` rebuilds them)."""
+        files = self._project_files(project, fleet_epoch)
+        rows = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+        for directory in {path.parent for path in files}:
+            view, store = directory.with_name(f"{directory.name}.parquet"), directory.with_name(f".{directory.name}.compacted")
+            view.unlink(missing_ok=True)
+            if store.is_dir():
+                for version in store.iterdir():
+                    _remove_tree(version) if version.is_dir() else version.unlink()
+                store.rmdir()
+        for path in files:
+            path.unlink(missing_ok=True)
+        return rows  # the source records stay: a floor set by `mark_shipped` still holds
+
+    def mark_shipped(self, positions: dict[str, int]) -> None:
+        """The next part of each source starts after its position even with no file below it (after a clean)."""
+        from uploader.shipping import source_of_app_id
+
+        for app_id, upto in positions.items():
+            record = self._record(app_id)
+            if record is None:
+                path, generation = source_of_app_id(app_id)
+                if not PurePosixPath(path).parent.parts:
+                    continue  # a DB at the data root: its directory is known only from a part's lineage
+                record = {"app_id": app_id, "dir": str(PurePosixPath(path).parent), "generation": generation}
+            record["floor"] = upto
+            self._write_record(record)
+
     def check(self) -> CheckResult:
         """The archive root exists (or can be created) and takes a file."""
         probe = self.root / f"{TMP_PREFIX}probe-{uuid.uuid4().hex}"
@@ -202,6 +266,21 @@ class ParquetArchiveSink:
         except OSError as exc:
             return CheckResult(False, f"parquet: cannot write to {self.root}: {exc.strerror or exc}")
         return CheckResult(True, f"parquet: {self.root} ok")
+
+
+def archive_root(settings: ParquetSinkSettings, context: SinkContext) -> Path:
+    default = (context.project_dir / "archive") if context.project_dir else context.lake.parent / "archive"
+    return context.local(settings.path, default)
+
+
+SPEC = SinkSpec(
+    name="parquet",
+    settings=ParquetSinkSettings,
+    build=lambda settings, context: ParquetArchiveSink(archive_root(settings, context), context.stage),
+    location=lambda settings, context: str(archive_root(settings, context)),
+    project_path=archive_root,
+    cleans="this project's part files (found by its source records) and the consolidated views built from them",
+)
 
 
 # -- compaction ----------------------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 - `delta` (default): a Delta table at `s3://<bucket>/<prefix>/sensor_readings`, written by the Delta
   sink itself (same commits, same app transaction per source, same exactly-once rule). delta-rs 1.x
   commits with S3 conditional put (If-None-Match), so uploaders on many machines need no DynamoDB lock.
-- `parquet`: immutable objects `<prefix>/city=<Safe_City>/date=<D>/<sensor>-<gen>-<from>-<to>.parquet`
-  for Auto Loader (the safe city name in keys: the `city` column holds the display name, "New York").
-  Names are deterministic, so a replay overwrites identical bytes; the position of each
-  source is an object `<prefix>/_sensor_manager/positions/<hash of app id>.json` put after the part's
-  data objects (Spark and Auto Loader skip `_`-prefixed paths). A crash between the two leaves data
-  objects that the replay rewrites byte for byte, and a part beyond the position writes nothing.
+- `parquet`: immutable objects `<prefix>/city=<Safe_City>/date=<D>/<sensor>-<gen>-<from>-<to>.parquet` for
+  Auto Loader (the safe city name in keys: the `city` column holds the display name, "New York"). The position of each source is an object `<prefix>/_sensor_manager/positions/<hash of
+  app id>.json` (Spark and Auto Loader skip `_`-prefixed paths). A part first records in it which
+  objects it is about to put (`pending`), then puts them, then moves the position past them. A replay
+  after a crash may cover another range than the interrupted batch (batches follow the sources' growth),
+  so it first deletes the pending objects it will not overwrite: no row is left in two objects. A part
+  beyond the position writes nothing.
 
 Credentials come from the standard chain (boto3 and delta-rs read the same env: AWS_PROFILE,
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION, instance profiles); none is copied into this
@@ -26,20 +27,21 @@ import os
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, Mapping
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import Field, field_validator
 
+from fleetcore.errors import ConfigError
 from fleetcore.naming import safe_city_name
 from uploader.batch import Batch, Part
 from uploader.schema import CANONICAL_SCHEMA
-from uploader.settings import DeltaSinkSettings
-from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry
-from uploader.sinks.delta import TABLE_NAME, DeltaSink
-from uploader.sinks.parquet import COMPRESSION, BadRowsError, conform
+from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry, SinkContext, SinkSettings, SinkSpec
+from uploader.sinks.delta import TABLE_NAME, DeltaSink, DeltaSinkSettings
+from uploader.sinks.parquet import COMPRESSION, PART_NAME, BadRowsError, conform
 
 NAME = "s3"
 META_DIR = "_sensor_manager"
@@ -49,8 +51,36 @@ READ_TIMEOUT_SECONDS = 60
 PUT_THREADS = 4
 
 
+DEFAULT_PREFIX = "sensor-manager"
+
+
 class S3ConfigError(ValueError):
     """A setting that can never work (the message names it)."""
+
+
+class S3SinkSettings(SinkSettings):
+    bucket: str | None = Field(None, description="the bucket (seed: S3_BUCKET_NAME)")
+    prefix: str = Field(DEFAULT_PREFIX, description="key prefix; layout delta: the table is <prefix>/sensor_readings")
+    layout: Literal["delta", "parquet"] = Field("delta", description="delta: a Delta table; parquet: objects for Auto Loader")
+    region: str | None = Field(None, description="the bucket's region (seed: AWS_REGION)")
+    endpoint_url: str | None = Field(None, description="an S3-compatible endpoint (else AWS_ENDPOINT_URL)")
+    profile: str | None = Field(None, description="an AWS profile (seed: AWS_PROFILE)")
+    commit_retries: int = Field(20, ge=0, le=1000, description="layout delta: commit retries against a newer version")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, bucket: str | None) -> str | None:
+        if bucket is not None and not BUCKET_NAME.match(bucket):
+            raise ValueError(f"{bucket!r} is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
+        return bucket
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, prefix: str) -> str:
+        try:
+            return normalise_prefix(prefix)
+        except S3ConfigError as exc:
+            raise ValueError(str(exc).removeprefix(f"uploader.sinks.s3.prefix {prefix!r} ")) from None
 
 
 def allow_http() -> bool:
@@ -174,16 +204,19 @@ class S3Sink:
         if self.delta is not None:
             return self.delta.write(batch)
         try:
-            positions = {part.app_id: self._position(part.app_id) for part in batch.parts}
+            records = {part.app_id: self._position_record(part.app_id) for part in batch.parts}
+            positions = {app_id: int(record["upto"]) for app_id, record in records.items()}
             behind = any(positions[part.app_id] < part.after for part in batch.parts)
             todo = [] if behind else [part for part in batch.parts if positions[part.app_id] == part.after]
             # Read and validate every part before the first put, so a refused batch leaves nothing behind.
-            objects = [item for part in todo for item in self._objects(part)]
+            planned = {part.app_id: self._objects(part) for part in todo}
+            for part in todo:
+                self._journal(part, records[part.app_id], [key for key, _ in planned[part.app_id]])
+            objects = [item for part in todo for item in planned[part.app_id]]
             with ThreadPoolExecutor(PUT_THREADS) as pool:  # encoding releases the GIL; puts wait on the network
                 list(pool.map(lambda item: self._put_rows(*item), objects))
             for part in todo:
-                self.client.put_object(Bucket=self.bucket, Key=self._position_key(part.app_id),
-                                       Body=json.dumps({"app_id": part.app_id, "upto": part.upto}).encode())
+                self._put_position({"app_id": part.app_id, "upto": part.upto})
         except Exception as exc:  # noqa: BLE001 - classified here so callers never see vendor types
             if batch.source_error is not None:
                 raise batch.source_error from None
@@ -192,6 +225,70 @@ class S3Sink:
             return Retry(f"{NAME}: {describe(exc, self.bucket, self.endpoint)}")
         positions.update({part.app_id: part.upto for part in todo})
         return Delivered(positions=positions, rows=sum(part.rows for part in todo))
+
+    # -- maintenance (clean, reset) --------------------------------------------------------------------
+    def _keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def _project_positions(self, project: str, fleet_epoch: int | None) -> dict[str, str]:
+        """Position object key -> app id, for this project's namespaces (of one fleet epoch, if given)."""
+        from uploader.shipping import namespace_prefix
+
+        wanted = namespace_prefix(project, fleet_epoch)
+        found = {}
+        for key in self._keys(self.key(META_DIR, "positions") + "/"):
+            app_id = json.loads(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())["app_id"]
+            if app_id.startswith(wanted):
+                found[key] = app_id
+        return found
+
+    def _project_objects(self, project: str, fleet_epoch: int | None) -> tuple[list[str], list[str]]:
+        """(data objects, position objects) this project wrote: data objects are named by their DB generation."""
+        from uploader.shipping import source_of_app_id
+
+        positions = self._project_positions(project, fleet_epoch)
+        generations = {source_of_app_id(app_id)[1] for app_id in positions.values()}
+        data = []
+        for key in self._keys(self.key() + "/" if self.prefix else ""):
+            match = PART_NAME.match(key.rsplit("/", 1)[-1])
+            named = match["generation"] if match else ""  # <sensor>-<generation>
+            if f"/{META_DIR}/" not in f"/{key}" and any(named.endswith(f"-{g}") for g in generations):
+                data.append(key)
+        return data, list(positions)
+
+    def _rows(self, keys: list[str]) -> int:
+        return sum(pq.ParquetFile(io.BytesIO(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
+                   .metadata.num_rows for key in keys)
+
+    def count_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        if self.delta is not None:
+            return self.delta.count_project(project, fleet_epoch)
+        return self._rows(self._project_objects(project, fleet_epoch)[0])
+
+    def delete_project(self, project: str, fleet_epoch: int | None = None) -> int:
+        """Delta layout: a Delta delete. Parquet: the objects named by this project's DB generations; for `reset`
+        (one old fleet epoch, never resumed) their position objects too. `clean` keeps the positions: they
+        hold what `mark_shipped` recorded."""
+        if self.delta is not None:
+            return self.delta.delete_project(project, fleet_epoch)
+        data, positions = self._project_objects(project, fleet_epoch)
+        rows = self._rows(data)
+        for keys in (data, positions if fleet_epoch is not None else []):
+            for start in range(0, len(keys), 1000):
+                self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+        return rows
+
+    def mark_shipped(self, positions: dict[str, int]) -> None:
+        if self.delta is not None:
+            self.delta.mark_shipped(positions)
+            return
+        for app_id, upto in positions.items():
+            self.client.put_object(Bucket=self.bucket, Key=self._position_key(app_id),
+                                   Body=json.dumps({"app_id": app_id, "upto": upto}).encode())
 
     def check(self) -> CheckResult:
         """Put, list and delete a probe object under the prefix; then (delta) open or create the table."""
@@ -217,12 +314,28 @@ class S3Sink:
     def _position_key(self, app_id: str) -> str:
         return self.key(META_DIR, "positions", f"{hashlib.sha256(app_id.encode()).hexdigest()[:32]}.json")
 
-    def _position(self, app_id: str) -> int:
+    def _position_record(self, app_id: str) -> dict:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._position_key(app_id))["Body"].read()
         except self.client.exceptions.NoSuchKey:
-            return 0
-        return int(json.loads(body)["upto"])
+            return {"app_id": app_id, "upto": 0}
+        return json.loads(body)
+
+    def _position(self, app_id: str) -> int:
+        return int(self._position_record(app_id)["upto"])
+
+    def _put_position(self, record: dict) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._position_key(record["app_id"]), Body=json.dumps(record).encode())
+
+    def _journal(self, part: Part, record: dict, keys: list[str]) -> None:
+        """Before a part's objects are put: remove what an interrupted earlier batch of this source left
+        (its range may differ from this one's, so its objects would not be overwritten), then record which
+        objects this batch is about to put, so a replay can do the same for it."""
+        leftovers = sorted(set(record.get("pending", [])) - set(keys))
+        for start in range(0, len(leftovers), 1000):
+            self.client.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": key} for key in leftovers[start:start + 1000]], "Quiet": True})
+        self._put_position({"app_id": part.app_id, "upto": part.after, "pending": keys})
 
     def _put_rows(self, key: str, rows: pa.Table) -> None:
         body = io.BytesIO()
@@ -244,3 +357,56 @@ class S3Sink:
             key = self.key(f"city={safe_city_name(city)}", f"date={date.isoformat()}", name)
             named.append((key, table.filter(mask)))
         return named
+
+
+def build(settings: S3SinkSettings, context: SinkContext) -> S3Sink:
+    if not settings.bucket:
+        raise ConfigError("uploader.sinks.s3.bucket is not set (or S3_BUCKET_NAME): name the bucket to write to")
+    try:
+        return S3Sink(settings.bucket, settings.prefix, layout=settings.layout, region=settings.region,
+                      endpoint_url=settings.endpoint_url, profile=settings.profile, stage=context.stage,
+                      delta_settings=DeltaSinkSettings(commit_retries=settings.commit_retries))
+    except S3ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _credentials_file(settings: S3SinkSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Keys from the environment travel to containers as a shared-credentials file, never as values in compose."""
+    if not (environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY")):
+        return {}
+    lines = ["[default]", f"aws_access_key_id = {environ['AWS_ACCESS_KEY_ID']}",
+             f"aws_secret_access_key = {environ['AWS_SECRET_ACCESS_KEY']}"]
+    if environ.get("AWS_SESSION_TOKEN"):
+        lines.append(f"aws_session_token = {environ['AWS_SESSION_TOKEN']}")
+    return {"aws_credentials": "\n".join(lines) + "\n"}
+
+
+def _preflight(settings: S3SinkSettings, environ: Mapping[str, str]) -> list[str]:
+    problems = []
+    if not settings.bucket:
+        problems.append("uploader.sinks.s3.bucket is not set: set it or S3_BUCKET_NAME")
+    has_keys = environ.get("AWS_ACCESS_KEY_ID") and environ.get("AWS_SECRET_ACCESS_KEY")
+    has_profile = settings.profile or environ.get("AWS_PROFILE") or os.path.exists(os.path.expanduser("~/.aws/credentials"))
+    if not (has_keys or has_profile):
+        problems.append("the s3 sink has no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or uploader.sinks.s3.profile")
+    try:
+        resolve_endpoint(settings.endpoint_url)
+    except S3ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+SPEC = SinkSpec(
+    name=NAME,
+    settings=S3SinkSettings,
+    build=build,
+    location=lambda settings, context: f"s3://{settings.bucket}/{settings.prefix} (layout {settings.layout})",
+    needs_network=True,
+    container_env=("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP",
+                   "AWS_EC2_METADATA_DISABLED"),
+    secrets=_credentials_file,
+    secret_env={"aws_credentials": "AWS_SHARED_CREDENTIALS_FILE"},
+    preflight=_preflight,
+    cleans="layout delta: a Delta delete by project (reset: and fleet_epoch); layout parquet: the objects named by "
+           "this project's DB generations and its position objects",
+)

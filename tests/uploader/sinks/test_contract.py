@@ -84,3 +84,27 @@ def test_check_passes_on_a_good_config_and_fails_clearly_on_a_bad_one(sink_under
     assert good.ok, good.message
     bad = sink_under_test.misconfigured().check()
     assert not bad.ok and bad.message.startswith(f"{sink_under_test.sink.name}: ")
+
+
+def _other_project_batch(upto: int):
+    from tests.uploader.sinks.conftest import canonical_rows
+    from uploader.batch import Batch, Lineage, Part
+
+    lineage = Lineage("other", 1, "New_York/ZZ99/sensor_data.db", "gen-9", "new-york", "New_York")
+    rows = [canonical_rows(1, upto, sensor_id="New_York_ZZ99", lineage=lineage)]
+    app_id = "sensor-manager/other/epoch-1/ship-0/New_York/ZZ99/sensor_data.db@gen-9"
+    return Batch([Part(app_id, 0, upto, lineage, lambda rejected: iter(rows))])
+
+
+def test_clean_removes_this_projects_rows_and_nothing_else_and_mark_shipped_holds(sink_under_test, batch_of, app_id):
+    sink = sink_under_test.sink
+    assert isinstance(sink.write(batch_of(0, 30)), Delivered)
+    assert isinstance(sink.write(_other_project_batch(7)), Delivered)
+    assert sink.count_project("test") == 30 and sink.count_project("test", fleet_epoch=2) == 0
+    sink.mark_shipped({app_id: 40})  # after a clean the history (up to the DB's end) is not shipped again
+    assert sink.delete_project("test") == 30
+    remaining = sink_under_test.read_back()
+    assert remaining["project"].to_pylist() == ["other"] * 7
+    assert sink.count_project("test") == 0 and sink.count_project("other") == 7
+    assert sink.resume_from(app_id) == 40
+    assert sink.write(batch_of(40, 45)) == Delivered({app_id: 45}, rows=5)

@@ -30,6 +30,32 @@ def test_parquet_layout_writes_deterministic_objects_and_a_replay_rewrites_ident
     assert s3.client().head_object(Bucket=bucket, Key=data)["ETag"] == etag
 
 
+def test_a_replay_over_another_range_than_the_interrupted_batch_leaves_no_row_twice(s3, batch_of, app_id, monkeypatch):
+    import io
+
+    import pyarrow.parquet as pq
+
+    bucket = s3.new_bucket()
+    sink = s3_sink(s3, bucket, "parquet")
+    put_position = sink._put_position
+
+    def crash_before_the_position_moves(record):
+        if "pending" not in record:
+            raise ConnectionError("killed")
+        put_position(record)
+
+    monkeypatch.setattr(sink, "_put_position", crash_before_the_position_moves)
+    assert isinstance(sink.write(batch_of(0, 20)), Retry)  # its data objects are in the bucket, the position is still 0
+    monkeypatch.undo()
+    assert sink.resume_from(app_id) == 0
+    assert sink.write(batch_of(0, 10)) == Delivered({app_id: 10}, rows=10)  # the replay is a smaller batch
+    assert sink.write(batch_of(10, 20)) == Delivered({app_id: 20}, rows=10)
+    client = s3.client()
+    seqs = [s for k in keys(s3, bucket) if "/city=" in k
+            for s in pq.read_table(io.BytesIO(client.get_object(Bucket=bucket, Key=k)["Body"].read()))["seq"].to_pylist()]
+    assert sorted(seqs) == list(range(1, 21))
+
+
 def test_delta_layout_is_a_delta_table_under_the_prefix_with_app_transactions(s3, batch_across, app_id_of):
     bucket = s3.new_bucket()
     sink = s3_sink(s3, bucket, "delta")

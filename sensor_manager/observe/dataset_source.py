@@ -181,6 +181,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(layout: ProjectLayout, path: Path) -> str:
+    """A path as `--all` names it: relative to the project when inside it (a configured one may be anywhere)."""
+    return str(path.relative_to(layout.root)) if path.is_relative_to(layout.root) else str(path)
+
+
 # --- the lake -------------------------------------------------------------------------------------
 
 
@@ -189,7 +194,7 @@ def lake_source(layout: ProjectLayout, plan: FleetPlan | None) -> DatasetSource:
         table = lake.open_table(layout)
         if table is None:
             return None
-        return Snapshot(lake.dataset(table), str(lake.table_path(layout).relative_to(layout.root)), {"version": table.version()})
+        return Snapshot(lake.dataset(table), _shown(layout, lake.table_path(layout)), {"version": table.version()})
 
     return DatasetSource("lake", plan, open_lake,
                          f"{lake.table_path(layout)}: no lake table yet; nothing has been uploaded (start the fleet or run `upload`)")
@@ -225,8 +230,7 @@ def archive_source(layout: ProjectLayout, plan: FleetPlan | None, config) -> Dat
         if not parts:
             return None
         dataset = ds.dataset([str(p) for p in parts], schema=CANONICAL_SCHEMA, format="parquet", filesystem=pa_fs.LocalFileSystem())
-        where = str(root.relative_to(layout.root)) if root.is_relative_to(layout.root) else str(root)
-        return Snapshot(dataset, where, {"files": len(parts)})
+        return Snapshot(dataset, _shown(layout, root), {"files": len(parts)})
 
     return DatasetSource("archive", plan, open_archive, f"{root}: no archive files yet; nothing has been uploaded to the parquet sink")
 

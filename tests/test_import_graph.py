@@ -8,11 +8,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("fleetcore", "uploader", "sensor_manager")
-# Rewritten by the ReadingSource follow-up of issue 11 (one protocol with edge, lake and container sources).
+# The ring query and container_query formed until one ReadingSource protocol replaced their five dispatches.
 KNOWN_CYCLE = frozenset({"sensor_manager.observe.query", "sensor_manager.observe.container_query"})
 
 
@@ -107,12 +106,9 @@ def test_no_cycle_between_the_top_level_packages():
 
 
 def test_no_cycle_between_modules():
-    found = [sorted(c) for c in cycles(import_graph()) if c != KNOWN_CYCLE]
-    assert found == []
+    assert [sorted(c) for c in cycles(import_graph())] == []
 
 
-@pytest.mark.xfail(strict=True, reason="observe/query.py and observe/container_query.py import each other until "
-                                       "the ReadingSource follow-up of issue 11 replaces both")
 def test_no_known_cycle_left_in_observe():
     assert KNOWN_CYCLE not in cycles(import_graph())
 

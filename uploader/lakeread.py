@@ -54,8 +54,11 @@ def local_path(table: DeltaTable) -> str:
     return unquote(uri.path).rstrip("/")
 
 
-def open_dataset(table: DeltaTable) -> ds.Dataset:
-    """The table's current version as a dataset over its Parquet files, read by arrow alone."""
-    root = local_path(table)
-    with reading(root):
-        return table.to_pyarrow_dataset(filesystem=pa_fs.SubTreeFileSystem(root, pa_fs.LocalFileSystem()))
+def open_dataset(table: DeltaTable, filesystem: pa_fs.FileSystem | None = None) -> ds.Dataset:
+    """The table's current version as a dataset over its Parquet files, read by arrow alone.
+
+    `filesystem` is an arrow filesystem rooted at the table (e.g. a `SubTreeFileSystem` over
+    `pyarrow.fs.S3FileSystem`) for a table that is not local; by default the local directory."""
+    where = table.table_uri if filesystem is not None else local_path(table)
+    with reading(where):
+        return table.to_pyarrow_dataset(filesystem=filesystem or pa_fs.SubTreeFileSystem(where, pa_fs.LocalFileSystem()))

@@ -21,7 +21,7 @@ from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.plan import load_plan
 
 if TYPE_CHECKING:
-    from sensor_manager.observe import query as query_lib
+    from sensor_manager.observe.readings import DatabaseReport, QueryResult
 
 # The observe library pulls in duckdb, pyarrow, sqlite-utils and plotext: imported inside the
 # commands so `--help` and every other command start fast.
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 class SourceChoice(str, Enum):
     edge = "edge"
     lake = "lake"
+    archive = "archive"
+    s3 = "s3"
 
 
 class FormatChoice(str, Enum):
@@ -49,7 +51,7 @@ def _wide(console: Console) -> Console:
     return console
 
 
-def _render_rows(result: query_lib.QueryResult, fmt: FormatChoice) -> None:
+def _render_rows(result: QueryResult, fmt: FormatChoice) -> None:
     if fmt is FormatChoice.json:
         print_json(result.to_json())
     elif fmt is FormatChoice.csv:
@@ -63,11 +65,11 @@ def _render_rows(result: query_lib.QueryResult, fmt: FormatChoice) -> None:
         _wide(results()).print(table)
 
 
-def _render_reports(reports: list[query_lib.DatabaseReport], fmt: FormatChoice) -> None:
-    from sensor_manager.observe import query as query_lib
+def _render_reports(reports: list[DatabaseReport], fmt: FormatChoice) -> None:
+    from sensor_manager.observe.readings import SCHEMA_VERSION
 
     if fmt is FormatChoice.json:
-        print_json({"schema_version": query_lib.SCHEMA_VERSION, "databases": [r.to_dict() for r in reports]})
+        print_json({"schema_version": SCHEMA_VERSION, "databases": [r.to_dict() for r in reports]})
         return
     if fmt is FormatChoice.csv:
         raise UsageError("--all prints a report: use --format table or json")
@@ -101,7 +103,7 @@ def _one_mode(**modes: bool) -> None:
 @app.command("query")
 def query(
     ctx: typer.Context,
-    source: Annotated[Optional[SourceChoice], typer.Option("--source", help="edge: the sensor DBs (default); lake: the Delta table.", show_default=False)] = None,
+    source: Annotated[Optional[SourceChoice], typer.Option("--source", help="edge: the sensor DBs (default); lake: the Delta table; archive: the Parquet archive; s3: the S3 sink's bucket.", show_default=False)] = None,
     list_: Annotated[bool, typer.Option("--list", help="Sensors with row counts and first/last timestamp.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Per-DB report: schema, count, sample rows, distinct ids and locations.")] = False,
     sensor_id: Annotated[Optional[str], typer.Option("--sensor-id", "--sensor", help="Only this sensor.", show_default=False)] = None,
@@ -110,7 +112,7 @@ def query(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Newest N readings (default 10; 1000 with --plot).", show_default=False)] = None,
     count: Annotated[bool, typer.Option("--count", help="Count the matching readings.")] = False,
     latest: Annotated[bool, typer.Option("--latest", help="The newest reading of each sensor.")] = False,
-    sql: Annotated[Optional[str], typer.Option("--sql", help="Read-only DuckDB SQL over the lake table sensor_readings.", show_default=False)] = None,
+    sql: Annotated[Optional[str], typer.Option("--sql", help="Read-only DuckDB SQL over sensor_readings of the lake (default), archive or s3.", show_default=False)] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Stop a --sql query after this many seconds (Ctrl-C stops it at once).")] = 300.0,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Draw METRIC over time (temperature, humidity, pressure, vibration, voltage).", metavar="METRIC", show_default=False)] = None,
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FormatChoice.table,
@@ -118,44 +120,45 @@ def query(
     config: ConfigOpt = None,
     project_dir: ProjectDirOpt = None,
 ) -> None:
-    """Read sensor readings from the edge DBs (read-only) or the lake.
+    """Read sensor readings from the edge DBs (read-only), the lake, the Parquet archive or the S3 bucket.
 
     Example: ./sensor_manager.py query --source lake --sql "SELECT city, date_trunc('hour', timestamp) AS hour, avg(temperature) FROM sensor_readings GROUP BY ALL ORDER BY ALL"
     """
     from sensor_manager.durations import parse_since
     from sensor_manager.observe import lake
-    from sensor_manager.observe import query as query_lib
+    from sensor_manager.observe.query import dataset_source, reading_source
+    from sensor_manager.observe.readings import METRICS, Filters, check_limit
     opts = session(ctx, config, project_dir, json=json)
     _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
     fmt = FormatChoice.json if json else fmt
     layout = opts.layout
-    if sql is not None or source is SourceChoice.lake:
-        layout = lake.with_configured_lake(layout, opts.load_config())
+    name = "lake" if source is None and sql is not None else (source or SourceChoice.edge).value
+    project_config = opts.load_config() if name != "edge" else None
+    if name == "lake":
+        layout = lake.with_configured_lake(layout, project_config)
     if sql is not None:
-        if source is SourceChoice.edge:
-            raise UsageError("--sql runs over the lake only; drop --source edge")
-        _render_rows(query_lib.run_sql(layout, sql, timeout), fmt)
+        _render_rows(dataset_source(layout, None, name, project_config).sql(sql, timeout), fmt)
         return
-    src: query_lib.Source = "lake" if source is SourceChoice.lake else "edge"
     plan = load_plan(layout)
-    filters = query_lib.Filters(sensor_id=sensor_id, city=city, since=None if since is None else parse_since(since))
+    filters = Filters(sensor_id=sensor_id, city=city, since=None if since is None else parse_since(since))
+    if plot is not None and plot not in METRICS:
+        raise UsageError(f"--plot {plot!r}: choose one of {', '.join(METRICS)}")
+    readings = reading_source(layout, plan, name, project_config)
     if plot is not None:
         from sensor_manager.observe.plot import plot_metric  # plotext alone takes longer to import than a query runs
 
-        if plot not in query_lib.METRICS:
-            raise UsageError(f"--plot {plot!r}: choose one of {', '.join(query_lib.METRICS)}")
-        rows = query_lib.readings(layout, plan, src, filters, limit or 1000).rows
+        rows = readings.readings(filters, check_limit(limit or 1000)).rows
         results().print(plot_metric(rows, plot), markup=False, highlight=False)
     elif all_:
-        _render_reports(query_lib.report(layout, plan, src, filters), fmt)
+        _render_reports(readings.report(filters), fmt)
     elif list_:
-        _render_rows(query_lib.list_sensors(layout, plan, src, filters), fmt)
+        _render_rows(readings.list_sensors(filters), fmt)
     elif count:
-        _render_rows(query_lib.count(layout, plan, src, filters), fmt)
+        _render_rows(readings.count(filters), fmt)
     elif latest:
-        _render_rows(query_lib.latest(layout, plan, src, filters), fmt)
+        _render_rows(readings.latest(filters), fmt)
     else:
-        _render_rows(query_lib.readings(layout, plan, src, filters, 10 if limit is None else limit), fmt)
+        _render_rows(readings.readings(filters, check_limit(10 if limit is None else limit)), fmt)
 
 
 def _plain_text(renderable) -> str:

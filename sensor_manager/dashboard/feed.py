@@ -11,7 +11,8 @@ from typing import Any
 
 from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
-from sensor_manager.observe import query
+from sensor_manager.observe.query import reading_source
+from sensor_manager.observe.readings import METRICS, Filters
 from sensor_manager.observe.monitor import SensorRow, Snapshot
 from sensor_manager.plan import FleetPlan
 
@@ -51,11 +52,11 @@ def chart(layout: ProjectLayout, plan: FleetPlan | None, sensor_id: str, now: da
     if plan is not None and sensor_id not in {s.sensor_id for s in plan.sensors}:
         raise UsageError(f"sensor {sensor_id!r}: not in this project's plan")
     if plan is not None and not (layout.root / plan.sensor(sensor_id).db_path).exists():
-        return {"sensor_id": sensor_id, "columns": {"t": [], **{m: [] for m in query.METRICS}, "anomaly": []}}  # planned, not started
+        return {"sensor_id": sensor_id, "columns": {"t": [], **{m: [] for m in METRICS}, "anomaly": []}}  # planned, not started
     since = (now or datetime.now(timezone.utc)) - CHART_WINDOW
-    rows = query.readings(layout, plan, "edge", query.Filters(sensor_id=sensor_id, since=since), CHART_LIMIT).rows
+    rows = reading_source(layout, plan, "edge").readings(Filters(sensor_id=sensor_id, since=since), CHART_LIMIT).rows
     columns: dict[str, list] = {"t": [datetime.fromisoformat(str(r["timestamp"])).timestamp() for r in rows]}
-    for metric in query.METRICS:
+    for metric in METRICS:
         columns[metric] = [r[metric] for r in rows]
     columns["anomaly"] = [r["anomaly_type"] if r["anomaly_flag"] else None for r in rows]
     return {"sensor_id": sensor_id, "columns": columns}

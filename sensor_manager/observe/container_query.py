@@ -10,6 +10,7 @@ plan and display names are put back from it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +18,8 @@ from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
 from sensor_manager.observe.edge import EdgeDatabase, edge_databases
+from sensor_manager.observe.edge_source import matches
+from sensor_manager.observe.readings import LIST_COLUMNS, READING_COLUMNS, DatabaseReport, Filters, QueryResult, newest_first
 from sensor_manager.plan import FleetPlan
 
 CONTAINER_PROJECT_DIR = "/project"
@@ -30,14 +33,7 @@ def compose_project_name(layout: ProjectLayout) -> str:
     return ComposeRuntime(layout).project_name
 
 
-def _matching(layout: ProjectLayout, plan: FleetPlan | None, filters) -> list[EdgeDatabase]:
-    from sensor_manager.observe.query import _is_city
-
-    return [db for db in edge_databases(layout, plan)
-            if (filters.sensor_id is None or db.sensor_id == filters.sensor_id) and (filters.city is None or _is_city(db, filters.city))]
-
-
-def _filter_args(filters) -> list[str]:
+def _filter_args(filters: Filters) -> list[str]:
     args = []
     if filters.sensor_id is not None:
         args += ["--sensor-id", filters.sensor_id]
@@ -61,7 +57,7 @@ def _uploader_container(client, project: str, safe_city: str):
     return found[0]
 
 
-def run_in_uploaders(layout: ProjectLayout, plan: FleetPlan | None, filters, mode_args: list[str]) -> list[tuple[list[EdgeDatabase], dict[str, Any]]]:
+def run_in_uploaders(layout: ProjectLayout, plan: FleetPlan | None, filters: Filters, mode_args: list[str]) -> list[tuple[list[EdgeDatabase], dict[str, Any]]]:
     """Run `query <filters> <mode_args> --format json` in the uploader container of every city the filters match.
 
     Returns (the city's matching DBs, its JSON document) per city, in plan order.
@@ -69,7 +65,9 @@ def run_in_uploaders(layout: ProjectLayout, plan: FleetPlan | None, filters, mod
     from sensor_manager.runtimes.engine import docker_client
 
     by_city: dict[str, list[EdgeDatabase]] = {}
-    for db in _matching(layout, plan, filters):
+    for db in edge_databases(layout, plan):
+        if not matches(db, filters):
+            continue
         by_city.setdefault(db.safe_city, []).append(db)
     if not by_city:
         return []
@@ -102,62 +100,58 @@ def _display_names(results: list[tuple[list[EdgeDatabase], dict[str, Any]]]) -> 
     return {db.sensor_id: db.city for dbs, _ in results for db in dbs}
 
 
+def _wanted(results) -> set[str]:
+    return {db.sensor_id for dbs, _ in results for db in dbs}
+
+
 def _rows(results, wanted: set[str]) -> list[dict[str, Any]]:
     """Rows of the sensors the plan selected (a container holds its whole city; the filters already bound the rest)."""
     return [row for dbs, document in results for row in document.get("rows", []) if not wanted or row.get("sensor_id") in wanted]
 
 
-def readings(layout: ProjectLayout, plan: FleetPlan | None, filters, limit: int, columns):
-    from sensor_manager.observe.query import READING_COLUMNS, QueryResult, _newest_first
+@dataclass(frozen=True)
+class ContainerEdgeSource:
+    """The edge DBs read inside each city's uploader container; per-city JSON merged as the host merges per-DB rows."""
 
-    results = run_in_uploaders(layout, plan, filters, ["--limit", str(limit)])
-    rows = _newest_first(_rows(results, _wanted(results)))[:limit]
-    if tuple(columns) != READING_COLUMNS:
-        rows = [{c: row.get(c) for c in columns} for row in rows]
-    return QueryResult(list(columns), list(reversed(rows)))
+    layout: ProjectLayout
+    plan: FleetPlan | None
+    name: str = "edge"
 
+    def _run(self, filters: Filters, mode_args: list[str]):
+        return run_in_uploaders(self.layout, self.plan, filters, mode_args)
 
-def latest(layout: ProjectLayout, plan: FleetPlan | None, filters):
-    from sensor_manager.observe.query import READING_COLUMNS, QueryResult
+    def readings(self, filters: Filters, limit: int, columns: tuple[str, ...] = READING_COLUMNS) -> QueryResult:
+        results = self._run(filters, ["--limit", str(limit)])
+        rows = newest_first(_rows(results, _wanted(results)))[:limit]
+        if tuple(columns) != READING_COLUMNS:
+            rows = [{c: row.get(c) for c in columns} for row in rows]
+        return QueryResult(list(columns), list(reversed(rows)))
 
-    results = run_in_uploaders(layout, plan, filters, ["--latest"])
-    return QueryResult(list(READING_COLUMNS), sorted(_rows(results, _wanted(results)), key=lambda r: r.get("sensor_id") or ""))
+    def latest(self, filters: Filters) -> QueryResult:
+        results = self._run(filters, ["--latest"])
+        return QueryResult(list(READING_COLUMNS), sorted(_rows(results, _wanted(results)), key=lambda r: r.get("sensor_id") or ""))
 
+    def count(self, filters: Filters) -> QueryResult:
+        results = self._run(filters, ["--count"])
+        return QueryResult(["count"], [{"count": sum(int(row.get("count") or 0) for _, doc in results for row in doc.get("rows", []))}])
 
-def count(layout: ProjectLayout, plan: FleetPlan | None, filters):
-    from sensor_manager.observe.query import QueryResult
+    def list_sensors(self, filters: Filters) -> QueryResult:
+        results = self._run(filters, ["--list"])
+        names = _display_names(results)
+        rows = [row | {"city": names.get(row.get("sensor_id", ""), row.get("city"))} for row in _rows(results, set(names))]
+        columns = (results[0][1].get("columns") if results else None) or list(LIST_COLUMNS)
+        return QueryResult(list(columns), rows)
 
-    results = run_in_uploaders(layout, plan, filters, ["--count"])
-    return QueryResult(["count"], [{"count": sum(int(row.get("count") or 0) for _, doc in results for row in doc.get("rows", []))}])
-
-
-def list_sensors(layout: ProjectLayout, plan: FleetPlan | None, filters):
-    from sensor_manager.observe.query import QueryResult
-
-    results = run_in_uploaders(layout, plan, filters, ["--list"])
-    names = _display_names(results)
-    rows = [row | {"city": names.get(row.get("sensor_id", ""), row.get("city"))} for row in _rows(results, set(names))]
-    columns = (results[0][1].get("columns") if results else None) or [
-        "sensor_id", "city", "rows", "first_timestamp", "last_timestamp", "path"]
-    return QueryResult(list(columns), rows)
-
-
-def report(layout: ProjectLayout, plan: FleetPlan | None, filters):
-    from sensor_manager.observe.query import DatabaseReport
-
-    results = run_in_uploaders(layout, plan, filters, ["--all"])
-    names = _display_names(results)
-    reports = []
-    fields = set(DatabaseReport.__dataclass_fields__) - {"extra"}
-    for _, document in results:
-        for entry in document.get("databases", []):
-            if entry.get("sensor_id") not in names:
-                continue
-            known = {k: v for k, v in entry.items() if k in fields}
-            known["city"] = names[entry["sensor_id"]]
-            reports.append(DatabaseReport(**known, extra={k: v for k, v in entry.items() if k not in fields}))
-    return reports
-
-
-def _wanted(results) -> set[str]:
-    return {db.sensor_id for dbs, _ in results for db in dbs}
+    def report(self, filters: Filters) -> list[DatabaseReport]:
+        results = self._run(filters, ["--all"])
+        names = _display_names(results)
+        reports = []
+        fields = set(DatabaseReport.__dataclass_fields__) - {"extra"}
+        for _, document in results:
+            for entry in document.get("databases", []):
+                if entry.get("sensor_id") not in names:
+                    continue
+                known = {k: v for k, v in entry.items() if k in fields}
+                known["city"] = names[entry["sensor_id"]]
+                reports.append(DatabaseReport(**known, extra={k: v for k, v in entry.items() if k not in fields}))
+        return reports

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from sensor_manager.layout import ProjectLayout
@@ -93,11 +94,12 @@ def dataset(table: DeltaTable):
     return lakeread.open_dataset(table)
 
 
-def locked_connection(table: DeltaTable | None) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB with `sensor_readings` registered and every way out to files or extensions closed."""
+def locked_connection(readings: ds.Dataset | None) -> duckdb.DuckDBPyConnection:
+    """In-memory DuckDB with `sensor_readings` registered from an arrow dataset (the lake's, the archive's, a
+    bucket's) and every way out to files or extensions closed."""
     conn = duckdb.connect(":memory:", config=dict(LOCKED_DUCKDB_CONFIG))
-    if table is not None:
-        conn.register(TABLE, dataset(table))
+    if readings is not None:
+        conn.register(TABLE, readings)
     else:
         conn.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM (SELECT 1) WHERE false")
     conn.execute("SET lock_configuration = true")

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from sensor_manager.cli import app
-from sensor_manager.cli.options import ConfigOpt, JsonOpt, ProjectDirOpt, session
+from sensor_manager.cli.options import JsonOpt, session
 from sensor_manager.cli.output import info, print_json, print_ndjson, results
 from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.plan import load_plan
@@ -117,8 +117,6 @@ def query(
     plot: Annotated[Optional[str], typer.Option("--plot", help="Draw METRIC over time (temperature, humidity, pressure, vibration, voltage).", metavar="METRIC", show_default=False)] = None,
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FormatChoice.table,
     json: JsonOpt = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Read sensor readings from the edge DBs (read-only), the lake, the Parquet archive or the S3 bucket.
 
@@ -128,7 +126,7 @@ def query(
     from sensor_manager.observe import lake
     from sensor_manager.observe.query import dataset_source, reading_source
     from sensor_manager.observe.readings import METRICS, Filters, check_limit
-    opts = session(ctx, config, project_dir, json=json)
+    opts = session(ctx, json=json)
     _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
     fmt = FormatChoice.json if json else fmt
     layout = opts.layout
@@ -176,8 +174,6 @@ def monitor(
     plain: Annotated[bool, typer.Option("--plain", help="One snapshot as plain text, no colours or escape codes.")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.", min=0.5)] = 2.0,
     json: Annotated[bool, typer.Option("--json", help="With --once one JSON document; otherwise NDJSON, one line per refresh.")] = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Live dashboard of the fleet: rates, rows, lag and uploads per city (read-only; works on a stopped project).
 
@@ -185,7 +181,7 @@ def monitor(
     """
     from sensor_manager.observe import dashboard, lake
     from sensor_manager.observe.monitor import Monitor
-    opts = session(ctx, config, project_dir, json=json)
+    opts = session(ctx, json=json)
     layout = lake.with_configured_lake(opts.layout, opts.load_config())
     watch = Monitor(layout, load_plan(layout))
     slug = watch.city(city) if city else None
@@ -230,8 +226,6 @@ def diagnostics(
     ctx: typer.Context,
     bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Also write a redacted support bundle (tar.gz).", metavar="FILE.tar.gz", show_default=False)] = None,
     json: JsonOpt = False,
-    config: ConfigOpt = None,
-    project_dir: ProjectDirOpt = None,
 ) -> None:
     """Check config, runtime, services, DBs, disk, lake and lag; exit 1 when a check fails.
 
@@ -239,7 +233,7 @@ def diagnostics(
     """
     from sensor_manager.observe.bundle import write_bundle
     from sensor_manager.observe.diagnostics import run_diagnostics
-    opts = session(ctx, config, project_dir, json=json)
+    opts = session(ctx, json=json)
     report = run_diagnostics(opts.layout, opts.load_config)
     if json:
         print_json(report.to_json())

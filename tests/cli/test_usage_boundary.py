@@ -46,12 +46,6 @@ def test_an_unknown_option_is_one_error_line_and_a_hint(name):
     assert_usage_error(run(*name.split(), "--no-such-flag"), name, "--no-such-flag")
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in COMMANDS.items() if any(p.required for p in c.params)))
-def test_a_missing_required_parameter_is_one_error_line_and_a_hint(name):
-    (required, *_) = [p for p in COMMANDS[name].params if p.required]
-    assert_usage_error(run(*name.split()), name, required.opts[0])
-
-
 def test_usage_errors_before_the_command_name_and_unknown_commands_hint_at_the_app_help():
     assert_usage_error(run("--no-such-flag", "plan"), "", "--no-such-flag")
     assert_usage_error(run("no-such-command"), "", "no-such-command")

@@ -4,38 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from fleetcore.models import model_at
 from sensor_manager.config.models import Config
 from sensor_manager.config.problems import _did_you_mean, _format_path
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that owns the last key of `loc` (for did-you-mean and bounds)."""
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return None
-        annotation = model.model_fields[part].annotation
-        model = _inner_model(annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _field_bounds(loc: tuple) -> str | None:
-    owner = _model_at(loc[:-1])
+    owner = model_at(Config, loc[:-1])
     if owner is None or loc[-1] not in owner.model_fields:
         return None
     lower: tuple[str, Any] | None = None
@@ -58,7 +35,7 @@ def _message(error: ErrorDetails) -> str:
     kind = error["type"]
     got = error.get("input")
     if kind == "extra_forbidden":
-        owner = _model_at(loc[:-1])
+        owner = model_at(Config, loc[:-1])
         names = [n for n in (owner.model_fields if owner else ()) if n not in ("source_path", "selected_cities")]
         return f"unknown key {loc[-1]!r}{_did_you_mean(str(loc[-1]), names)}"
     if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:

@@ -15,10 +15,10 @@ import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from fleetcore.models import StrictModel
+from fleetcore.models import StrictModel, model_at
 
 JOB_TYPES = ("batch", "ops", "daemon", "service")
 # k8s selection operators, as selector.go accepts them.
@@ -239,34 +239,11 @@ def _path(loc: tuple) -> str:
     return text
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The model that owns the last key of `loc`, for did-you-mean."""
-    model: Any = Job
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:
-            return None
-        model = _inner_model(fields[part].annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _message(error: ErrorDetails) -> str:
     loc = tuple(error["loc"])
     where = _path(loc) or "(top level)"
     if error["type"] == "extra_forbidden":
-        owner = _model_at(loc[:-1])
+        owner = model_at(Job, loc[:-1])
         known = list(owner.model_fields) if owner else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         close = close or [k for k in known if k.lower() == str(loc[-1]).lower()]

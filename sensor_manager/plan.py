@@ -261,20 +261,19 @@ def save_plan(layout: "ProjectLayout", plan: FleetPlan) -> None:
 
 def bump_epoch(layout: "ProjectLayout") -> FleetPlan:
     """Increment the stored plan's fleet_epoch (for `reset`) and persist it; the same sensors otherwise."""
-    stored = load_plan(layout)
-    if stored is None:
-        raise UsageError(f"{layout.plan_file}: no stored plan yet; nothing to reset")
-    bumped = replace(stored, fleet_epoch=stored.fleet_epoch + 1)
-    save_plan(layout, bumped)
-    return bumped
+    return _bump_stored(layout, "fleet_epoch", "nothing to reset")
 
 
 def bump_ship_generation(layout: "ProjectLayout") -> FleetPlan:
     """Move the stored plan to a new ship generation (for `clean --reship`) and persist it."""
+    return _bump_stored(layout, "ship_generation", "nothing to ship again")
+
+
+def _bump_stored(layout: "ProjectLayout", counter: str, nothing: str) -> FleetPlan:
     stored = load_plan(layout)
     if stored is None:
-        raise UsageError(f"{layout.plan_file}: no stored plan yet; nothing to ship again")
-    bumped = replace(stored, ship_generation=stored.ship_generation + 1)
+        raise UsageError(f"{layout.plan_file}: no stored plan yet; {nothing}")
+    bumped = replace(stored, **{counter: getattr(stored, counter) + 1})
     save_plan(layout, bumped)
     return bumped
 

@@ -23,7 +23,6 @@ from sensor_manager.runtimes.compose_settings import DockerSettings  # noqa: E40
 from timing import median_seconds  # noqa: E402
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")

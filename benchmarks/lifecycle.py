@@ -140,13 +140,13 @@ def big_config(cities: int, per_city: int) -> str:
 def running_big_project(root: Path, cities: int, per_city: int) -> Path:
     """A project of cities x per_city sensors whose supervisor runs `sleep` for every service, each with a status file."""
     sys.path.insert(0, str(REPO))
+    from fleetcore.statusfiles import read_json_object, write_status
     from sensor_manager.config import load_config
     from sensor_manager.layout import ProjectLayout
     from sensor_manager.plan import resolve_plan
     from sensor_manager.runtimes import record_runtime
     from sensor_manager.runtimes import supervisor as sv
     from sensor_manager.runtimes.local import LocalRuntime
-    from fleetcore.statusfiles import read_json_object, write_status
 
     project = fresh_project(root, "big", big_config(cities, per_city))
     layout = ProjectLayout.at(project)
@@ -191,8 +191,8 @@ def measure_status(root: Path, runs: int) -> tuple[float, float]:
         assert sensors == 1000 and healthy == len(document["services"]), (sensors, healthy)
         value = median_command_seconds(command, runs, cwd=REPO)
         baseline = median_command_seconds([PYTHON, "-m", "sensor_manager", "--version"], runs, cwd=REPO)
-        from sensor_manager.observe.service_status import collect_status
         from sensor_manager.layout import ProjectLayout
+        from sensor_manager.observe.service_status import collect_status
 
         timings = []
         for _ in range(runs):

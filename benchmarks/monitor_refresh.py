@@ -21,12 +21,12 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
+from fleetcore.statusfiles import write_status
+from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.monitor import Monitor
 from sensor_manager.plan import FleetPlan, PlannedSensor
 from sensor_manager.simulator import db as edge_schema
-from fleetcore.statusfiles import write_status
 from timing import median_seconds
 
 START_MS = 1_748_779_200_000  # 2025-06-01T12:00:00Z

@@ -30,7 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process  # noqa: E402
 from sensor_manager.simulator.runner import RunOptions, SensorSpec  # noqa: E402
 from sensor_manager.simulator.settings import (  # noqa: E402
-    AnomalySettings, DeviceSettings, NormalParameters, SimulationSettings,
+    AnomalySettings,
+    DeviceSettings,
+    NormalParameters,
+    SimulationSettings,
 )
 from simulator_throughput import IDENTITY  # noqa: E402
 

@@ -23,7 +23,10 @@ from sensor_manager.simulator import db  # noqa: E402
 from sensor_manager.simulator.identity import SensorIdentity  # noqa: E402
 from sensor_manager.simulator.runner import RunOptions, SensorSpec, run_simulation  # noqa: E402
 from sensor_manager.simulator.settings import (  # noqa: E402
-    AnomalySettings, DeviceSettings, NormalParameters, SimulationSettings,
+    AnomalySettings,
+    DeviceSettings,
+    NormalParameters,
+    SimulationSettings,
 )
 from sensor_manager.simulator.writer import SensorWriter  # noqa: E402
 

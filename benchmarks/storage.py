@@ -20,7 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sensor_manager.simulator.db import READING_COLUMNS  # noqa: E402
 from sensor_manager.simulator.runner import RunOptions, SensorSpec, run_simulation  # noqa: E402
 from sensor_manager.simulator.settings import (  # noqa: E402
-    AnomalySettings, DeviceSettings, NormalParameters, SimulationSettings,
+    AnomalySettings,
+    DeviceSettings,
+    NormalParameters,
+    SimulationSettings,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from sensor_manager.config import Config
 from fleetcore.errors import UsageError
+from sensor_manager.config import Config
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan, bump_epoch, bump_ship_generation, fleet_plan, load_plan, resolve_plan
 from sensor_manager.preflight import Check, require_preflight

@@ -12,8 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor_manager.config import Config
 from fleetcore.errors import ConfigError, EngineUnavailableError, PlanChangedError, ResourceLimitError, UsageError
+from sensor_manager.config import Config
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan, fleet_plan
 

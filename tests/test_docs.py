@@ -10,10 +10,10 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
+from fleetcore.errors import ExitCode
 from sensor_manager.cli import app
 from sensor_manager.cli.reference import COMMON_OPTIONS, _commands
 from sensor_manager.config_reference import NOT_USED_YET, iter_keys, markdown_table
-from fleetcore.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("fleetcore", "uploader", "sensor_manager")
 # The ring query and container_query formed until one ReadingSource protocol replaced their five dispatches.

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from fleetcore.errors import ConfirmationRequiredError, ProcessFailedError, UsageError
 from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
@@ -25,7 +26,6 @@ from sensor_manager.cli.options import (
     session,
 )
 from sensor_manager.cli.output import info, print_json, print_ndjson, results, warn
-from fleetcore.errors import ConfirmationRequiredError, ProcessFailedError, UsageError
 
 DEFAULT_WAIT_TIMEOUT = 120.0  # = lifecycle.DEFAULT_WAIT_TIMEOUT; the library is imported per command to keep startup fast
 RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | docker | local (default: the recorded one, else the config's).", show_default=False)]

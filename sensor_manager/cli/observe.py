@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.cli import app
 from sensor_manager.cli.options import JsonOpt, session
 from sensor_manager.cli.output import info, print_json, print_ndjson, results
-from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.plan import load_plan
 
 if TYPE_CHECKING:

@@ -99,8 +99,8 @@ def validate(
 
     Example: ./sensor_manager.py config validate --config my.yaml --json
     """
-    from sensor_manager.cli.output import info, print_json, results
     from fleetcore.errors import ConfigError
+    from sensor_manager.cli.output import info, print_json, results
 
     s = session(
         ctx, json=json, cities=cities, max_cities=max_cities,

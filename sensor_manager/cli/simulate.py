@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from fleetcore.errors import UsageError
+from fleetcore.signals import stop_on_signals
 from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
@@ -21,8 +23,6 @@ from sensor_manager.cli.options import (
 )
 from sensor_manager.cli.output import info, print_json, results
 from sensor_manager.durations import parse_duration
-from fleetcore.errors import UsageError
-from fleetcore.signals import stop_on_signals
 
 
 def _resolve(path: Path | None, root: Path) -> Path | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fleetcore.errors import ConfigError
 from sensor_manager.config.bundled import bundled_cities, bundled_file
 from sensor_manager.config.messages import _describe
 from sensor_manager.config.models import MAX_FLEET_SENSORS, CityConfig, Config
@@ -33,7 +34,6 @@ from sensor_manager.config.sources import (
     config_location,
     environment,
 )
-from fleetcore.errors import ConfigError
 
 __all__ = [
     "ENV_VARS",

@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from fleetcore.models import StrictModel
+from fleetcore.naming import city_clash_key, city_name_problem, safe_city_name
 from sensor_manager.config.bundled import DEFAULT_CITIES, bundled_cities
 from sensor_manager.config.problems import _did_you_mean
 from sensor_manager.config.redaction import redact
-from fleetcore.naming import city_name_problem, safe_city_name, city_clash_key
 from sensor_manager.runtimes.compose_settings import DockerSettings
 from sensor_manager.simulator.settings import (
     AnomalySettings,
@@ -17,10 +18,7 @@ from sensor_manager.simulator.settings import (
     NormalParameters,
     SimulationSettings,
 )
-from fleetcore.models import StrictModel
 from uploader.settings import UploaderSettings
-
-
 
 
 @functools.cache

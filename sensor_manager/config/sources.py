@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from fleetcore.errors import ConfigError
+from fleetcore.naming import city_clash_key, safe_city_name
 from sensor_manager.config.bundled import DEFAULT_CITIES, bundled_cities, bundled_file
 from sensor_manager.config.problems import _did_you_mean, _format_path, _Problems
-from fleetcore.errors import ConfigError
 from sensor_manager.layout import REPO_ROOT
-from fleetcore.naming import safe_city_name, city_clash_key
 
 CONFIG_FILE_NAME = "sensor-manager.yaml"
 CONFIG_ENV_VAR = "SENSOR_MANAGER_CONFIG"

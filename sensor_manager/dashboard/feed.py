@@ -11,9 +11,9 @@ from typing import Any
 
 from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
+from sensor_manager.observe.monitor import SensorRow, Snapshot
 from sensor_manager.observe.query import reading_source
 from sensor_manager.observe.readings import METRICS, Filters
-from sensor_manager.observe.monitor import SensorRow, Snapshot
 from sensor_manager.plan import FleetPlan
 
 CHART_WINDOW = timedelta(minutes=5)

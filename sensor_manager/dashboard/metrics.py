@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
+from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.edge import EdgeDatabase
 from sensor_manager.observe.monitor import LAKE_SINK, Snapshot
 from sensor_manager.simulator.db import ANOMALY_CODES, open_readonly

@@ -32,9 +32,9 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.dashboard import feed
 from sensor_manager.dashboard.metrics import AnomalyCounts, exposition
-from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.monitor import Monitor, Snapshot
 from sensor_manager.plan import load_plan

@@ -10,16 +10,23 @@ plan and display names are put back from it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from fleetcore.errors import SensorManagerError, UsageError
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
+from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.edge import EdgeDatabase, edge_databases
 from sensor_manager.observe.edge_source import matches
-from sensor_manager.observe.readings import LIST_COLUMNS, READING_COLUMNS, DatabaseReport, Filters, QueryResult, newest_first
+from sensor_manager.observe.readings import (
+    LIST_COLUMNS,
+    READING_COLUMNS,
+    DatabaseReport,
+    Filters,
+    QueryResult,
+    newest_first,
+)
 from sensor_manager.plan import FleetPlan
 
 CONTAINER_PROJECT_DIR = "/project"

@@ -11,9 +11,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetcore.edge_db import confined_db_path
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
-from fleetcore.edge_db import confined_db_path
 from sensor_manager.simulator.db import open_readonly
 from sensor_manager.simulator.limits import RESERVED_FDS, raise_open_files_limit
 

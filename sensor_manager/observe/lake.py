@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import safe_city_name
+from sensor_manager.layout import ProjectLayout
 from uploader import lakeread
 
 TABLE = "sensor_readings"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator
 
-from sensor_manager.durations import parse_since as parse_since_moment
 from fleetcore.errors import UsageError
+from sensor_manager.durations import parse_since as parse_since_moment
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.lifecycle import open_recorded, runtime_services, target_services
 from sensor_manager.plan import load_plan

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetcore.errors import UsageError
+from fleetcore.naming import city_service_slug
 from fleetcore.timestamps import iso_epoch
 from sensor_manager.layout import ProjectLayout
-from fleetcore.naming import city_service_slug
 from sensor_manager.observe import lake
 from sensor_manager.observe.access import EdgeAccess, edge_access
 from sensor_manager.observe.edge import EdgeDatabase, EdgeReader, edge_databases, file_sizes

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 from fleetcore.atomicfiles import write_atomic
 from fleetcore.errors import EngineUnavailableError, RuntimeConflictError, UsageError
+from fleetcore.statusfiles import utc_now_iso
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.image import ImageOptions
-from fleetcore.statusfiles import utc_now_iso
 
 if TYPE_CHECKING:
     from sensor_manager.config import Config

@@ -32,8 +32,8 @@ from fleetcore.naming import city_service_slug
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import compose_render as cr
-from sensor_manager.runtimes.base import Service, plan_services
 from sensor_manager.runtimes.bacalhau_models import spec_problems
+from sensor_manager.runtimes.base import Service, plan_services
 
 JOB_TYPE = "daemon"
 DEFAULT_NODE_ROOT = "/var/lib/sensor-manager"

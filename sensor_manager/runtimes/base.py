@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Literal, Protocol
 
+from fleetcore.naming import city_service_slug
 from sensor_manager.config import Config
 from sensor_manager.layout import ProjectLayout
-from fleetcore.naming import city_service_slug
 from sensor_manager.plan import FleetPlan, PlannedSensor
 from sensor_manager.runtimes.supervisor import ServiceState  # the state the supervisor records
 

@@ -30,8 +30,8 @@ from sensor_manager.runtimes import compose_render as cr
 from sensor_manager.runtimes import image as images
 from sensor_manager.runtimes.base import LogLine, Service, ServiceStatus
 from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
-from sensor_manager.runtimes.image import ImageOptions
 from sensor_manager.runtimes.engine import compose_command, docker_client, engine_info
+from sensor_manager.runtimes.image import ImageOptions
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes.base import Service, plan_services
-from uploader.sinks import SINKS
 from sensor_manager.runtimes.compose_settings import DockerSettings
+from uploader.sinks import SINKS
 
 LABEL = "io.sensor-manager"
 PROJECT_LABEL = f"{LABEL}.project"

@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from sensor_manager import __version__
 from fleetcore.errors import ProcessFailedError, UsageError
+from sensor_manager import __version__
 from sensor_manager.layout import REPO_ROOT, ProjectLayout
 from sensor_manager.runtimes.compose_settings import DockerSettings, docker_settings, resolve_base_image
 

@@ -27,11 +27,12 @@ from typing import Any, Iterator
 
 import psutil
 
-from sensor_manager.config import Config
 from fleetcore.atomicfiles import write_atomic
 from fleetcore.errors import ProcessFailedError
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
+from fleetcore.statusfiles import StatusDocument, read_json_object
+from sensor_manager.config import Config
+from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
@@ -39,7 +40,6 @@ from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, Service
 from sensor_manager.runtimes.health import read_service_status, service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
-from fleetcore.statusfiles import StatusDocument, read_json_object
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05

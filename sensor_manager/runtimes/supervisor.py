@@ -41,11 +41,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fleetcore.atomicfiles import write_atomic
+from fleetcore.statusfiles import StatusDocument, read_json_object, utc_now_iso
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
-from fleetcore.atomicfiles import write_atomic
-from fleetcore.statusfiles import StatusDocument, read_json_object, utc_now_iso
 
 SCHEMA_VERSION = 1
 QUICK_EXIT_SECONDS = 10.0

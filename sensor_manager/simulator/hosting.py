@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug
+from sensor_manager.layout import ProjectLayout
 from sensor_manager.simulator.identity import SensorIdentity, identity_dir_name, load_identity
 from sensor_manager.simulator.runner import RunOptions, SensorSpec
 from sensor_manager.simulator.status_file import is_healthy

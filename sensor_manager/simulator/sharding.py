@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from fleetcore.errors import ProcessFailedError
+from fleetcore.signals import stop_on_signals
 from sensor_manager.simulator.limits import raise_open_files_limit, sensors_per_process
 from sensor_manager.simulator.runner import RunOptions, SensorSpec, SimulationSummary, run_simulation
-from fleetcore.signals import stop_on_signals
 from sensor_manager.simulator.status_file import SimulatorStatus
 
 MERGE_STATES = ("failed", "starting", "backfilling", "stopping", "running", "stopped")  # first match wins

@@ -24,11 +24,11 @@ from pathlib import Path
 import sqlite_utils
 
 from fleetcore.atomicfiles import write_atomic
+from fleetcore.edge_db import FLEET_META_SQL, FleetEpochMismatchError, confined_db_path, read_fleet_epoch
 from fleetcore.errors import ResourceLimitError, UsageError
 from sensor_manager.simulator import db
 from sensor_manager.simulator.identity import SensorIdentity
 from sensor_manager.simulator.limits import open_files_message
-from fleetcore.edge_db import FLEET_META_SQL, FleetEpochMismatchError, confined_db_path, read_fleet_epoch
 from sensor_manager.simulator.lock import WriterLock
 from sensor_manager.simulator.readings import Block
 

@@ -6,9 +6,9 @@ import json
 import pytest
 import yaml
 
+from fleetcore.errors import EngineUnavailableError, UsageError
 from sensor_manager.cli import app
 from sensor_manager.config import load_config
-from fleetcore.errors import EngineUnavailableError, UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import describe_plan, load_plan
 from sensor_manager.runtimes import image as images

@@ -40,8 +40,8 @@ def cli(runner, project):
 def planned(cli, project):
     """A project with a stored plan, sensor files and a foreign file (as if it had run and stopped)."""
     assert cli("plan").exit_code == 0
-    from sensor_manager.plan import build_plan, save_plan
     from sensor_manager.config import load_config
+    from sensor_manager.plan import build_plan, save_plan
 
     layout = ProjectLayout.at(project)
     plan = build_plan(load_config(project / "sensor-manager.yaml", project))

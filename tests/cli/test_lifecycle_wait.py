@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from sensor_manager.cli import app
-from sensor_manager.plan import build_plan
 from sensor_manager.config import load_config
+from sensor_manager.plan import build_plan
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sensor_manager.config import Config
 from fleetcore.errors import UsageError
+from sensor_manager.config import Config
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes.compose_render import (

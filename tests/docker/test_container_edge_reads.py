@@ -14,7 +14,6 @@ from sensor_manager.observe.access import ENV_VAR
 from sensor_manager.plan import resolve_plan
 from sensor_manager.runtimes.compose import ComposeRuntime
 
-
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 CONFIG = {

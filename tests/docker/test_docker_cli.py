@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sensor_manager.cli import app
 from fleetcore.errors import EngineUnavailableError
+from sensor_manager.cli import app
 from sensor_manager.runtimes import engine
 
 NO_ENGINE = "unix:///nonexistent/docker.sock"

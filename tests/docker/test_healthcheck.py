@@ -4,8 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from sensor_manager.runtimes.healthcheck import main
 from fleetcore.statusfiles import write_status
+from sensor_manager.runtimes.healthcheck import main
 
 
 def test_a_fresh_running_sensor_is_healthy_and_a_missing_file_is_not(tmp_path, capsys):

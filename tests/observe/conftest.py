@@ -17,11 +17,11 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import city_service_slug, safe_city_name
+from fleetcore.statusfiles import write_status
+from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan, PlannedSensor
 from sensor_manager.simulator import db as edge_schema
-from fleetcore.statusfiles import write_status
 
 END = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from fleetcore.naming import city_service_slug
+from fleetcore.statusfiles import write_status
 from sensor_manager.cli import app
 from sensor_manager.layout import ProjectLayout
-from fleetcore.naming import city_service_slug
 from sensor_manager.observe import access, edge
 from sensor_manager.runtimes import record_runtime
-from fleetcore.statusfiles import write_status
 
 
 @pytest.fixture

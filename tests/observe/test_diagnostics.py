@@ -6,7 +6,6 @@ import sqlite3
 import tarfile
 from datetime import datetime, timedelta, timezone
 
-
 from sensor_manager.cli import app
 from sensor_manager.runtimes import record_runtime
 from sensor_manager.runtimes.base import ServiceStatus

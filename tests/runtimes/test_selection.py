@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from sensor_manager.config import load_config
 from fleetcore.errors import RuntimeConflictError, UsageError
+from sensor_manager.config import load_config
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.logs import parse_since
 from sensor_manager.plan import build_plan

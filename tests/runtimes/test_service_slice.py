@@ -13,7 +13,14 @@ from fleetcore.statusfiles import read_json_object
 from sensor_manager.config import load_config
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import resolve_plan
-from sensor_manager.runtimes.compose_render import CONTAINER_ROOT, StackInputs, render_stack, role_config_dir, stack_services, write_role_configs
+from sensor_manager.runtimes.compose_render import (
+    CONTAINER_ROOT,
+    StackInputs,
+    render_stack,
+    role_config_dir,
+    stack_services,
+    write_role_configs,
+)
 from sensor_manager.simulator.hosting import HostingRequest, plan_hosting
 
 CONFIG = """\
@@ -62,8 +69,8 @@ def test_the_container_command_hosts_its_sensors_from_the_rendered_config(projec
 
 
 def test_the_local_command_hosts_its_city_with_a_city_missing_from_the_config(project_dir):
-    from sensor_manager.runtimes.local import LocalRuntime
     from sensor_manager.runtimes import supervisor as sv
+    from sensor_manager.runtimes.local import LocalRuntime
 
     layout, plan, config = _stored_plan_and_plain_config(project_dir)
     LocalRuntime(layout).render(plan, config)

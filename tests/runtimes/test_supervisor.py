@@ -14,7 +14,6 @@ from sensor_manager.runtimes.logfiles import read_lines
 from sensor_manager.runtimes.processes import PROJECT_ENV, ProcessRecord
 
 
-
 def test_crashing_child_is_restarted_then_reported_as_crashloop(supervised, programs, wait_until, services_state):
     runtime = supervised({"crash": programs.CRASHER, "ok": programs.TICKER})
     runtime.start(None, None, ["crash", "ok"])

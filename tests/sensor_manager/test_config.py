@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sensor_manager.config import Config, bundled_file, load_config, redact
 from fleetcore.errors import ConfigError
+from sensor_manager.config import Config, bundled_file, load_config, redact
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sensor_manager.durations import MAX_DURATION_DAYS, UNIT_SECONDS, parse_duration, parse_since
 from fleetcore.errors import ExitCode, UsageError
+from sensor_manager.durations import MAX_DURATION_DAYS, UNIT_SECONDS, parse_duration, parse_since
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 BOUND = MAX_DURATION_DAYS * 86_400

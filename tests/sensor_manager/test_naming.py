@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from fleetcore.naming import (
     CODE_PATTERN,
     PUNYCODE_PREFIX,
+    city_clash_key,
     city_name_problem,
     city_service_slug,
     code_candidates,
     is_valid_code,
     safe_city_name,
-    city_clash_key,
     stable_int,
 )
 

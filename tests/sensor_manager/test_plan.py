@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sensor_manager.config import Config, bundled_cities
 from fleetcore.errors import PlanChangedError, UsageError
-from sensor_manager.layout import ProjectLayout
 from fleetcore.naming import SENSOR_ID_PATTERN, is_valid_code
+from sensor_manager.config import Config, bundled_cities
+from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import (
-    bump_epoch,
     build_plan,
+    bump_epoch,
     load_plan,
     plan_totals,
     resolve_plan,

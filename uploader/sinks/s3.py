@@ -113,7 +113,8 @@ def resolve_endpoint(endpoint_url: str | None) -> str | None:
 
 def describe(exc: BaseException, bucket: str, endpoint: str | None) -> str:
     """One line saying what went wrong and what to do about it."""
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, NoCredentialsError
+    from botocore.exceptions import ClientError, NoCredentialsError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
     from botocore.parsers import ResponseParserError
 
     where = endpoint or "AWS S3"

@@ -34,8 +34,7 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fleetcore.edge_db import read_fleet_epoch
-from fleetcore.edge_db import UnsafeEdgePathError, confined_db_path
+from fleetcore.edge_db import UnsafeEdgePathError, confined_db_path, read_fleet_epoch
 from uploader.schema import BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, METRICS, TEXT_COLUMNS
 from uploader.sources.generations import Shape
 

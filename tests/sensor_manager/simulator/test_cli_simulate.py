@@ -5,9 +5,9 @@ import json
 import time
 from datetime import datetime
 
+from fleetcore.statusfiles import write_status
 from sensor_manager.cli import app
 from sensor_manager.simulator.db import open_readonly
-from fleetcore.statusfiles import write_status
 
 
 def _simulate(runner, project_dir, config, *args):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sensor_manager.cli import app
 from fleetcore.edge_db import UnsafeEdgePathError, confined_db_path
+from sensor_manager.cli import app
 from sensor_manager.simulator.db import open_readonly
 from sensor_manager.simulator.writer import SensorWriter
 from uploader.sources.sqlite import SourceUnreadableError, SqliteSource

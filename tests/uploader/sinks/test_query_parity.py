@@ -20,9 +20,9 @@ from sensor_manager.cli import app
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.observe.query import reading_source
 from sensor_manager.observe.readings import Filters
-from uploader.sinks.s3 import S3SinkSettings
 from uploader.sinks.delta import DeltaSink
 from uploader.sinks.parquet import ParquetArchiveSink, compact
+from uploader.sinks.s3 import S3SinkSettings
 
 REPO = Path(__file__).resolve().parents[3]
 PREFIX = "sensor-manager"

@@ -180,7 +180,11 @@ class S3Sink:
         self.client = session.client("s3", region_name=self.region, endpoint_url=self.endpoint, config=config)
         self.delta: DeltaSink | None = None
         if layout == "delta":
-            options = {"AWS_REGION": self.region}
+            # Few client-level retries, as for boto3 above: a down store must fail a write within seconds so
+            # the pipeline's backoff (not object_store's, ~2.5 s per call by default) paces it, and the other
+            # sinks keep shipping in between.
+            options = {"AWS_REGION": self.region, "max_retries": "1", "retry_timeout": f"{CONNECT_TIMEOUT_SECONDS}s",
+                       "connect_timeout": f"{CONNECT_TIMEOUT_SECONDS}s", "timeout": f"{READ_TIMEOUT_SECONDS}s"}
             if self.endpoint:
                 options["AWS_ENDPOINT_URL"] = self.endpoint
             if allow_http():

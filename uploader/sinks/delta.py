@@ -128,10 +128,12 @@ class DeltaSink:
 
     # -- maintenance (clean, reset) --------------------------------------------------------------------
     def _existing(self) -> DeltaTable | None:
-        try:
-            return DeltaTable(self.path, storage_options=self.storage_options)
-        except TableNotFoundError:
-            return None
+        """The table for `clean`/`reset`: None before the first commit; a damaged log is one LakeUnreadableError."""
+        with lakeread.reading(self.path):
+            try:
+                return DeltaTable(self.path, storage_options=self.storage_options)
+            except TableNotFoundError:
+                return None
 
     def count_project(self, project: str, fleet_epoch: int | None = None) -> int:
         import pyarrow.dataset as ds

@@ -57,4 +57,4 @@ def test_a_file_from_before_the_model_reads(tmp_path):
     assert status is not None and status.schema_version == 1
     assert status.sensors["Berlin_AB12"] == SensorEntry(rows_written=3, seq=3)
     assert is_healthy(path, now=1.8e9) == (True, f"{path}: running, 1 sensors")
-    assert is_healthy(path, now=1.8e9 + 16) == (False, f"{path}: stale (last update 2026-11-30T10:00:00.000+00:00)")
+    assert is_healthy(path, now=1.8e9 + 16) == (False, f"{path}: stale (updated 2026-11-30T10:00:00.000+00:00, interval 5.0 s)")

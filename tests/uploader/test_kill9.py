@@ -16,13 +16,14 @@ import pytest
 WRITER = Path(__file__).with_name("sensor_writer.py")
 
 
-def chaos(project: Path, lake_rows, kills: int, seed: int) -> None:
+def chaos(project: Path, lake_rows, kills: int, seed: int, rows_per_second: int | None = None) -> None:
     rng = random.Random(seed)
     config = project / "sensor-manager.yaml"
     config.write_text("uploader:\n  sinks:\n    delta:\n      batch_size: 300\n")
     stop = project / "stop-writing"
     writers = [subprocess.Popen([sys.executable, str(WRITER), str(project / "data" / "Berlin" / code / "sensor_data.db"),
-                                 f"Berlin_{code}", str(stop)]) for code in ("AA11", "BB22")]
+                                 f"Berlin_{code}", str(stop), *([str(rows_per_second)] if rows_per_second else [])])
+               for code in ("AA11", "BB22")]
     uploader = [sys.executable, "-m", "uploader", "--sqlite", str(project / "data"), "--project-dir", str(project),
                 "--config", str(config)]
     try:
@@ -61,4 +62,5 @@ def test_kill_9_twenty_times_while_a_sensor_writes_loses_and_duplicates_nothing(
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
 def test_kill_9_two_hundred_times(project, lake_rows):
-    chaos(project, lake_rows, kills=200, seed=int(os.environ.get("KILL9_SEED", "7")))
+    # Paced: at full speed the writers outrun 300-row batches for the 4.5 minutes of kills.
+    chaos(project, lake_rows, kills=200, seed=int(os.environ.get("KILL9_SEED", "7")), rows_per_second=200)

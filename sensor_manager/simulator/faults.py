@@ -74,8 +74,9 @@ class FaultProcess:
     """One sensor's delivery faults, continued block by block; holds the readings not written yet."""
 
     def __init__(self, settings: FaultSettings, *, sensor_seed: int, first_seq: int, readings_per_second: float,
-                 start_ms: int):
-        self.rng = np.random.default_rng([sensor_seed, first_seq, settings.seed, _ROWS_STREAM])
+                 start_ms: int, position: int = 0):
+        # position: readings the stream handed out before these settings (a reload draws afresh from there)
+        self.rng = np.random.default_rng([sensor_seed, first_seq, settings.seed, _ROWS_STREAM, position])
         self.start_ms = start_ms
         self.skew = clock_skew(settings, sensor_seed)
         on = settings.enabled
@@ -98,6 +99,12 @@ class FaultProcess:
     @property
     def holding(self) -> int:
         return len(self.held_key)
+
+    @property
+    def is_idle(self) -> bool:
+        """Nothing to apply and nothing held: the stream can drop this process."""
+        return (self.p_duplicate == 0 and self.p_late == 0 and math.isinf(self.mean_gap) and self.skew is None
+                and not self.holding)
 
     def inherit(self, previous: FaultProcess) -> None:
         """Take over the readings an earlier configuration still holds (a reload must not lose them)."""

@@ -85,13 +85,12 @@ class ReadingStream:
     def configure_faults(self, settings: FaultSettings) -> None:
         """Apply fault settings from the next block on; readings the old ones still hold are written as due."""
         previous = self.faults
-        if not settings.enabled and (previous is None or not previous.holding):
-            self.faults = None
-            return
         self.faults = FaultProcess(settings, sensor_seed=self.seed, first_seq=self.first_seq,
-                                   readings_per_second=self.rate, start_ms=self.start_ms)
+                                   readings_per_second=self.rate, start_ms=self.start_ms, position=self.scheduled)
         if previous is not None:
             self.faults.inherit(previous)
+        if self.faults.is_idle:
+            self.faults = None
 
     def scheduled_ms(self, k: int) -> int:
         return self.start_ms + int(round(k * self.period_ms))
@@ -140,6 +139,8 @@ class ReadingStream:
         if self.faults is not None:
             k = np.arange(first, first + n)[keep]
             rows = self.faults.apply(first, first + n, k, ts_ms[keep], offsets[keep], values[keep], codes[keep])
+            if self.faults.is_idle:  # e.g. turned off by a reload, its held readings now written
+                self.faults = None
             return Block(rows.ts_ms, rows.utc_offset_min, rows.values, rows.anomaly, int(n - keep.sum()), last,
                          rows.fault, rows.duplicate_of)
         if keep.all():

@@ -4,7 +4,9 @@ Baseline, measured in the same run: a raw `executemany` of the same rows (pre-bu
 the same schema with the same pragmas and the same rows per commit -- the cost of persisting alone.
 Target: >= 100,000 readings/s and ratio >= 0.7.
 
-    .venv/bin/python benchmarks/simulator_throughput.py [--rows 1000000] [--json]
+    .venv/bin/python benchmarks/simulator_throughput.py [--rows 1000000] [--faults] [--json]
+
+`--faults` runs the simulator with every delivery fault on at its default rate (`faults.enabled`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from sensor_manager.simulator.runner import RunOptions, SensorSpec, run_simulati
 from sensor_manager.simulator.settings import (  # noqa: E402
     AnomalySettings,
     DeviceSettings,
+    FaultSettings,
     NormalParameters,
     SimulationSettings,
 )
@@ -39,11 +42,11 @@ IDENTITY = SensorIdentity(
 )
 
 
-def simulate(root: Path, rows: int) -> tuple[float, Path]:
+def simulate(root: Path, rows: int, faults: FaultSettings) -> tuple[float, Path]:
     options = RunOptions(
         simulation=SimulationSettings(readings_per_second=RATE, run_time_seconds=0.001),
         normal_parameters=NormalParameters(), anomalies=AnomalySettings(), devices=DeviceSettings(),
-        backfill_seconds=rows / RATE,
+        backfill_seconds=rows / RATE, faults=faults,
     )
     spec = SensorSpec(IDENTITY, root / "sim")
     started = time.perf_counter()
@@ -73,16 +76,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each side counts")
+    parser.add_argument("--faults", action="store_true", help="every delivery fault on at its default rate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    faults = FaultSettings(enabled=args.faults)
     value = base = 0.0
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            simulated, source = simulate(root, args.rows)
+            simulated, source = simulate(root, args.rows, faults)
             value = max(value, simulated)
             base = max(base, baseline(root, source, SimulationSettings().commit_max_rows))
-    result = {"name": "simulator_throughput", "value": round(value), "baseline": round(base),
+    result = {"name": "simulator_throughput_faults" if args.faults else "simulator_throughput", "value": round(value), "baseline": round(base),
               "ratio": round(value / base, 3), "unit": "readings/s"}
     if args.json:
         print(json.dumps(result))

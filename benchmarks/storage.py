@@ -59,7 +59,7 @@ def flat(root: Path, source: Path) -> float:
     conn = sqlite3.connect(target)
     conn.executescript(SEED_DDL)
     conn.execute(f"ATTACH DATABASE 'file:{source}?mode=ro' AS src")
-    columns = ", ".join(READING_COLUMNS)
+    columns = ", ".join(READING_COLUMNS[:READING_COLUMNS.index("seq") + 1])  # the seed had no fault labels
     conn.execute(f"INSERT INTO sensor_readings ({columns}) SELECT {columns} FROM src.sensor_readings ORDER BY id")
     conn.commit()
     rows = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0]

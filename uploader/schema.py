@@ -5,6 +5,9 @@ paths; lakes written before hold the safe name New_York) and date (UTC).
 Lineage columns say where a row came from: project, fleet_epoch, source (DB path relative to the data
 root), generation, source_id (the SQLite row id), seq, uploader_id and stage. Later stages add rules to
 the same columns, never a second schema.
+Delivery-fault labels (`fault`: duplicate | out_of_order | offline_burst | clock_skew, null for a clean
+row; `duplicate_of`: the seq a re-sent row copies) come last: they are `ADDED_COLUMNS`, which tables
+and files written before them lack (null on read; the Delta sink adds them on its next write).
 """
 from __future__ import annotations
 
@@ -16,10 +19,10 @@ METRICS = ("temperature", "humidity", "pressure", "vibration", "voltage")
 TEXT_COLUMNS = (
     "sensor_id", "anomaly_type", "firmware_version", "model", "manufacturer", "serial_number",
     "manufacture_date", "installation_date", "deployment_type", "instance_id", "sensor_type",
-    "location", "original_timezone",
+    "location", "original_timezone", "fault",
 )
 FLOAT_COLUMNS = METRICS + ("height_meters", "orientation_degrees", "latitude", "longitude")
-INT_COLUMNS = ("status_code",)
+INT_COLUMNS = ("status_code", "duplicate_of")
 BOOL_COLUMNS = ("anomaly_flag",)
 
 PARTITION_COLUMNS = ["city", "date"]
@@ -56,7 +59,19 @@ CANONICAL_SCHEMA = pa.schema([
     pa.field("seq", pa.int64(), nullable=False),
     pa.field("uploader_id", pa.string(), nullable=False),
     pa.field("stage", pa.string(), nullable=False),
+    pa.field("fault", pa.string()),
+    pa.field("duplicate_of", pa.int64()),
 ])
+ADDED_COLUMNS = ("fault", "duplicate_of")
+
+
+def with_added_columns(table: pa.Table) -> pa.Table:
+    """A table read from a file written before `ADDED_COLUMNS`, in the canonical schema (those columns null)."""
+    for name in ADDED_COLUMNS:
+        if name not in table.column_names:
+            field = CANONICAL_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(CANONICAL_SCHEMA.names)
 
 # What a rejected row looks like in the dead-letter store: where it came from, why, and the row as text.
 DEADLETTER_SCHEMA = pa.schema([

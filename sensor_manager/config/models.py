@@ -15,6 +15,7 @@ from sensor_manager.runtimes.compose_settings import DockerSettings
 from sensor_manager.simulator.settings import (
     AnomalySettings,
     DeviceSettings,
+    FaultSettings,
     NormalParameters,
     SimulationSettings,
 )
@@ -98,6 +99,7 @@ class Config(StrictModel):
     normal_parameters: NormalParameters = NormalParameters()
     anomalies: AnomalySettings = AnomalySettings()
     devices: DeviceSettings = DeviceSettings()
+    faults: FaultSettings = FaultSettings()
     cities: list[CityConfig] = Field(default_factory=_default_cities, min_length=1, max_length=10_000)
     uploader: UploaderSettings = UploaderSettings()
     docker: DockerSettings = DockerSettings()

@@ -1,6 +1,6 @@
 """The edge DB of one sensor: its schema, and the read-only access every other component uses.
 
-Physical layout (schema version 1), normalised so a row costs well under 150 bytes on disk:
+Physical layout (schema version 2), normalised so a row costs well under 150 bytes on disk:
 
 - `readings`: one row per reading. `seq` is the INTEGER PRIMARY KEY, so the SQLite row id *is* the
   per-sensor sequence number: strictly increasing, never reused (it continues across restarts and
@@ -12,7 +12,13 @@ Physical layout (schema version 1), normalised so a row costs well under 150 byt
 - `fleet_meta`: the fleet_epoch the DB's rows belong to (a reset deletes the DB, so it never changes).
   It keeps the epoch with the data: a lost or replaced `state/plan.json` cannot re-label the rows.
   Added beside schema version 1 (`CREATE TABLE IF NOT EXISTS`), so older DBs gain it on their next open.
-- `sensor_readings`: a VIEW that reads exactly like the seed simulator's table, plus `seq`.
+- `sensor_readings`: a VIEW that reads exactly like the seed simulator's table, plus `seq`, `fault` and
+  `duplicate_of`.
+
+Version 2 added `readings.fault` (a small code, NULL = a clean row) and `readings.duplicate_of` (the seq a
+re-sent row copies), the delivery-fault labels (`simulator/faults.py`). The writer upgrades a version 1
+DB in place on open (`MIGRATE_V1_SQL`: two `ADD COLUMN`s, no row rewritten; old rows read NULL), and
+the uploader reads both versions.
 
 Readers open with `open_readonly` (URI `mode=ro`) and never write, index or delete.
 """
@@ -23,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetcore.edge_db import confined_db_path, read_fleet_epoch
-from sensor_manager.simulator.settings import ANOMALY_TYPES
+from sensor_manager.simulator.settings import ANOMALY_TYPES, FAULT_TYPES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5_000
 
 READING_COLUMNS = (
@@ -33,6 +39,7 @@ READING_COLUMNS = (
     "status_code", "anomaly_flag", "anomaly_type", "firmware_version", "model", "manufacturer", "location",
     "latitude", "longitude", "original_timezone", "serial_number", "manufacture_date", "deployment_type",
     "installation_date", "height_meters", "orientation_degrees", "instance_id", "sensor_type", "seq",
+    "fault", "duplicate_of",
 )
 
 IDENTITY_COLUMNS = (
@@ -44,13 +51,17 @@ IDENTITY_COLUMNS = (
 # Anomaly codes stored in readings.anomaly: 0 = none, then the types in settings order.
 ANOMALY_CODES = {name: code for code, name in enumerate(ANOMALY_TYPES, start=1)}
 
+# Fault codes stored in readings.fault: NULL = none, then the types in settings order (append only).
+FAULT_CODES = {name: code for code, name in enumerate(FAULT_TYPES, start=1)}
+
+_FAULT_NAME_SQL = "CASE r.fault " + " ".join(f"WHEN {c} THEN '{n}'" for n, c in FAULT_CODES.items()) + " END"
 _ANOMALY_NAME_SQL = "CASE r.anomaly " + " ".join(f"WHEN {c} THEN '{n}'" for n, c in ANOMALY_CODES.items()) + " END"
 _OFFSET_SQL = (
     "(CASE WHEN r.utc_offset_min < 0 THEN '-' ELSE '+' END"
     " || printf('%02d:%02d', abs(r.utc_offset_min) / 60, abs(r.utc_offset_min) % 60))"
 )
 
-SCHEMA_SQL = f"""
+_TABLES_SQL = """
 CREATE TABLE sensor_meta (
     sensor_id TEXT NOT NULL,
     schema_version INTEGER NOT NULL,
@@ -85,8 +96,13 @@ CREATE TABLE readings (
     pressure REAL,
     vibration REAL,
     voltage REAL,
-    anomaly INTEGER NOT NULL
+    anomaly INTEGER NOT NULL,
+    fault INTEGER,
+    duplicate_of INTEGER
 );
+"""
+
+VIEW_SQL = f"""
 CREATE VIEW sensor_readings AS
 SELECT
     r.seq AS id,
@@ -115,13 +131,28 @@ SELECT
     s.orientation_degrees AS orientation_degrees,
     s.instance_id AS instance_id,
     s.sensor_type AS sensor_type,
-    r.seq AS seq
+    r.seq AS seq,
+    {_FAULT_NAME_SQL} AS fault,
+    r.duplicate_of AS duplicate_of
 FROM readings AS r CROSS JOIN sensor_identity AS s ON s.identity_id = r.identity_id;
+"""
+
+SCHEMA_SQL = _TABLES_SQL + VIEW_SQL
+
+MIGRATE_V1_SQL = f"""
+ALTER TABLE readings ADD COLUMN fault INTEGER;
+ALTER TABLE readings ADD COLUMN duplicate_of INTEGER;
+DROP VIEW sensor_readings;
+{VIEW_SQL}
 """
 
 INSERT_READING_SQL = (
     "INSERT INTO readings (seq, ts_ms, utc_offset_min, identity_id, temperature, humidity, pressure,"
     " vibration, voltage, anomaly) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_FAULTY_READING_SQL = (
+    "INSERT INTO readings (seq, ts_ms, utc_offset_min, identity_id, temperature, humidity, pressure,"
+    " vibration, voltage, anomaly, fault, duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 

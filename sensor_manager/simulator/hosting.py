@@ -71,6 +71,7 @@ def plan_hosting(config, layout: ProjectLayout, request: HostingRequest) -> tupl
         normal_parameters=config.normal_parameters,
         anomalies=config.anomalies,
         devices=config.devices,
+        faults=config.faults,
         backfill_seconds=request.backfill_seconds,
         status_file=status_path,
         status_name=status_path.stem if request.status_file else status_name(s.directory.parent.name for s in specs),

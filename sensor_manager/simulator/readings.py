@@ -3,7 +3,8 @@
 Reading k of a stream is scheduled at `start_ms + k * 1000 / rate` (UTC epoch milliseconds), so a
 backfill and the real-time phase that follows it form one evenly spaced series. The stream's random
 state is seeded from (sensor seed, first seq), so a resumed sensor does not replay old values and
-the same seed always gives the same readings.
+the same seed always gives the same readings. With delivery faults on (`faults.py`) a block is the
+rows written now, in write order: late and buffered readings join the block they are due in.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import numpy as np
 
 from sensor_manager.simulator.anomalies import AnomalyProcess, AnomalyProfile
 from sensor_manager.simulator.db import ANOMALY_CODES
+from sensor_manager.simulator.faults import FaultProcess
 from sensor_manager.simulator.localtime import offsets_minutes, zone
+from sensor_manager.simulator.settings import FaultSettings
 from sensor_manager.simulator.values import MetricTable, ValueModel
 
 LOOKAHEAD_SECONDS = 60.0
@@ -31,14 +34,36 @@ class Block:
     anomaly: np.ndarray  # int64 code, 0 = none
     skipped: int  # scheduled readings not written
     last_scheduled_ms: int  # timestamp of the last scheduled reading, written or skipped
+    fault: np.ndarray | None = None  # uint8 fault code per row (0 = clean); None: faults off
+    duplicate_of: np.ndarray | None = None  # int64 row of this block a duplicate copies, -1 otherwise
 
     def __len__(self) -> int:
         return len(self.ts_ms)
 
+    def split(self, max_rows: int) -> list[Block]:
+        """Blocks of at most `max_rows` rows (one more where a cut would part a duplicate from its original)."""
+        if len(self) <= max_rows:
+            return [self]
+        cuts, start = [], 0
+        while len(self) - start > max_rows:
+            cut = start + max_rows
+            if self.duplicate_of is not None and self.duplicate_of[cut] >= 0:
+                cut += 1
+            cuts.append(cut)
+            start = cut
+        parts = []
+        for i, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(self)], strict=True)):
+            duplicate_of = None if self.duplicate_of is None else np.where(
+                self.duplicate_of[lo:hi] >= 0, self.duplicate_of[lo:hi] - lo, -1)
+            parts.append(Block(self.ts_ms[lo:hi], self.utc_offset_min[lo:hi], self.values[lo:hi], self.anomaly[lo:hi],
+                               self.skipped if i == 0 else 0, self.last_scheduled_ms,
+                               None if self.fault is None else self.fault[lo:hi], duplicate_of))
+        return parts
+
 
 class ReadingStream:
     def __init__(self, *, timezone: str, table: MetricTable, profile: AnomalyProfile, readings_per_second: float,
-                 seed: int, first_seq: int, start_ms: int):
+                 seed: int, first_seq: int, start_ms: int, faults: FaultSettings | None = None):
         values_seed, anomaly_seed = np.random.SeedSequence([seed, first_seq]).spawn(2)
         self.zone = zone(timezone)
         self.table = table
@@ -52,6 +77,20 @@ class ReadingStream:
         self.last_code = 0
         self.values = ValueModel(table, np.random.default_rng(values_seed), readings_per_second)
         self.anomalies = AnomalyProcess(profile, np.random.default_rng(anomaly_seed), readings_per_second)
+        self.seed, self.first_seq = seed, first_seq
+        self.faults: FaultProcess | None = None
+        if faults is not None:
+            self.configure_faults(faults)
+
+    def configure_faults(self, settings: FaultSettings) -> None:
+        """Apply fault settings from the next block on; readings the old ones still hold are written as due."""
+        previous = self.faults
+        self.faults = FaultProcess(settings, sensor_seed=self.seed, first_seq=self.first_seq,
+                                   readings_per_second=self.rate, start_ms=self.start_ms, position=self.scheduled)
+        if previous is not None:
+            self.faults.inherit(previous)
+        if self.faults.is_idle:
+            self.faults = None
 
     def scheduled_ms(self, k: int) -> int:
         return self.start_ms + int(round(k * self.period_ms))
@@ -92,10 +131,18 @@ class ReadingStream:
             self._offset += n
             if self._offset >= len(buffer[0]):
                 self._buffer, self._offset = None, 0
+        first = self.scheduled
         self.scheduled += n
         ts_ms, offsets, values, codes, keep = generated
         self.last_code = int(codes[-1]) if n else self.last_code
         last = int(ts_ms[-1]) if n else self.next_ms
+        if self.faults is not None:
+            k = np.arange(first, first + n)[keep]
+            rows = self.faults.apply(first, first + n, k, ts_ms[keep], offsets[keep], values[keep], codes[keep])
+            if self.faults.is_idle:  # e.g. turned off by a reload, its held readings now written
+                self.faults = None
+            return Block(rows.ts_ms, rows.utc_offset_min, rows.values, rows.anomaly, int(n - keep.sum()), last,
+                         rows.fault, rows.duplicate_of)
         if keep.all():
             return Block(ts_ms, offsets, values, codes, 0, last)
         return Block(ts_ms[keep], offsets[keep], values[keep], codes[keep], int(n - keep.sum()), last)

@@ -24,10 +24,17 @@ import numpy as np
 
 from fleetcore.errors import ResourceLimitError
 from sensor_manager.simulator.anomalies import anomaly_profile
+from sensor_manager.simulator.faults import clock_skew
 from sensor_manager.simulator.identity import SensorIdentity, write_identity
 from sensor_manager.simulator.limits import FDS_PER_SENSOR, RESERVED_FDS, raise_open_files_limit, sensors_per_process
 from sensor_manager.simulator.readings import Block, ReadingStream
-from sensor_manager.simulator.settings import AnomalySettings, DeviceSettings, NormalParameters, SimulationSettings
+from sensor_manager.simulator.settings import (
+    AnomalySettings,
+    DeviceSettings,
+    FaultSettings,
+    NormalParameters,
+    SimulationSettings,
+)
 from sensor_manager.simulator.status_file import SimulationStatus
 from sensor_manager.simulator.values import MetricTable
 from sensor_manager.simulator.writer import SensorWriter
@@ -59,6 +66,7 @@ class RunOptions:
     backfill_seconds: float = 0.0
     status_file: Path | None = None
     status_name: str = "sensor-all"
+    faults: FaultSettings = field(default_factory=FaultSettings)
 
     @property
     def rate(self) -> float:
@@ -155,12 +163,16 @@ class Simulation:
             phase = np.random.default_rng([identity.seed, writer.next_seq]).random() * min(period_ms, 1000.0)
             start = now_ms + phase
         if writer.last_ts_ms is not None:
-            start = max(start, writer.last_ts_ms + period_ms)
+            last_ms: float = writer.last_ts_ms
+            skew = clock_skew(options.faults, identity.seed)
+            if skew is not None:  # the DB holds this clock's times: continue after the true one
+                last_ms = min(now_ms, last_ms - skew.offset_ms)
+            start = max(start, last_ms + period_ms)
         profile = anomaly_profile(options.anomalies, options.devices, identity.manufacturer, identity.model,
                                   identity.firmware_version)
         return ReadingStream(timezone=identity.timezone, table=self.table, profile=profile,
                              readings_per_second=options.rate, seed=identity.seed, first_seq=writer.next_seq,
-                             start_ms=int(round(start)))
+                             start_ms=int(round(start)), faults=options.faults)
 
     def run(self) -> SimulationSummary:
         started = time.monotonic()
@@ -283,7 +295,8 @@ class Simulation:
     def _take(self, sensor: HostedSensor, n: int) -> None:
         block = sensor.readings.next_block(n)
         sensor.skipped += block.skipped
-        sensor.pending.append(block)
+        # An offline burst releases many readings at once: still at most commit_max_rows per commit.
+        sensor.pending.extend(block.split(self.options.simulation.commit_max_rows))
 
     def _flush(self, sensor: HostedSensor, now: float, blocking: bool) -> None:
         """Write pending blocks; on a busy DB back off (sleeping only when `blocking`)."""

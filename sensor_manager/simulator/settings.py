@@ -1,6 +1,6 @@
 """Configuration models of the simulator: rate, value model, anomalies and device variants.
 
-These are the `simulation:`, `normal_parameters:`, `anomalies:` and `devices:` sections of the
+These are the `simulation:`, `normal_parameters:`, `anomalies:`, `devices:` and `faults:` sections of the
 project config; key names follow the seed simulator where it had them.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ Metric = Literal["temperature", "humidity", "pressure", "vibration", "voltage"]
 AnomalyName = Literal["spike", "trend", "pattern", "missing_data", "noise"]
 METRICS: tuple[Metric, ...] = ("temperature", "humidity", "pressure", "vibration", "voltage")
 ANOMALY_TYPES: tuple[AnomalyName, ...] = ("spike", "trend", "pattern", "missing_data", "noise")
+FAULT_TYPES = ("duplicate", "out_of_order", "offline_burst", "clock_skew")
 
 
 class SimulationSettings(StrictModel):
@@ -127,3 +128,42 @@ class DeviceSettings(StrictModel):
         "DataSense": VariantModifier(probability=0.8),
         "MonitorPro": VariantModifier(probability=0.9),
     }
+
+
+class DuplicateFault(StrictModel):
+    rate: float = Field(0.01, ge=0, le=0.5, description="fraction of rows that are re-sent copies of the row before them")
+
+
+class OutOfOrderFault(StrictModel):
+    rate: float = Field(0.01, ge=0, le=0.5, description="fraction of rows written late, with their original timestamp")
+    max_delay_seconds: float = Field(10, gt=0, le=3600, description="a late row is written up to this long after it was measured")
+
+
+class OfflineBurstFault(StrictModel):
+    rate: float = Field(0.02, ge=0, le=0.5, description="fraction of rows buffered while the sensor is offline")
+    duration_seconds: float = Field(30, gt=0, le=86_400, description="how long a sensor stays silent before writing its buffer at once")
+
+
+class ClockSkewFault(StrictModel):
+    rate: float = Field(0.1, ge=0, le=1, description="fraction of sensors whose clock is off")
+    max_offset_seconds: float = Field(300, ge=0, le=86_400, description="a skewed clock's offset is drawn from ± this")
+    max_drift_ppm: float = Field(200, ge=0, le=100_000, description="and its drift (parts per million) from ± this")
+
+
+class FaultSettings(StrictModel):
+    """Delivery faults for testing downstream pipelines; every faulty row is labelled (`fault`, `duplicate_of`)."""
+
+    enabled: bool = Field(False, description="off by default; on, the rates below apply (set one to 0 to leave it out)")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="mixed with each sensor's seed: another value, other faults")
+    duplicate: DuplicateFault = DuplicateFault()
+    out_of_order: OutOfOrderFault = OutOfOrderFault()
+    offline_burst: OfflineBurstFault = OfflineBurstFault()
+    clock_skew: ClockSkewFault = ClockSkewFault()
+
+    @model_validator(mode="after")
+    def _rates_leave_clean_rows(self) -> "FaultSettings":
+        # Each row carries one label, so the three per-row rates share the rows.
+        total = self.duplicate.rate + self.out_of_order.rate + self.offline_burst.rate
+        if total > 0.9:
+            raise ValueError(f"duplicate.rate + out_of_order.rate + offline_burst.rate is {total:g}; keep it at most 0.9")
+        return self

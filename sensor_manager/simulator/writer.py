@@ -130,6 +130,8 @@ class SensorWriter:
         tables = set(introspect.table_names()) | set(introspect.view_names())
         if version == 0 and not tables:
             self._create_schema()
+        elif version == 1 and "readings" in tables:
+            self._migrate_v1()
         elif version != db.SCHEMA_VERSION or "readings" not in tables:
             raise UsageError(
                 f"{self.path}: not a sensor-manager v{db.SCHEMA_VERSION} database (user_version={version}); "
@@ -154,6 +156,11 @@ class SensorWriter:
             "INSERT INTO sensor_meta (sensor_id, schema_version, created_at, generation) VALUES (?, ?, ?, ?)",
             (self.identity.sensor_id, db.SCHEMA_VERSION, created, str(uuid.uuid4())),
         )
+
+    def _migrate_v1(self) -> None:
+        """Add the fault columns to a version 1 DB: no row is rewritten, the rows it holds read NULL."""
+        self.connection.executescript(f"BEGIN;{db.MIGRATE_V1_SQL}PRAGMA user_version = {db.SCHEMA_VERSION};COMMIT;")
+        log.info("Sensor DB upgraded to schema version %d. path=%s", db.SCHEMA_VERSION, self.path)
 
     def _check_fleet_epoch(self) -> None:
         """Refuse to append to another epoch's DB; record the plan's epoch in a DB that has none yet."""
@@ -231,12 +238,18 @@ class SensorWriter:
             return True
         first = self.next_seq
         self._reserve(first + n - 1)
-        rows = zip(range(first, first + n), block.ts_ms.tolist(), block.utc_offset_min.tolist(),
-                   repeat(self.identity_id, n), *block.values.T.tolist(), block.anomaly.tolist(), strict=True)
+        columns = [range(first, first + n), block.ts_ms.tolist(), block.utc_offset_min.tolist(),
+                   repeat(self.identity_id, n), *block.values.T.tolist(), block.anomaly.tolist()]
+        sql = db.INSERT_READING_SQL
+        if block.fault is not None and block.duplicate_of is not None:
+            sql = db.INSERT_FAULTY_READING_SQL
+            columns += [[code or None for code in block.fault.tolist()],
+                        [first + row if row >= 0 else None for row in block.duplicate_of.tolist()]]
+        rows = zip(*columns, strict=True)
         conn = self.connection
         try:
             conn.execute("BEGIN")
-            conn.executemany(db.INSERT_READING_SQL, rows)
+            conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:

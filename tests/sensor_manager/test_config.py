@@ -251,3 +251,28 @@ def test_callers_use_only_the_package_surface():
                 elif isinstance(node, ast.ImportFrom) and node.module == "sensor_manager.config":
                     wrong += [f"{path.relative_to(REPO)}: {a.name}" for a in node.names if a.name not in package.__all__]
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("duplicate: {rate: 2}", "faults.duplicate.rate: must be between 0 and 0.5 (got 2)"),
+    ("clock_skew: {drift: 1}", "faults.clock_skew.drift: unknown key 'drift'"),
+    ("duplicate: {rate: 0.5}, out_of_order: {rate: 0.5}",
+     "faults: duplicate.rate + out_of_order.rate + offline_burst.rate is 1.02; keep it at most 0.9"),
+])
+def test_bad_fault_settings_are_one_line_naming_the_key(project_dir, setting, message):
+    write(project_dir / "sensor-manager.yaml", f"faults: {{enabled: true, {setting}}}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(project_dir=project_dir)
+    [problem] = raised.value.problems
+    assert problem.endswith(message) and "\n" not in problem
+
+
+def test_faults_are_off_by_default_and_reach_the_simulator(project_dir):
+    from sensor_manager.layout import ProjectLayout
+    from sensor_manager.simulator.hosting import HostingRequest, plan_hosting
+
+    assert load_config(project_dir=project_dir).faults.enabled is False
+    write(project_dir / "sensor-manager.yaml", "faults: {enabled: true, duplicate: {rate: 0.2}}\n")
+    config = load_config(project_dir=project_dir)
+    _, options = plan_hosting(config, ProjectLayout(project_dir), HostingRequest())
+    assert options.faults.enabled and options.faults.duplicate.rate == 0.2

@@ -36,7 +36,7 @@ from pydantic import Field
 
 from uploader import lakeread
 from uploader.batch import Batch, Part
-from uploader.schema import CANONICAL_SCHEMA, PARTITION_COLUMNS
+from uploader.schema import ADDED_COLUMNS, CANONICAL_SCHEMA, PARTITION_COLUMNS
 from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry, SinkContext, SinkSettings, SinkSpec
 
 TABLE_NAME = "sensor_readings"
@@ -115,8 +115,9 @@ class DeltaSink:
             behind = any(positions[part.app_id] < part.after for part in batch.parts)
             todo = [] if behind else [part for part in batch.parts if positions[part.app_id] == part.after]
             if todo:
+                # merge: a table created before ADDED_COLUMNS gains them (older rows read null)
                 write_deltalake(table, batch.reader(todo), mode="append", partition_by=PARTITION_COLUMNS,
-                                commit_properties=self._commit_properties(todo),
+                                schema_mode="merge", commit_properties=self._commit_properties(todo),
                                 post_commithook_properties=PostCommitHookProperties(create_checkpoint=True))
         except Exception as exc:  # noqa: BLE001 - classified here so callers never see vendor types
             self._table = None
@@ -162,7 +163,7 @@ class DeltaSink:
         """One commit carrying only app transactions (no rows)."""
         if positions:
             write_deltalake(self._load(), pa.RecordBatchReader.from_batches(CANONICAL_SCHEMA, iter(())), mode="append",
-                            partition_by=PARTITION_COLUMNS,
+                            partition_by=PARTITION_COLUMNS, schema_mode="merge",
                             commit_properties=CommitProperties(app_transactions=[
                                 Transaction(app_id, upto) for app_id, upto in positions.items()]))
 
@@ -174,7 +175,7 @@ class DeltaSink:
             self._table = None
             return CheckResult(False, f"{self.name}: cannot open or create {self.path}: {exc}")
         names = {field.name for field in table.schema().fields}
-        missing = sorted(set(CANONICAL_SCHEMA.names) - names)
+        missing = sorted(set(CANONICAL_SCHEMA.names) - names - set(ADDED_COLUMNS))
         if missing:
             return CheckResult(False, f"{self.name}: {self.path} lacks columns {', '.join(missing)}: "
                                       "not a sensor_readings table")

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from uploader.batch import Batch, Part
-from uploader.schema import CANONICAL_SCHEMA
+from uploader.schema import CANONICAL_SCHEMA, with_added_columns
 from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry, SinkContext, SinkSettings, SinkSpec
 
 COMPRESSION = "zstd"
@@ -374,7 +374,7 @@ def _concatenate(inputs: list[Path], output: Path) -> int:
         for path in inputs:
             source = pq.ParquetFile(path)
             for group in range(source.num_row_groups):
-                table = source.read_row_group(group)
+                table = with_added_columns(source.read_row_group(group))  # a part written before ADDED_COLUMNS
                 rows += table.num_rows
                 writer.write_table(table)
     return rows

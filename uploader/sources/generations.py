@@ -6,6 +6,7 @@
 | 2025-05 | TEXT, naive (no offset)         | `synced`                                               |
 | current | TEXT, UTC with `+00:00`         | the 26 seed columns                                    |
 | ours    | TEXT, UTC with `+00:00`         | + `seq`, and a `sensor_meta` table with the DB's generation |
+| ours v2 | TEXT, UTC with `+00:00`         | + `fault`, `duplicate_of` (delivery-fault labels; the simulator adds them to a v1 DB in place) |
 
 A DB is read by column *names*, so shapes in between (a missing column here, an extra one there) work
 too: a missing column reads as null.

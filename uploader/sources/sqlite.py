@@ -220,8 +220,24 @@ class SqliteSource:
             raise SourceUnreadableError(f"{path}: {exc}") from None
         self.key = SourceKey(self.relpath, self.generation)
         self.naive_local = naive_local
-        self._strict_sql = select_sql(self.shape, naive_local)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """The two SELECTs for the DB's shape as of now (`PRAGMA schema_version` says when it changes)."""
+        self.schema_version = self._db.execute("PRAGMA schema_version").fetchone()[0]
+        self.shape = self._read_shape()
+        self._strict_sql = select_sql(self.shape, self.naive_local)
         self._fast_sql = fast_select_sql(self.shape, self._timestamp_is_real())
+
+    def _follow_schema(self) -> None:
+        """A sensor that upgrades its DB in place (schema v1 → v2 adds the fault columns) is read in its new shape.
+
+        Checked as a read starts: every row it reads was committed before, so after any upgrade."""
+        try:
+            if self._db.execute("PRAGMA schema_version").fetchone()[0] != self.schema_version:
+                self._prepare()
+        except sqlite3.Error as exc:
+            raise SourceUnreadableError(f"{self.path}: {exc}") from None
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -308,6 +324,7 @@ class SqliteSource:
         Raises SourceUnreadableError when the rows end before `upto` (a row the range promised is not
         there: the file changed under the reader), so a sink never confirms rows it did not get.
         """
+        self._follow_schema()
         last = after
         for batch in self._read_rows(after, upto, chunk_rows):
             last = batch.column(0)[-1].as_py()

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from fleetcore.naming import safe_city_name
 from uploader.batch import Lineage, Rejection
-from uploader.schema import CANONICAL_SCHEMA, METRICS
+from uploader.schema import ADDED_COLUMNS, CANONICAL_SCHEMA, METRICS
 
 # Plausible reading times: a julianday() of a bare number or a typo lands far outside.
 EARLIEST_US = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1_000_000)
@@ -129,6 +129,9 @@ class RawStage:
             "uploader_id": _constant(lineage.uploader_id, pa.string(), rows),
             "stage": _constant(self.name, pa.string(), rows),
         }
+        for name in ADDED_COLUMNS:  # rows built without the fault labels (every sqlite read has them) are clean
+            if name not in chunk.schema.names:
+                columns[name] = pa.nulls(rows, CANONICAL_SCHEMA.field(name).type)
         arrays = [columns[f.name] if f.name in columns else chunk.column(f.name) for f in CANONICAL_SCHEMA]
         arrays = [a if a.type == f.type else pc.cast(a, f.type) for a, f in zip(arrays, CANONICAL_SCHEMA, strict=True)]
         return pa.RecordBatch.from_arrays(arrays, schema=CANONICAL_SCHEMA)

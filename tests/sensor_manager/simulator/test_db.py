@@ -44,22 +44,23 @@ def test_view_has_the_seed_columns_plus_seq_all_identity_columns_filled(written_
     assert first["timestamp"] == "2025-01-01T00:00:00.123+00:00"
     assert all(TIMESTAMP.match(r[1]) for r in rows)
     assert rows[2][1] == "2025-01-01T00:00:02.999+00:00"
-    identity_columns = READING_COLUMNS[READING_COLUMNS.index("firmware_version"):]
+    identity_columns = READING_COLUMNS[READING_COLUMNS.index("firmware_version"):READING_COLUMNS.index("seq") + 1]
     assert all(first[c] is not None for c in identity_columns)
+    assert (first["fault"], first["duplicate_of"]) == (None, None)  # faults are off
     assert first["original_timezone"] == "+01:00"
     assert (first["status_code"], first["anomaly_flag"], first["anomaly_type"]) == (0, 0, None)
     missing = dict(zip(READING_COLUMNS, rows[1], strict=True))
     assert (missing["anomaly_type"], missing["anomaly_flag"], missing["status_code"]) == ("missing_data", 1, 1)
     assert missing["temperature"] is None and missing["voltage"] is None
     assert rows[2][READING_COLUMNS.index("anomaly_type")] == "spike"
-    assert [r[0] for r in rows] == [r[-1] for r in rows] == [1, 2, 3]
+    assert [r[0] for r in rows] == [r[READING_COLUMNS.index("seq")] for r in rows] == [1, 2, 3]
 
 
 def test_meta_and_user_version(written_db):
     conn = open_readonly(written_db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     meta = conn.execute("SELECT sensor_id, schema_version, created_at, generation FROM sensor_meta").fetchall()
-    assert len(meta) == 1 and meta[0][0] == "Berlin_AB12" and meta[0][1] == 1
+    assert len(meta) == 1 and meta[0][0] == "Berlin_AB12" and meta[0][1] == 2
     assert re.fullmatch(r"[0-9a-f-]{36}", meta[0][3])
 
 

@@ -140,7 +140,7 @@ def test_a_foreign_database_is_refused_not_deleted(tmp_path):
     seed_db.execute("INSERT INTO sensor_readings (timestamp) VALUES ('2025-01-01T00:00:00.000+00:00')")
     seed_db.commit()
     seed_db.close()
-    with pytest.raises(Exception, match="not a sensor-manager v1 database"):
+    with pytest.raises(Exception, match="not a sensor-manager v2 database"):
         SensorWriter(folder, make_identity()).open()
     assert sqlite3.connect(folder / "sensor_data.db").execute("SELECT count(*) FROM sensor_readings").fetchone()[0] == 1
 

@@ -137,3 +137,16 @@ def test_compaction_state_is_a_watermark_per_generation_not_a_list_of_parts(tmp_
     assert state["upto"] == {"gen-1": 30, "gen-2": 5}
     view = pq.read_table(sensor.with_name("AB12.parquet"))
     assert sorted(view["seq"].to_pylist()) == sorted([*range(1, 31), *range(1, 6)])
+
+
+def test_compaction_pads_parts_written_before_the_fault_columns(tmp_path, batch_of):
+    sink = ParquetArchiveSink(tmp_path)
+    sensor = tmp_path / "New_York" / "AB12"
+    sink.write(batch_of(0, 10))
+    [old] = sensor.glob("*.parquet")
+    pq.write_table(pq.read_table(old).drop_columns(["fault", "duplicate_of"]), old)  # as an archive from before them
+    sink.write(batch_of(10, 20))
+    assert compact_sensor(sensor).rows_written == 20
+    view = pq.read_table(sensor.with_name("AB12.parquet"))
+    assert sorted(view["seq"].to_pylist()) == list(range(1, 21))
+    assert view["fault"].null_count == view["duplicate_of"].null_count == 20

@@ -124,9 +124,11 @@ class UploaderSettings(StrictModel):
         for name, settings in self.sinks.enabled().items():
             stage = self.stage_of(name)
             if stage not in SINKS[name].stages:
-                key = "stage" if settings.stage else "(uploader.stage)"
-                raise ValueError(f"sinks.{name}.{key}: the {name} sink cannot hold {stage} output "
-                                 f"(it takes {', '.join(sorted(SINKS[name].stages))}); give it its own stage")
+                takes = ", ".join(sorted(SINKS[name].stages))
+                if settings.stage:
+                    raise ValueError(f"sinks.{name}.stage: the {name} sink cannot hold {stage} output (it takes {takes})")
+                raise ValueError(f"stage: {stage} output cannot go to the {name} sink (it takes {takes}); "
+                                 f"give uploader.sinks.{name}.stage one of those")
         return self
 
 

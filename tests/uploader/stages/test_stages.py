@@ -125,3 +125,36 @@ def test_sanitized_output_has_no_number_longer_than_the_precision_in_any_text_co
             assert "SN-99" not in str(value)
             if name not in ("temperature", "humidity", "pressure", "vibration", "voltage"):
                 assert not re.search(r"\d+\.\d{3,}", str(value)), (name, value)
+
+
+@pytest.mark.parametrize(("window", "seconds", "table"), [("1m", 60, "_1m"), ("5m", 300, "_5m"), ("1h", 3600, "_1h"),
+                                                          ("90s", 90, "_90s"), ("1h30m", 5400, "_90m"), ("120", 120, "_2m")])
+def test_windows_parse_with_the_one_duration_grammar_and_name_their_table(window, seconds, table):
+    from uploader.settings import AggregatedSettings
+
+    settings = AggregatedSettings(window=window)
+    assert (settings.window_seconds, settings.table_suffix) == (seconds, table)
+
+
+@pytest.mark.parametrize(("uploader", "message"), [
+    ({"aggregated": {"window": "5x"}}, "uploader.aggregated.window: Value error, '5x': use a duration like 90s"),
+    ({"aggregated": {"window": "1.5s"}}, "uploader.aggregated.window: Value error, a whole number of seconds"),
+    ({"sanitized": {"drop": ["seq"]}}, "uploader.sanitized.drop: Value error, 'seq' is part of a row's key"),
+    ({"sanitized": {"drop": ["nope"]}}, "uploader.sanitized.drop: Value error, no such column 'nope'"),
+    ({"stage": "aggregated", "sinks": {"parquet": {"enabled": True}}},
+     "uploader: Value error, stage: aggregated output cannot go to the parquet sink (it takes raw, sanitized, schematized); "
+     "give uploader.sinks.parquet.stage one of those"),
+    ({"sinks": {"s3": {"enabled": True, "stage": "aggregated", "bucket": "my-bucket"}}},
+     "uploader: Value error, sinks.s3.stage: the s3 sink cannot hold aggregated output"),
+])
+def test_stage_settings_that_cannot_work_are_one_error_naming_the_key(tmp_path, uploader, message):
+    import json
+
+    from fleetcore.errors import ConfigError
+    from uploader.settings import read_settings_file
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"uploader": uploader}))
+    with pytest.raises(ConfigError) as raised:
+        read_settings_file(path)
+    assert raised.value.problems[0].startswith(f"{path}: {message}")

@@ -57,8 +57,8 @@ def _seconds(text: str, key: str, minimum: float) -> float:
 
 class SanitizedSettings(StrictModel):
     coordinate_decimals: int = Field(3, ge=0, le=6, description="latitude/longitude decimals kept (3 ≈ 110 m)")
-    hash_key_file: str | None = Field(None, description="secret key of the keyed hash of serial_number and instance_id; "
-                                                        "default <state>/secrets/sanitize-hash.key, made on first use")
+    hash_key_file: str | None = Field(None, description="secret key of the keyed hash of serial_number and instance_id (relative: to the project directory); "
+                                                        "default <state>/checkpoints/sanitize-hash.key, made on first use")
     drop: list[str] = Field(default_factory=list, description="columns emptied (null) in sanitized rows")
 
     @field_validator("drop")

@@ -23,7 +23,10 @@ def stage_named(name: str, settings: UploaderSettings | None = None, state_root:
         return SchematizedStage()
     if name == "sanitized":
         sanitized = settings.sanitized
-        key_file = Path(sanitized.hash_key_file).expanduser() if sanitized.hash_key_file else (state_root or Path(".")) / KEY_FILE
+        root = state_root or Path(".uploader-state")
+        configured = Path(sanitized.hash_key_file).expanduser() if sanitized.hash_key_file else None
+        # A configured path is relative to the project directory (the state root's parent).
+        key_file = root / KEY_FILE if configured is None else configured if configured.is_absolute() else root.parent / configured
         return SanitizedStage(read_hash_key(key_file), sanitized.coordinate_decimals, tuple(sanitized.drop))
     if name == "aggregated":
         aggregated = settings.aggregated

@@ -5,7 +5,7 @@
   coordinates out of it);
 - serial_number and instance_id replaced by a keyed hash (HMAC-SHA256, first 16 hex digits): stable, so
   rows of one device still group, but not reversible without the key. The key is a secret file
-  (`uploader.sanitized.hash_key_file`, default `<state>/secrets/sanitize-hash.key`, made once, 0400);
+  (`uploader.sanitized.hash_key_file`, default `<state>/checkpoints/sanitize-hash.key`, made once, 0400);
 - the columns in `uploader.sanitized.drop` emptied (null).
 """
 from __future__ import annotations
@@ -25,21 +25,32 @@ from uploader.batch import Lineage, Rejection
 from uploader.stages.raw import RawStage
 
 HASHED = ("serial_number", "instance_id")
-KEY_FILE = Path("secrets") / "sanitize-hash.key"
+# Beside the checkpoints: every uploader of a project (and each container, which mounts that directory) shares it.
+KEY_FILE = Path("checkpoints") / "sanitize-hash.key"
 
 
 def read_hash_key(path: Path) -> bytes:
-    """The hash key in `path`, made (random, owner-read-only) when it does not exist yet."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"uploader.sanitized.hash_key_file {path}: cannot create it ({exc.strerror})") from None
-    else:
-        with os.fdopen(descriptor, "w") as key_file:
-            key_file.write(secrets.token_hex(32) + "\n")
+    """The hash key in `path`, made (random, owner-read-only) when it does not exist yet.
+
+    Made under a temporary name and linked into place, so uploaders starting together agree on one key
+    and none reads a half-written file."""
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fresh = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+            descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(descriptor, "w") as key_file:
+                key_file.write(secrets.token_hex(32) + "\n")
+                key_file.flush()
+                os.fsync(key_file.fileno())
+            try:
+                os.link(fresh, path)
+            except FileExistsError:
+                pass  # another uploader made it first: use theirs
+            finally:
+                fresh.unlink()
+        except OSError as exc:
+            raise ConfigError(f"uploader.sanitized.hash_key_file {path}: cannot create it ({exc.strerror})") from None
     try:
         key = path.read_bytes().strip()
     except OSError as exc:

@@ -158,3 +158,12 @@ def test_stage_settings_that_cannot_work_are_one_error_naming_the_key(tmp_path, 
     with pytest.raises(ConfigError) as raised:
         read_settings_file(path)
     assert raised.value.problems[0].startswith(f"{path}: {message}")
+
+
+def test_uploaders_making_the_hash_key_at_once_agree_on_one(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "checkpoints" / "sanitize-hash.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: read_hash_key(path), range(32)))
+    assert len(keys) == 1 and [p.name for p in path.parent.iterdir()] == ["sanitize-hash.key"]

@@ -50,17 +50,24 @@ class SinkDelivery:
         self.windows: dict[str, Windows] = {}  # aggregated: each source's state at this sink's position
         self._folding: dict[str, Windows] = {}  # aggregated: the state after the batch in flight
 
-    def switch(self, sink: Sink, stage: Stage, invocation: Invocation) -> None:
-        """From the next batch on, write `stage`'s output to `sink` (the same sink rebuilt for that stage).
+    def positions(self) -> dict[str, int]:
+        """This sink's confirmed position per held source (by app id)."""
+        return {self.namespace.app_id(t.source.key): t.positions[self.sink.name]
+                for t in self.sources.held() if self.sink.name in t.positions}
 
-        Positions carry over: a stage writing another table (aggregated ↔ readings) first has that
-        table record this sink's current positions, so the new stage starts exactly where the old one stopped."""
-        positions = {self.namespace.app_id(t.source.key): t.positions[self.sink.name]
-                     for t in self.sources.held() if self.sink.name in t.positions}
-        behind = {app_id: position for app_id, position in positions.items()
+    def carry_positions(self, sink: Sink) -> None:
+        """Before a switch to `sink` (this sink rebuilt for another stage): have it hold this sink's positions.
+
+        A no-op for the same table; a stage writing another table (aggregated ↔ readings) records them
+        there first, so the new stage starts exactly where the old one stopped. Raises what the sink raises."""
+        behind = {app_id: position for app_id, position in self.positions().items()
                   if position > 0 and (sink.resume_from(app_id) or 0) < position}
         if behind:
             sink.mark_shipped(behind)
+
+    def switch(self, sink: Sink, stage: Stage, invocation: Invocation) -> None:
+        """From the next batch on, write `stage`'s output to `sink` (after `carry_positions(sink)`)."""
+        positions = self.positions()
         self.sink, self.stage, self.inv = sink, stage, invocation
         self.settings = invocation.settings.sinks.named(sink.name)
         self.windows.clear()

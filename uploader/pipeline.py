@@ -133,7 +133,14 @@ class Uploader:
                     tracked.positions[delivery.sink.name] = delivery.resume(app_id)
         for delivery in self.deliveries:  # a stage switch found at start, now that positions are known
             if delivery.sink.name in self.switches.pending:
-                sink, stage = self.switches.pending.pop(delivery.sink.name)
+                sink, stage = self.switches.pending[delivery.sink.name]
+                try:
+                    delivery.carry_positions(sink)
+                except Exception as exc:  # noqa: BLE001 - the old stage keeps shipping; tried again next cycle
+                    log.warning("Stage switch postponed; the sink could not take the positions. sink=%s error=%s",
+                                delivery.sink.name, describe(exc))
+                    continue
+                del self.switches.pending[delivery.sink.name]
                 self.switches.switch(delivery, sink, stage, self.inv)
                 self.sinks[:] = [d.sink for d in self.deliveries]
         for tracked in self.sources.held():
@@ -271,7 +278,10 @@ class Uploader:
         return True
 
     def _settings_plan(self, invocation) -> list[tuple[str, Sink | None, Stage | None]]:
-        """Per sink whose enablement or stage changes: (name, its new sink or None to drop it, its stage); built before anything changes."""
+        """Per sink whose enablement or stage changes: (name, its new sink or None to drop it, its stage).
+
+        Everything that can fail happens here, before anything changes: sinks are built and a sink
+        switching tables records its positions in the new one (harmless if the change is then refused)."""
         plan: list[tuple[str, Sink | None, Stage | None]] = []
         running = {d.sink.name: d for d in self.deliveries}
         for name in SINKS:
@@ -280,7 +290,14 @@ class Uploader:
             if not enabled and name in running:
                 plan.append((name, None, None))
             elif enabled and (name not in running or running[name].stage.name != stage):
-                plan.append((name, build_sink(invocation, name), stage_named(stage, invocation.settings, invocation.state_root)))
+                sink = build_sink(invocation, name)
+                if name in running:
+                    try:
+                        running[name].carry_positions(sink)
+                    except Exception as exc:  # noqa: BLE001 - refused like any other change that cannot work now
+                        raise SensorManagerError(f"uploader.sinks.{name}.stage: the {name} sink could not take over "
+                                                 f"its positions for {stage} ({describe(exc)})") from None
+                plan.append((name, sink, stage_named(stage, invocation.settings, invocation.state_root)))
         return plan
 
     def _apply(self, invocation: Invocation, plan: list[tuple[str, Sink | None, Stage | None]]) -> None:

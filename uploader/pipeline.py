@@ -70,7 +70,9 @@ class Uploader:
         self.backoffs = {d.sink.name: d.backoff for d in self.deliveries}
         self.sink_status = {d.sink.name: d.status for d in self.deliveries}
         self.reporter = StatusReporter(invocation, self.sources, self.sink_status, self.switches.recent)
-        self.watcher = SettingsWatcher(invocation.settings_file, invocation.settings_digest) if invocation.settings_file else None
+        # Only a continuous uploader follows its settings file; --once ships what it started with.
+        watched = invocation.settings_file if invocation.continuous else None
+        self.watcher = SettingsWatcher(watched, invocation.settings_digest) if watched else None
         if invocation.settings_digest:
             self.reporter.applied = AppliedSettings(invocation.settings_digest, utc_now_iso())
         self._change: Change | None = None

@@ -137,3 +137,23 @@ def test_a_restart_under_another_stage_is_a_switch_at_the_old_tables_positions(p
     assert lake_rows(project / "lake" / "sensor_readings").num_rows == 50
     windows = lake_rows(project / "lake" / "sensor_readings_1m").sort_by("window_start").to_pylist()
     assert windows[0]["first_seq"] == 51
+
+
+@pytest.mark.timeout(60)
+def test_a_once_run_ships_what_it_started_with_whatever_happens_to_its_settings_file(project, sensor_db, lake_rows):
+    from uploader.settings import read_settings_file
+
+    path = project / "state" / "uploader-settings.json"
+    digest = _settings(path, sinks={"delta": {"batch_size": 10}})
+    settings, name = read_settings_file(path)
+    sensor_db(project / "data" / "Berlin" / "AA11" / "sensor_data.db", sensor_id="Berlin_AA11", location="Berlin").append(100)
+    uploader = Uploader(resolve_invocation(sqlite=project / "data", settings=settings, config_project=name,
+                                           project_dir=project, config_path=path, settings_digest=digest))
+    _settings(path, stage="sanitized")
+    try:
+        assert uploader.run_once()
+    finally:
+        uploader.close()
+    table = lake_rows(project / "lake" / "sensor_readings")
+    assert table.num_rows == 100 and set(table["stage"].to_pylist()) == {"raw"}
+    assert _status(uploader).applied_settings.digest == digest

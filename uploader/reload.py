@@ -62,7 +62,8 @@ def fixed_changes(before: tuple[UploaderSettings, str | None], after: tuple[Uplo
     """One message per key that changed but cannot change while the uploader runs."""
     old = {**_flat(before[0].model_dump(mode="json"), "uploader"), "project": before[1]}
     new = {**_flat(after[0].model_dump(mode="json"), "uploader"), "project": after[1]}
-    return [f"{key}: not reloadable ({old.get(key)!r} → {new.get(key)!r}); restart the uploader to apply it"
+    # Keys only, never values: a changed key may hold a secret.
+    return [f"{key}: changed, but not reloadable; restart the uploader to apply it"
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key) and not is_reloadable(key)]
 
 

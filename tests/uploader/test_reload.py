@@ -63,7 +63,7 @@ def test_a_change_to_a_key_that_is_not_reloadable_is_refused_and_nothing_changes
     status = _status(uploader)
     assert status.applied_settings.digest == first and status.rejected_settings.digest == refused
     assert status.rejected_settings.errors == [
-        "uploader.naive_timestamps: not reloadable ('utc' → 'local'); restart the uploader to apply it"]
+        "uploader.naive_timestamps: changed, but not reloadable; restart the uploader to apply it"]
     assert uploader.inv.interval == 5 and uploader.deliveries[0].stage.name == "raw"  # all or nothing
     _settings(path, stage="bogus")
     assert not _reload(uploader)

@@ -108,7 +108,7 @@ class AggregateStage:
             rows = rows.filter(pa.array(~late))
         if rows.num_rows:
             fresh = _group(pa.table({
-                "window_start": pa.array(start[~late] if late.any() else start), "sensor_id": rows.column("sensor_id"),
+                "window_start": pa.array(start[~late]), "sensor_id": rows.column("sensor_id"),
                 "city": rows.column("city"), "seq": rows.column("seq"),
                 "anomaly": pc.cast(pc.fill_null(rows.column("anomaly_flag"), False), pa.int64()),
                 **{metric: rows.column(metric) for metric in METRICS}}),

@@ -40,7 +40,7 @@ def expected_windows(project: Path) -> pa.Table:
         SELECT sensor_id, window_start, count(*) AS rows, sum(anomaly_flag) AS anomaly_count, min(seq) AS first_seq,
                max(seq) AS last_seq, {measures}
         FROM typed WHERE window_start + INTERVAL 1 minute <= newest GROUP BY sensor_id, window_start
-        ORDER BY sensor_id, window_start""").fetch_arrow_table()
+        ORDER BY sensor_id, window_start""").to_arrow_table()
 
 
 def assert_windows_match(project: Path, lake_rows) -> int:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from sensor_manager.config import ENV_VARS, Config
+from uploader.reload import reloadable_keys as uploader_reloadable_keys
 
 # Sections whose per-item keys are described once, with a placeholder for the item name.
 _MAPPING_PLACEHOLDERS = {"types": "<type>", "modifiers": "<variant>"}
@@ -31,12 +32,14 @@ NOTES = {
     "simulation.commit_interval_seconds": "at most this much time of readings per commit",
     "anomalies.missing_data_mode": "skip: no rows for the window; null: rows with NULL metrics",
     "devices.modifiers": "multipliers by manufacturer, model or firmware prefix (`1.4.x`)",
-    "uploader.stage": "the stage whose output every sink receives",
+    "uploader.stage": "the stage whose output a sink receives unless it names its own (docs/stages.md)",
     "uploader.naive_timestamps": "how 2025-05 DBs' zone-less timestamps are read",
     **dict.fromkeys(NOT_USED_YET, "not used yet (sinks issue)"),
 }
-# Keys read once at start; every key is, until hot reload exists.
-RELOADABLE: frozenset[str] = frozenset()
+# Keys a running service applies without a restart; every other key is read once at start.
+RELOADABLE: frozenset[str] = frozenset({
+    *uploader_reloadable_keys(),  # at the uploader's next batch boundary (uploader/reload.py)
+})
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,8 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def sink_context(layout: ProjectLayout, config: Config) -> SinkContext:
-    return SinkContext(lake=layout.lake, project_dir=layout.root, stage=config.uploader.stage)
+    """Where each sink's readings are (clean and reset work on the readings, whatever stage a sink receives)."""
+    return SinkContext(lake=layout.lake, project_dir=layout.root)
 
 
 def _sensor_files(layout: ProjectLayout, plan: FleetPlan) -> list[Path]:

@@ -75,10 +75,11 @@ def sink_checks(config: Config, layout: ProjectLayout, *, remote_only: bool = Fa
     from uploader.sinks import SINKS
     from uploader.sinks.base import SinkContext
 
-    context = SinkContext(lake=layout.lake, project_dir=layout.root, stage=config.uploader.stage)
     checks = []
     for name, settings in config.uploader.sinks.enabled().items():
         spec = SINKS[name]
+        context = SinkContext(lake=layout.lake, project_dir=layout.root, stage=config.uploader.stage_of(name),
+                              window=config.uploader.aggregated.table_suffix.removeprefix("_"))
         owned = spec.project_path(settings, context)
         if (remote_only and not spec.needs_network) or (owned is not None and (not owned.exists() or owned in skip)):
             continue

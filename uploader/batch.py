@@ -100,6 +100,7 @@ class Batch:
     """One delivery: parts of distinct sources, written (and confirmed or refused) together."""
 
     parts: list[Part]
+    schema: pa.Schema = CANONICAL_SCHEMA  # the stage's record: canonical readings, or aggregates
 
     def __post_init__(self) -> None:
         app_ids = [part.app_id for part in self.parts]
@@ -112,10 +113,6 @@ class Batch:
            on_rejected: Callable[[list[Rejection]], None] = lambda rejections: None) -> Batch:
         """A batch of one source's rows."""
         return cls([Part(app_id, after, upto, lineage, chunks, on_rejected)])
-
-    @property
-    def schema(self) -> pa.Schema:
-        return CANONICAL_SCHEMA
 
     @property
     def rows(self) -> int:
@@ -136,4 +133,4 @@ class Batch:
             yield from part.stream()
 
     def reader(self, parts: Iterable[Part] | None = None) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(CANONICAL_SCHEMA, self.stream(parts))
+        return pa.RecordBatchReader.from_batches(self.schema, self.stream(parts))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,10 +40,19 @@ class Invocation:
     interval: float = 30.0
     development: bool = False
     ship_generation: int = 0  # `clean --reship` moves the plan to a new one: every source ships from its first row
+    # Settings read from a file (python -m uploader --config): the running uploader applies its changes.
+    settings_file: Path | None = None
+    settings_digest: str | None = None
+    settings_project: str | None = None
 
     @property
     def sink_context(self) -> SinkContext:
-        return SinkContext(lake=self.lake, project_dir=self.project_dir, stage=self.settings.stage)
+        return SinkContext(lake=self.lake, project_dir=self.project_dir, stage=self.settings.stage,
+                           window=self.settings.aggregated.table_suffix.removeprefix("_"))
+
+    def sink_context_for(self, sink: str) -> SinkContext:
+        """The context a sink is built with: its own stage (`uploader.sinks.<name>.stage`, else uploader.stage)."""
+        return replace(self.sink_context, stage=self.settings.stage_of(sink))
 
     @property
     def table_uri(self) -> str:
@@ -100,7 +109,7 @@ def resolve_invocation(
     *, sqlite: Path, settings: UploaderSettings, config_project: str | None = None,
     project_dir: Path | None = None, uploader_id: str | None = None, lake: Path | None = None,
     state_dir: Path | None = None, continuous: bool = False, interval: float | None = None,
-    development: bool = False, config_path: Path | None = None,
+    development: bool = False, config_path: Path | None = None, settings_digest: str | None = None,
 ) -> Invocation:
     if not sqlite.exists() and not continuous:  # a service may start before its sensors create their folders
         raise UsageError(f"--sqlite {sqlite}: no such file or directory; give a sensor_data.db or a directory holding some.")
@@ -128,5 +137,7 @@ def resolve_invocation(
         settings=settings, continuous=continuous,
         interval=interval if interval is not None else settings.interval_seconds, development=development,
         ship_generation=ship_generation,
+        settings_file=config_path.resolve() if config_path and settings_digest else None, settings_digest=settings_digest,
+        settings_project=config_project,
     )
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from typing import Any
 
 from uploader.invocation import Invocation
 from uploader.sources.sqlite import SourceUnreadableError
-from uploader.status_file import SinkStatus, SourceStatus, UploaderStatus
+from uploader.status_file import AppliedSettings, RejectedSettings, SinkStatus, SourceStatus, UploaderStatus
 from uploader.tracking import SourceTracker
 
 STATUS_EVERY_SECONDS = 2.0
@@ -15,10 +16,14 @@ STATUS_EVERY_SECONDS = 2.0
 class StatusReporter:
     """Writes `UploaderStatus`: lag per sink recomputed from every held source's positions at each write."""
 
-    def __init__(self, invocation: Invocation, sources: SourceTracker, sink_status: dict[str, SinkStatus]):
+    def __init__(self, invocation: Invocation, sources: SourceTracker, sink_status: dict[str, SinkStatus],
+                 stage_switches: list[dict[str, Any]] | None = None):
         self.inv = invocation
         self.sources = sources
         self.sink_status = sink_status
+        self.stage_switches = stage_switches if stage_switches is not None else []
+        self.applied: AppliedSettings | None = None
+        self.rejected: RejectedSettings | None = None
         self._written = 0.0
 
     def maybe_write(self, state: str) -> None:
@@ -46,7 +51,8 @@ class StatusReporter:
             name=f"uploader-{self.inv.uploader_id}", uploader_id=self.inv.uploader_id, state=state,
             interval_seconds=self.inv.interval, sinks=self.sink_status, sources=sources, project=self.inv.project,
             fleet_epoch=self.inv.fleet_epoch, mode="continuous" if self.inv.continuous else "once",
-            lake=str(self.inv.lake), data=str(self.inv.sqlite),
+            lake=str(self.inv.lake), data=str(self.inv.sqlite), applied_settings=self.applied,
+            rejected_settings=self.rejected, stage_switches=self.stage_switches,
         ).write(self.inv.status_path)
         self._written = time.monotonic()
 

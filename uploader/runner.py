@@ -7,20 +7,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fleetcore.errors import ConfigError
 from fleetcore.signals import stop_on_signals
 from uploader.invocation import Invocation, resolve_invocation
 from uploader.locks import UploaderBusyError
-from uploader.settings import UploaderSettings, read_settings_file
+from uploader.reload import settings_digest
+from uploader.settings import UploaderSettings, parse_settings
 from uploader.status_file import check_health
 
 
 def load_invocation(*, sqlite: Path, settings: UploaderSettings | None = None, project: str | None = None,
                     config: Path | None = None, project_dir: Path | None = None, **options) -> Invocation:
     """Settings come from the caller (sensor-manager's `upload`), else from the resolved file `config`, else defaults."""
+    digest = None
     if settings is None and config is not None:
-        settings, project = read_settings_file(config)
+        try:
+            data = config.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"--config {config}: cannot read it ({exc})") from exc
+        settings, project = parse_settings(data, config)
+        digest = settings_digest(data)
     return resolve_invocation(sqlite=sqlite, settings=settings or UploaderSettings(), config_project=project,
-                              project_dir=project_dir, config_path=config, **options)
+                              project_dir=project_dir, config_path=config, settings_digest=digest, **options)
 
 
 def check(**options) -> tuple[bool, str]:

@@ -73,6 +73,29 @@ def with_added_columns(table: pa.Table) -> pa.Table:
             table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     return table.select(CANONICAL_SCHEMA.names)
 
+# The aggregated stage's record: one row per sensor and tumbling window, in `sensor_readings_<window>`.
+# Key: (sensor_id, fleet_epoch, window_start). Each metric has count (non-null values), min, max and mean.
+AGGREGATE_SCHEMA = pa.schema([
+    pa.field("window_start", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("window_end", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("sensor_id", pa.string(), nullable=False),
+    pa.field("rows", pa.int64(), nullable=False),
+    pa.field("anomaly_count", pa.int64(), nullable=False),
+    *(pa.field(f"{metric}_{measure}", pa.int64() if measure == "count" else pa.float64())
+      for metric in METRICS for measure in ("count", "min", "max", "mean")),
+    pa.field("first_seq", pa.int64(), nullable=False),
+    pa.field("last_seq", pa.int64(), nullable=False),
+    pa.field("window", pa.string(), nullable=False),
+    pa.field("city", pa.string(), nullable=False),
+    pa.field("date", pa.date32(), nullable=False),
+    pa.field("project", pa.string(), nullable=False),
+    pa.field("fleet_epoch", pa.int64(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("generation", pa.string(), nullable=False),
+    pa.field("uploader_id", pa.string(), nullable=False),
+    pa.field("stage", pa.string(), nullable=False),
+])
+
 # What a rejected row looks like in the dead-letter store: where it came from, why, and the row as text.
 DEADLETTER_SCHEMA = pa.schema([
     pa.field("source", pa.string()),

@@ -3,7 +3,8 @@
 Shape (ARCHITECTURE.md): state, per-sink rows_shipped / lag_rows / lag_seconds / last_success /
 last_error / retries / dead_lettered / failing_permanently, and sources[] with source, generation,
 sensor_id, end_id, positions {sink: id}, locked (this uploader holds the source's lock) plus, when
-relevant, skipped (why it is not being shipped) and error. `UploaderStatus` is the one model of it:
+relevant, skipped (why it is not being shipped) and error; the settings file applied (its digest) or
+rejected (with the errors), and the last stage switches with their boundary seq per source. `UploaderStatus` is the one model of it:
 the pipeline writes it, the monitor, metrics and health checks read it. Its parts are dataclasses the
 pipeline updates in place; pydantic validates them when a file is read.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -19,6 +21,7 @@ from fleetcore.statusfiles import StatusDocument
 
 @dataclass
 class SinkStatus:
+    stage: str | None = None  # the stage whose output the sink receives
     rows_shipped: int = 0
     lag_rows: int = 0
     lag_seconds: float = 0.0
@@ -42,6 +45,19 @@ class SourceStatus:
     error: str | None = None
 
 
+@dataclass
+class AppliedSettings:
+    digest: str  # sha256 of the settings file's bytes as read, first 16 hex digits
+    at: str
+
+
+@dataclass
+class RejectedSettings:
+    digest: str
+    errors: list[str]
+    at: str
+
+
 class UploaderStatus(StatusDocument):
     role: str = "uploader"
     name: str | None = None
@@ -54,6 +70,10 @@ class UploaderStatus(StatusDocument):
     mode: str | None = None  # continuous | once
     lake: str | None = None
     data: str | None = None
+    applied_settings: AppliedSettings | None = None  # the settings file content running now (absent: not read from a file)
+    rejected_settings: RejectedSettings | None = None  # the last change refused, until a valid one is applied
+    # The last few stage switches: {"at", "sink", "from", "to", "positions": {source: last seq of the old stage}}.
+    stage_switches: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def check_health(path: Path, now: float | None = None) -> tuple[bool, str]:

@@ -33,7 +33,7 @@ class ScriptedSink:
 
 
 def run(invocation, extra) -> Uploader:
-    uploader = Uploader(invocation, sinks=build_sinks(invocation.settings, invocation.sink_context) + [extra])
+    uploader = Uploader(invocation, sinks=build_sinks(invocation) + [extra])
     try:
         uploader.run_once()
     finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, Union
 
 from pydantic import Field
 
@@ -54,10 +54,15 @@ class RetrySettings(StrictModel):
     once_max_attempts: int = Field(5, ge=1, le=100, description="attempts per batch in --once mode")
 
 
+StageName = Literal["raw", "schematized", "sanitized", "aggregated"]
+READING_STAGES = frozenset({"raw", "schematized", "sanitized"})  # one row per reading, into sensor_readings
+
+
 class SinkSettings(StrictModel):
     """Settings every sink shares; each sink's own model adds to these."""
 
     enabled: bool = False
+    stage: StageName | None = Field(None, description="the stage whose output this sink receives; default uploader.stage")
     batch_size: int = Field(250_000, ge=1, le=5_000_000)
     retry: RetrySettings = RetrySettings()
 
@@ -94,6 +99,7 @@ class SinkContext:
     lake: Path  # <project>/lake: the default local Delta location
     project_dir: Path | None  # None: a standalone uploader
     stage: str = "raw"
+    window: str = "1m"  # the aggregated stage's window: its table is sensor_readings_<window>
 
     def local(self, configured: str | None, default: Path) -> Path:
         """A configured path (relative to the project directory), else the default."""
@@ -127,3 +133,4 @@ class SinkSpec:
     secret_env: Mapping[str, str] = field(default_factory=dict)  # secret file name -> the variable naming its path in a container
     preflight: Callable[[Any, Mapping[str, str]], list[str]] = _no_problems  # what `start` must see, without the network
     cleans: str = ""  # what `clean` removes from it, for docs and messages
+    stages: frozenset[str] = READING_STAGES  # the stages whose output it can hold (aggregated: another table shape)

@@ -36,8 +36,18 @@ from pydantic import Field
 
 from uploader import lakeread
 from uploader.batch import Batch, Part
-from uploader.schema import ADDED_COLUMNS, CANONICAL_SCHEMA, PARTITION_COLUMNS
-from uploader.sinks.base import CheckResult, Delivered, Outcome, Rejected, Retry, SinkContext, SinkSettings, SinkSpec
+from uploader.schema import ADDED_COLUMNS, AGGREGATE_SCHEMA, CANONICAL_SCHEMA, PARTITION_COLUMNS
+from uploader.sinks.base import (
+    READING_STAGES,
+    CheckResult,
+    Delivered,
+    Outcome,
+    Rejected,
+    Retry,
+    SinkContext,
+    SinkSettings,
+    SinkSpec,
+)
 
 TABLE_NAME = "sensor_readings"
 REJECT_MARKERS = ("failed validation check", "Invariant", "non-nullable", "Schema error", "schema mismatch", "Cast error")
@@ -70,6 +80,7 @@ class DeltaSink:
         self.stage = stage
         self.storage_options = storage_options
         self.name = name
+        self.schema = AGGREGATE_SCHEMA if stage == "aggregated" else CANONICAL_SCHEMA
         self._table: DeltaTable | None = None
 
     @property
@@ -85,8 +96,9 @@ class DeltaSink:
                 if self.local:
                     Path(self.path).mkdir(parents=True, exist_ok=True)
                 try:
-                    self._table = DeltaTable.create(self.path, CANONICAL_SCHEMA, mode="ignore",
-                                                    partition_by=PARTITION_COLUMNS, name=TABLE_NAME,
+                    self._table = DeltaTable.create(self.path, self.schema, mode="ignore",
+                                                    partition_by=PARTITION_COLUMNS,
+                                                    name=TABLE_NAME if self.schema is CANONICAL_SCHEMA else Path(self.path).name,
                                                     storage_options=self.storage_options)
                 except (CommitFailedError, DeltaError):
                     # another uploader created it first
@@ -162,7 +174,7 @@ class DeltaSink:
     def mark_shipped(self, positions: dict[str, int]) -> None:
         """One commit carrying only app transactions (no rows)."""
         if positions:
-            write_deltalake(self._load(), pa.RecordBatchReader.from_batches(CANONICAL_SCHEMA, iter(())), mode="append",
+            write_deltalake(self._load(), pa.RecordBatchReader.from_batches(self.schema, iter(())), mode="append",
                             partition_by=PARTITION_COLUMNS, schema_mode="merge",
                             commit_properties=CommitProperties(app_transactions=[
                                 Transaction(app_id, upto) for app_id, upto in positions.items()]))
@@ -175,10 +187,10 @@ class DeltaSink:
             self._table = None
             return CheckResult(False, f"{self.name}: cannot open or create {self.path}: {exc}")
         names = {field.name for field in table.schema().fields}
-        missing = sorted(set(CANONICAL_SCHEMA.names) - names - set(ADDED_COLUMNS))
+        missing = sorted(set(self.schema.names) - names - set(ADDED_COLUMNS))
         if missing:
             return CheckResult(False, f"{self.name}: {self.path} lacks columns {', '.join(missing)}: "
-                                      "not a sensor_readings table")
+                                      f"not a {Path(self.path).name} table")
         if not self.local:  # a remote store's write access is probed by the sink that knows its API
             return CheckResult(True, f"{self.name}: {self.path} ok (version {table.version()})")
         probe = Path(self.path) / "_delta_log" / f".probe-{uuid.uuid4().hex}"
@@ -191,7 +203,9 @@ class DeltaSink:
 
 
 def _table_location(settings: DeltaSinkSettings, context: SinkContext) -> Path:
-    return context.local(settings.path, context.lake / TABLE_NAME)
+    """The readings table; the aggregated stage writes beside it, `<table>_<window>` (sensor_readings_1m)."""
+    table = context.local(settings.path, context.lake / TABLE_NAME)
+    return table if context.stage in READING_STAGES else table.with_name(f"{table.name}_{context.window}")
 
 
 SPEC = SinkSpec(
@@ -201,4 +215,5 @@ SPEC = SinkSpec(
     location=lambda settings, context: str(_table_location(settings, context)),
     project_path=lambda settings, context: _table_location(settings, context),
     cleans="a Delta delete of the rows whose project (and, for reset, fleet_epoch) is this project's",
+    stages=READING_STAGES | {"aggregated"},
 )

@@ -300,6 +300,12 @@ class SqliteSource:
                           (after, end, limit - 1))
         return int(row[0][0]) if row else end
 
+    def seq_at(self, source_id: int) -> int | None:
+        """The seq of the last row at or before `source_id` (a stage switch's boundary), or None before the first row."""
+        column = "seq" if self.shape.has("seq") else "id"
+        row = self._query(f"SELECT {column} FROM sensor_readings WHERE id <= ? ORDER BY id DESC LIMIT 1", (source_id,))
+        return int(row[0][0]) if row and row[0][0] is not None else None
+
     def timestamp_after(self, after: int) -> float | None:
         """Epoch seconds of the first row after `after` (for lag), or None."""
         row = self._query(f"SELECT {timestamp_sql(False)} FROM sensor_readings WHERE id > ? ORDER BY id LIMIT 1", (after,))

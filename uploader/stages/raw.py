@@ -96,6 +96,7 @@ def _display_name(location: str | None) -> str | None:
 
 class RawStage:
     name = "raw"
+    schema = CANONICAL_SCHEMA
 
     def apply(self, chunk: pa.RecordBatch, lineage: Lineage) -> tuple[pa.RecordBatch | None, list[Rejection]]:
         """Canonical rows kept, plus the rejected rows with their reasons."""

@@ -35,8 +35,31 @@ NOTES = {
     "uploader.naive_timestamps": "how 2025-05 DBs' zone-less timestamps are read",
     **dict.fromkeys(NOT_USED_YET, "not used yet (sinks issue)"),
 }
-# Keys read once at start; every key is, until hot reload exists.
-RELOADABLE: frozenset[str] = frozenset()
+# Keys a running fleet applies within 2 s of a config change (docs/live-changes.md): each pattern names a
+# key and every key under it; `*` stands for one key segment (a sink's or an anomaly type's name).
+# The simulators apply the rate, anomaly and fault settings; the uploaders the rest, at a batch boundary.
+RELOADABLE: tuple[str, ...] = (
+    "simulation.readings_per_second",
+    "anomalies",
+    "devices.modifiers",
+    "faults",
+    "uploader.interval_seconds",
+    "uploader.stage",
+    "uploader.stages",
+    "uploader.sinks.*.enabled",
+    "uploader.sinks.*.stage",
+)
+
+
+def is_reloadable(key: str) -> bool:
+    """Whether a dotted key (placeholders like `<type>` or `[]` included) is applied without a restart."""
+    parts = key.replace("[]", "").split(".")
+    for pattern in RELOADABLE:
+        wanted = pattern.split(".")
+        if len(parts) >= len(wanted) and all(w in ("*", p) or (p.startswith("<") and w == "*")
+                                             for w, p in zip(wanted, parts[:len(wanted)], strict=True)):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -133,7 +156,7 @@ def iter_keys(model: type[BaseModel] = Config, prefix: str = "", instance: BaseM
 def markdown_table() -> str:
     rows = ["| key | type | default | bounds | environment | reloadable | notes |", "|---|---|---|---|---|---|---|"]
     for doc in iter_keys():
-        reload = "yes" if doc.key in RELOADABLE else "no"
+        reload = "yes" if is_reloadable(doc.key) else "no"
         env = f"`{doc.env}`" if doc.env else ""
         rows.append(f"| `{doc.key}` | {doc.type} | `{doc.default}` | {doc.bounds} | {env} | {reload} | {doc.description} |")
     return "\n".join(rows)

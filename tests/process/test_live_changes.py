@@ -145,6 +145,8 @@ def test_an_invalid_edit_is_rejected_and_the_fleet_keeps_running(fleet):
         record = _wait(lambda: (r := read_record(fleet.layout)) and r.rejected and r, "the rejection")
         assert "simulation.readings_per_second" in record.errors[0]
         assert settings.read_bytes() == kept
+        refused = fleet.cli("reload")
+        assert refused.code == 2 and "change rejected" in refused.stderr and "Traceback" not in refused.stderr
         status = fleet.ok("status")
         assert "config change rejected" in status.stdout and "readings_per_second" in status.stdout
         diagnostics = json.loads(fleet.cli("diagnostics", "--json").stdout)
@@ -158,6 +160,7 @@ def test_an_invalid_edit_is_rejected_and_the_fleet_keeps_running(fleet):
     finally:
         fleet.config.write_text(text)
     _wait(lambda: not read_record(fleet.layout).rejected, "the restored config accepted")
+    assert "every running service applied it" in fleet.ok("reload").stderr
 
 
 def test_rollout_switches_exactly_the_chosen_fifth_and_undo_restores(fleet):

@@ -35,7 +35,7 @@ def _runtime(layout: ProjectLayout):
 
 def config_file(layout: ProjectLayout, config_path: Path | None) -> Path:
     """The project config file `set` and `reload` work on (never the bundled default)."""
-    from sensor_manager.config.sources import CONFIG_FILE_NAME, config_location, environment
+    from sensor_manager.config import CONFIG_FILE_NAME, config_location, environment
 
     path, how = config_location(config_path, layout.root, environment(layout.root))
     if how == "bundled default":

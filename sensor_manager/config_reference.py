@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from sensor_manager.config import ENV_VARS, Config
-from uploader.reload import reloadable_keys as uploader_reloadable_keys
+from uploader.reload import is_reloadable as uploader_is_reloadable
 
 # Sections whose per-item keys are described once, with a placeholder for the item name.
 _MAPPING_PLACEHOLDERS = {"types": "<type>", "modifiers": "<variant>"}
@@ -36,10 +36,28 @@ NOTES = {
     "uploader.naive_timestamps": "how 2025-05 DBs' zone-less timestamps are read",
     **dict.fromkeys(NOT_USED_YET, "not used yet (sinks issue)"),
 }
-# Keys a running service applies without a restart; every other key is read once at start.
-RELOADABLE: frozenset[str] = frozenset({
-    *uploader_reloadable_keys(),  # at the uploader's next batch boundary (uploader/reload.py)
-})
+# Keys a running fleet applies within 2 s of a config change (docs/live-changes.md). The simulators apply
+# these: each pattern names a key and every key under it; `*` stands for one key segment. The uploaders
+# apply theirs (`uploader/reload.py`) at a batch boundary.
+RELOADABLE: tuple[str, ...] = (
+    "simulation.readings_per_second",
+    "anomalies",
+    "devices.modifiers",
+    "faults",
+)
+
+
+def is_reloadable(key: str) -> bool:
+    """Whether a dotted key (placeholders like `<type>` or `[]` included) is applied without a restart."""
+    if uploader_is_reloadable(key):
+        return True
+    parts = key.replace("[]", "").split(".")
+    for pattern in RELOADABLE:
+        wanted = pattern.split(".")
+        if len(parts) >= len(wanted) and all(w in ("*", p) or (p.startswith("<") and w == "*")
+                                             for w, p in zip(wanted, parts[:len(wanted)], strict=True)):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -136,7 +154,7 @@ def iter_keys(model: type[BaseModel] = Config, prefix: str = "", instance: BaseM
 def markdown_table() -> str:
     rows = ["| key | type | default | bounds | environment | reloadable | notes |", "|---|---|---|---|---|---|---|"]
     for doc in iter_keys():
-        reload = "yes" if doc.key in RELOADABLE else "no"
+        reload = "yes" if is_reloadable(doc.key) else "no"
         env = f"`{doc.env}`" if doc.env else ""
         rows.append(f"| `{doc.key}` | {doc.type} | `{doc.default}` | {doc.bounds} | {env} | {reload} | {doc.description} |")
     return "\n".join(rows)

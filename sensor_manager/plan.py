@@ -81,6 +81,8 @@ class FleetPlan:
     # Sensors dropped by a --replan whose data stays on disk (listed, never deleted implicitly).
     retired: tuple[PlannedSensor, ...] = field(default=())
     ship_generation: int = 0  # `clean --reship` bumps it: uploaders ship every source from its first row again
+    # Firmware rollouts (live/rollout.py), oldest first: which sensors changed firmware, when and from which seq.
+    rollouts: tuple[dict[str, Any], ...] = field(default=())
 
     def by_city(self) -> dict[str, list[PlannedSensor]]:
         """Sensors grouped by safe city name, in plan order."""
@@ -105,6 +107,7 @@ class FleetPlan:
             "retired": [s.to_dict() for s in self.retired],
             # Written once it differs from 0, so plans that never re-shipped keep their exact bytes.
             **({"ship_generation": self.ship_generation} if self.ship_generation else {}),
+            **({"rollouts": list(self.rollouts)} if self.rollouts else {}),
         }
 
     @classmethod
@@ -112,7 +115,7 @@ class FleetPlan:
         sensors = tuple(PlannedSensor.from_dict(s) for s in data["sensors"])
         retired = tuple(PlannedSensor.from_dict(s) for s in data.get("retired", ()))
         return cls(data["project"], data["seed"], data["fleet_epoch"], sensors, _city_order(sensors), retired,
-                   int(data.get("ship_generation", 0)))
+                   int(data.get("ship_generation", 0)), tuple(data.get("rollouts", ())))
 
 
 def _city_order(sensors: Sequence[PlannedSensor]) -> tuple[str, ...]:
@@ -366,6 +369,7 @@ def resolve_plan(config: "Config", layout: "ProjectLayout", *, persist: bool, re
         cities = [c for c in config.cities if safe_city_name(c.name) in stored_cities | selected]
         sensors = _ordered(config, _build_sensors(config, cities, keep=stored.sensors))
         plan = _plan(config, sensors, stored.fleet_epoch, stored.retired, stored.ship_generation)
+    plan = replace(plan, rollouts=stored.rollouts)
     if persist and plan != stored:
         save_plan(layout, plan)
     return _selected(plan, config)

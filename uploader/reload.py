@@ -37,13 +37,6 @@ def settings_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def reloadable_keys() -> frozenset[str]:
-    """Every reloadable key spelled out (for the config reference)."""
-    from uploader.sinks import SINKS
-
-    return frozenset(RELOADABLE) | {f"uploader.sinks.{name}.{key}" for name in SINKS for key in RELOADABLE_PER_SINK}
-
-
 def is_reloadable(key: str) -> bool:
     parts = key.split(".")
     return key in RELOADABLE or (len(parts) == 4 and parts[:2] == ["uploader", "sinks"] and parts[3] in RELOADABLE_PER_SINK)

@@ -41,6 +41,7 @@ def simulate(
     check: Annotated[bool, typer.Option("--check", help="Exit 0 if the status file is fresh and healthy, else 1 (a healthcheck).")] = False,
     identity: Annotated[Optional[Path], typer.Option("--identity", help="Run the one sensor described by this identity file (seed nested or flat legacy format).", show_default=False)] = None,
     backfill: Annotated[Optional[str], typer.Option("--backfill", help="First write this much history ending now (e.g. 90s, 2h, 3d).", show_default=False)] = None,
+    live_dir: Annotated[Optional[Path], typer.Option("--live-dir", help="Apply live changes from this directory (settings, anomaly injections, the plan's identities), polled; the runtimes pass it.", show_default=False)] = None,
     duration: Annotated[Optional[str], typer.Option("--duration", help="How long to run in real time, e.g. 60, 90s, 1h30m (0: until stopped; default: simulation.run_time_seconds).", show_default=False)] = None,
     cities: CitiesOpt = None,
     max_cities: MaxCitiesOpt = None,
@@ -67,6 +68,7 @@ def simulate(
         identity_file=_resolve(identity, Path.cwd()),
         backfill_seconds=0.0 if backfill is None else parse_duration(backfill, "--backfill"),
         duration_seconds=None if duration is None else parse_duration(duration, "--duration"),
+        live_dir=_resolve(live_dir, layout.root),
     )
     config_model = opts.load_config()
     if check:

@@ -25,6 +25,7 @@ from sensor_manager.config.problems import _Problems
 from sensor_manager.config.redaction import REDACTED, is_secret_key, redact
 from sensor_manager.config.safe_yaml import _read_yaml
 from sensor_manager.config.sources import (
+    CONFIG_FILE_NAME,
     ENV_VARS,
     FLAG_NAMES,
     _apply_environment,
@@ -36,6 +37,7 @@ from sensor_manager.config.sources import (
 )
 
 __all__ = [
+    "CONFIG_FILE_NAME",
     "ENV_VARS",
     "MAX_FLEET_SENSORS",
     "REDACTED",
@@ -44,6 +46,8 @@ __all__ = [
     "ConfigError",
     "bundled_cities",
     "bundled_file",
+    "config_location",
+    "environment",
     "is_secret_key",
     "load_config",
     "redact",

@@ -77,6 +77,7 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     if fault := runtime_fault(layout):
         checks.append(Check("supervision", "fail", fault.problem, fault.remedy))
     checks.extend(_services(layout, services))
+    checks.append(_config_reload(layout))
     checks.extend(database_checks(layout, plan, running, access=access))
     checks.extend(_disk(layout))
     checks.extend(_lake(layout))
@@ -96,6 +97,18 @@ def _config(load_config) -> tuple[Any, Check]:
         first = str(exc).splitlines()[0]
         return None, Check("config", "fail", first, "fix the config; `config validate` lists every problem")
     return config, Check("config", "pass", f"{getattr(config, 'source_path', None) or 'bundled default'} is valid")
+
+
+def _config_reload(layout: ProjectLayout) -> Check:
+    """The last hot reload of the config file (live/reload.py): a rejected change is a failed check."""
+    from sensor_manager.live.reload import describe, read_record
+
+    record = read_record(layout)
+    if record is None:
+        return Check("config reload", "skip", "the config file has not changed while the fleet ran")
+    if record.rejected:
+        return Check("config reload", "fail", describe(record), "fix the config file (`config validate`); it is applied once valid")
+    return Check("config reload", "pass", describe(record))
 
 
 def _plan(layout: ProjectLayout, checks: list[Check]) -> FleetPlan | None:

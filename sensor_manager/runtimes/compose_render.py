@@ -25,7 +25,9 @@ from fleetcore.errors import UsageError
 from sensor_manager.layout import ProjectLayout
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes.base import Service, plan_services
+from sensor_manager.runtimes.compose_files import CONFIG_FILE, role_config, role_config_dir
 from sensor_manager.runtimes.compose_settings import DockerSettings
+from sensor_manager.simulator.live import SETTINGS_FILE, settings_bytes
 from uploader.sinks import SINKS
 
 LABEL = "io.sensor-manager"
@@ -42,7 +44,6 @@ CONFIG_MOUNT = "/config"  # the rendered per-role config directory (uploaders)
 # Sensors see their role directory as the project's state/: `simulate` resolves the plan from
 # <project-dir>/state/plan.json, and a read-only copy that matches the config is never rewritten.
 SENSOR_STATE_MOUNT = f"{CONTAINER_ROOT}/state"
-CONFIG_FILE = "sensor-manager.yaml"
 PLAN_FILE = "plan.json"
 SECRETS_MOUNT = "/run/secrets"
 # `simulate --check` / `uploader --check` without the CLI start-up (see runtimes/healthcheck.py).
@@ -101,8 +102,6 @@ def compose_file(layout: ProjectLayout) -> Path:
     return layout.state / "compose" / "docker-compose.yml"
 
 
-def role_config_dir(layout: ProjectLayout, role: str) -> Path:
-    return layout.state / "compose" / "config" / role
 
 
 # ---- which sinks need what -----------------------------------------------------------------------
@@ -202,7 +201,8 @@ def sensor_status_file(service: Service) -> str:
 def sensor_command(service: Service) -> list[str]:
     """`simulate` for the service's sensors, by id, reading the role config mounted at SENSOR_STATE_MOUNT."""
     config_file = f"{SENSOR_STATE_MOUNT}/{CONFIG_FILE}"
-    command = ["python", "-m", "sensor_manager", "simulate", "--config", config_file, "--project-dir", CONTAINER_ROOT]
+    command = ["python", "-m", "sensor_manager", "simulate", "--config", config_file, "--project-dir", CONTAINER_ROOT,
+               "--live-dir", SENSOR_STATE_MOUNT]
     for sensor in service.sensors:
         command += ["--sensor-id", sensor.sensor_id]
     return command + ["--status-file", sensor_status_file(service)]
@@ -311,35 +311,6 @@ def escape_interpolation(value: Any) -> Any:
 
 # ---- the files behind the render -----------------------------------------------------------------
 
-def role_config(config, role: str, plan: FleetPlan | None = None) -> dict[str, Any]:
-    """The config a container of `role` sees: the resolved config without secrets (and, for sensors, without the uploader).
-
-    With a plan, only the plan's cities are listed (and no max_cities), so the plan a container
-    resolves from this config is exactly the stored one.
-    """
-    document = config.model_dump(mode="json")
-    if role == "sensor":
-        document.pop("uploader", None)
-    if plan is not None:
-        from fleetcore.naming import safe_city_name
-
-        planned = set(plan.cities or (s.safe_city for s in plan.sensors))
-        document["cities"] = [c for c in document.get("cities", []) if safe_city_name(c["name"]) in planned]
-        document["max_cities"] = None
-    return _without_secrets(document)
-
-
-def _without_secrets(value: Any) -> Any:
-    from sensor_manager import config as config_module
-
-    is_secret = getattr(config_module, "is_secret_key", lambda name: name.lower() in {"key", "password", "secret"})
-    if isinstance(value, dict):
-        return {k: (None if is_secret(str(k)) else _without_secrets(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_secrets(v) for v in value]
-    return value
-
-
 def _write_if_changed(path: Path, text: str, mode: int | None = None) -> None:
     if not path.is_file() or path.read_text() != text:
         write_atomic(path, text, mode)
@@ -348,14 +319,28 @@ def _write_if_changed(path: Path, text: str, mode: int | None = None) -> None:
 def write_role_configs(layout: ProjectLayout, config, plan: FleetPlan) -> list[Path]:
     """state/compose/config/<role>/{sensor-manager.yaml, plan.json}: what containers read, rewritten in place (hot reload)."""
     written = []
-    plan_text = json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
     for role in ("sensor", "uploader"):
         directory = role_config_dir(layout, role)
         config_text = yaml.safe_dump(role_config(config, role, plan), sort_keys=False, allow_unicode=True)
         _write_if_changed(directory / CONFIG_FILE, config_text, 0o644)
-        _write_if_changed(directory / PLAN_FILE, plan_text, 0o644)
         os.chmod(directory, 0o755)
-        written += [directory / CONFIG_FILE, directory / PLAN_FILE]
+        written.append(directory / CONFIG_FILE)
+    written += write_role_plans(layout, plan)
+    # What running sensors poll for live changes (simulator/live.py), beside their config and plan.
+    settings = role_config_dir(layout, "sensor") / SETTINGS_FILE
+    _write_if_changed(settings, settings_bytes(config).decode(), 0o644)
+    written.append(settings)
+    return written
+
+
+def write_role_plans(layout: ProjectLayout, plan: FleetPlan) -> list[Path]:
+    """The stored plan as containers read it (a rollout rewrites it while they run)."""
+    plan_text = json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
+    written = []
+    for role in ("sensor", "uploader"):
+        path = role_config_dir(layout, role) / PLAN_FILE
+        _write_if_changed(path, plan_text, 0o644)
+        written.append(path)
     return written
 
 

@@ -33,6 +33,7 @@ from fleetcore.naming import city_service_slug
 from fleetcore.statusfiles import StatusDocument, read_json_object
 from sensor_manager.config import Config
 from sensor_manager.layout import ProjectLayout
+from sensor_manager.live.settings import uploader_settings_document, uploader_settings_path
 from sensor_manager.plan import FleetPlan, load_plan
 from sensor_manager.runtimes import logfiles
 from sensor_manager.runtimes import supervisor as sv
@@ -40,6 +41,7 @@ from sensor_manager.runtimes.base import LogLine, RuntimeFault, Service, Service
 from sensor_manager.runtimes.health import read_service_status, service_health
 from sensor_manager.runtimes.logfiles import open_followers, read_lines
 from sensor_manager.runtimes.processes import ProcessRecord, project_processes, terminate_all, wait_gone
+from sensor_manager.simulator.live import SETTINGS_FILE, settings_bytes
 
 ACK_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.05
@@ -66,21 +68,23 @@ def sensor_argv(layout: ProjectLayout, config: Config, service: Service) -> list
     # The service's slice of the stored plan by id (never --cities: the config may lack a city the plan
     # holds); the effective rates (flags given to `start` included) so the child runs what was asked.
     argv += ["simulate", "--rate", repr(config.simulation.readings_per_second),
-             "--anomaly-probability", repr(config.anomalies.probability)]
+             "--anomaly-probability", repr(config.anomalies.probability), "--live-dir", str(layout.state)]
     for sensor_id in service.sensor_ids:
         argv += ["--sensor-id", sensor_id]
     return argv
 
 
-def uploader_settings_path(layout: ProjectLayout) -> Path:
-    return layout.state / "uploader-settings.json"
-
-
 def write_uploader_settings(layout: ProjectLayout, config: Config) -> Path:
     """The resolved `uploader:` settings a local uploader reads (owner-only: it may hold a sink key)."""
-    document = {"project": config.project, "uploader": config.uploader.model_dump(mode="json")}
     path = uploader_settings_path(layout)
-    write_atomic(path, json.dumps(document, indent=2) + "\n", mode=0o600)
+    write_atomic(path, json.dumps(uploader_settings_document(config), indent=2) + "\n", mode=0o600)
+    return path
+
+
+def write_simulator_settings(layout: ProjectLayout, config: Config) -> Path:
+    """The reloadable settings the local simulators poll (simulator/live.py), as resolved at `start`."""
+    path = layout.state / SETTINGS_FILE
+    write_atomic(path, settings_bytes(config))
     return path
 
 
@@ -137,6 +141,8 @@ class LocalRuntime:
         self.layout.ensure_state()
         spec = self._read_spec()
         write_uploader_settings(self.layout, config)
+        write_simulator_settings(self.layout, config)
+        spec["config_file"] = config.source_path  # the supervisor watches it (runtimes/config_watch.py)
         rendered = {}
         for service in self.services(plan):
             # The uploader watches data/<City>; create it so it need not wait for the first sensor DB.

@@ -22,6 +22,9 @@ returns. While the state cannot be written its heartbeat (`updated_at`) goes sta
 The supervisor holds `state/locks/supervisor.lock` (flock) for its whole life: the kernel drops the
 lock when it dies, so a second supervisor can never run for the same project.
 
+It also watches the project config file named in the spec (`config_file`) and hot-reloads a change
+(runtimes/config_watch.py, live/reload.py).
+
 Run: `python -m sensor_manager.runtimes.supervisor --project-dir P` (the local runtime does this, detached).
 """
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pydantic import BaseModel, Field
 from fleetcore.atomicfiles import write_atomic
 from fleetcore.statusfiles import StatusDocument, read_json_object, utc_now_iso
 from sensor_manager.layout import ProjectLayout
+from sensor_manager.runtimes.config_watch import ConfigWatcher
 from sensor_manager.runtimes.logfiles import LogWriter, stamp
 from sensor_manager.runtimes.processes import PROJECT_ENV, SERVICE_ENV, ProcessRecord
 
@@ -196,6 +200,7 @@ class Supervisor:
         self._next_poll = 0.0
         self._next_health_check = 0.0
         self.state_error: str | None = None  # the last failed write of state/supervisor.json
+        self.config_watch = ConfigWatcher(layout, self.log.write_line)
 
     # --- signals -------------------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -246,6 +251,7 @@ class Supervisor:
         for name in set(self.children) - {s["name"] for s in spec.get("services", [])}:
             self.children[name].desired = "stopped"
         self.generation_seen = int(spec.get("generation", 0))
+        self.config_watch.watch(spec.get("config_file"))
         self.reconcile()
 
     def reconcile(self) -> None:
@@ -463,6 +469,7 @@ class Supervisor:
                 self._next_poll = now + POLL_SECONDS
                 self.poll_children()
             self.check_hung()
+            self.config_watch.poll(now)
             self.reconcile()
             if self.stopping and all(c.process is None for c in self.children.values()):
                 break

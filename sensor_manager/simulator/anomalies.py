@@ -128,6 +128,20 @@ class AnomalyProcess:
             magnitude=float(self.rng.uniform(*SPIKE_SIGMAS)),
         )
 
+    def force(self, kind: AnomalyName, duration_seconds: float) -> None:
+        """Start an episode of `kind` at the next reading (`inject anomaly`), replacing one in progress."""
+        configured = dict(zip(self.profile.types, self.profile.metrics, strict=True))
+        metrics = configured.get(kind) or tuple(range(len(METRICS)))
+        self.episode = Episode(
+            kind=kind,
+            length=max(1, int(round(duration_seconds * self.rate))),
+            done=0,
+            metric=int(metrics[self.rng.integers(len(metrics))]),
+            sign=float(self.rng.choice((-1.0, 1.0))),
+            magnitude=float(self.rng.uniform(*SPIKE_SIGMAS)),
+        )
+        self.gap = 0
+
     def apply(self, values: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Overlay episodes on a block in place; returns (anomaly code per row, keep mask per row)."""
         n = len(values)

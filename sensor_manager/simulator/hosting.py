@@ -24,6 +24,7 @@ class HostingRequest:
     identity_file: Path | None = None
     backfill_seconds: float = 0.0
     duration_seconds: float | None = None  # None: simulation.run_time_seconds
+    live_dir: Path | None = None  # polled for live changes (simulator/live.py)
 
 
 def status_name(safe_cities) -> str:
@@ -75,6 +76,7 @@ def plan_hosting(config, layout: ProjectLayout, request: HostingRequest) -> tupl
         backfill_seconds=request.backfill_seconds,
         status_file=status_path,
         status_name=status_path.stem if request.status_file else status_name(s.directory.parent.name for s in specs),
+        live_dir=request.live_dir,
     )
     return specs, options
 

@@ -159,6 +159,11 @@ class ReadingStream:
             values[flagged] = self.table.fold_into_bounds(values[flagged])
         return ts_ms, offsets, values, codes, keep
 
+    def inject(self, kind, duration_seconds: float) -> None:
+        """Start an anomaly episode with the next reading handed out: readings generated ahead are dropped."""
+        self._buffer, self._offset = None, 0
+        self.anomalies.force(kind, duration_seconds)
+
     @property
     def active_anomaly(self) -> str | None:
         """The anomaly of the last reading handed out (not of readings generated ahead)."""

@@ -16,17 +16,21 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from fleetcore.errors import ResourceLimitError
+from fleetcore.livesettings import AppliedSettings, RejectedSettings
+from fleetcore.statusfiles import utc_now_iso
 from sensor_manager.simulator.anomalies import anomaly_profile
 from sensor_manager.simulator.faults import clock_skew
 from sensor_manager.simulator.identity import SensorIdentity, write_identity
 from sensor_manager.simulator.limits import FDS_PER_SENSOR, RESERVED_FDS, raise_open_files_limit, sensors_per_process
+from sensor_manager.simulator.live import POLL_SECONDS as LIVE_POLL_SECONDS
+from sensor_manager.simulator.live import Injection, LiveDirectory, SettingsChange
 from sensor_manager.simulator.readings import Block, ReadingStream
 from sensor_manager.simulator.settings import (
     AnomalySettings,
@@ -46,6 +50,7 @@ MAX_BACKOFF_SECONDS = 2.0
 MAX_SLEEP_SECONDS = 0.2  # bounds how late a stop request is noticed
 STOP_RETRY_SECONDS = 0.5
 CLOSE_THREADS = 16
+MAX_REPORTED_INJECTIONS = 20
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,17 @@ class RunOptions:
     status_file: Path | None = None
     status_name: str = "sensor-all"
     faults: FaultSettings = field(default_factory=FaultSettings)
+    live_dir: Path | None = None  # polled for live changes (simulator/live.py); None: none
+
+    def document(self) -> dict:
+        """The running settings as a settings file holds them (to tell reloadable changes from others)."""
+        return {
+            "simulation": self.simulation.model_dump(mode="json"),
+            "normal_parameters": self.normal_parameters.model_dump(mode="json"),
+            "anomalies": self.anomalies.model_dump(mode="json"),
+            "devices": {"modifiers": self.devices.model_dump(mode="json")["modifiers"]},
+            "faults": self.faults.model_dump(mode="json"),
+        }
 
     @property
     def rate(self) -> float:
@@ -86,6 +102,7 @@ class HostedSensor:
     retry_at: float = 0.0
     next_checkpoint: float = 0.0
     last_error: str | None = None
+    identity_since: str | None = None  # when the current identity took effect in this run (a rollout)
 
     @property
     def readings(self) -> ReadingStream:
@@ -129,6 +146,8 @@ class Simulation:
         self._stop_seen: float | None = None
         self.status = SimulationStatus(options.status_file, options.status_name,
                                        options.simulation.status_interval_seconds)
+        self.live = LiveDirectory(options.live_dir) if options.live_dir is not None else None
+        self.live_document: dict | None = None  # the settings file's document once one was applied
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -151,12 +170,17 @@ class Simulation:
         for sensor in self.hosted:
             sensor.stream = self._stream_for(sensor, now_ms)
         self.opened = True
+        self._poll_live()
         self.status.update("starting", self.hosted, force=True)
 
-    def _stream_for(self, sensor: HostedSensor, now_ms: float) -> ReadingStream:
+    def _stream_for(self, sensor: HostedSensor, now_ms: float, continue_at_ms: int | None = None) -> ReadingStream:
+        """A reading stream for the sensor's identity and the running settings; `continue_at_ms` replaces a
+        running stream (a live change) from its next scheduled reading on."""
         identity, writer, options = sensor.spec.identity, sensor.writer, self.options
         period_ms = 1000.0 / options.rate
-        if options.backfill_seconds > 0:
+        if continue_at_ms is not None:
+            start = float(continue_at_ms)
+        elif options.backfill_seconds > 0:
             start = now_ms - options.backfill_seconds * 1000
         else:
             # Spread sensors over one period so a thousand of them do not commit in the same instant.
@@ -270,6 +294,8 @@ class Simulation:
                     sensor.next_checkpoint = now + CHECKPOINT_INTERVAL_SECONDS
                 heapq.heappush(heap, (next_at, i))
             self.status.update("running", self.hosted)
+            if self.live is not None and self.live.due(time.monotonic()):
+                self._poll_live()
             wake = min(heap[0][0] if heap else end, end, self.status.next_due)
             delay = wake - time.monotonic()
             if delay > 0:
@@ -319,6 +345,84 @@ class Simulation:
                 return
             time.sleep(sensor.backoff)
             now = time.monotonic()
+
+    # --- live changes (simulator/live.py) -----------------------------------------------------------
+
+    def _poll_live(self) -> None:
+        live = self.live
+        if live is None:
+            return
+        live.next_poll = time.monotonic() + LIVE_POLL_SECONDS
+        change = live.poll_settings(self.live_document or self.options.document())
+        if change is not None:
+            self._apply_settings(change)
+        planned = live.poll_plan()
+        if planned is not None:
+            self._apply_identities(planned)
+        for injection in live.poll_injections():
+            self._apply_injection(injection)
+
+    def _apply_settings(self, change: SettingsChange) -> None:
+        """All hosted sensors take the new settings together, or none does."""
+        now = utc_now_iso()
+        if change.settings is None:
+            self.status.rejected_settings = RejectedSettings(digest=change.digest, errors=change.errors, at=now)
+            log.warning("Settings refused; running ones kept. digest=%s errors=%s", change.digest, "; ".join(change.errors))
+            self.status.next_due = 0.0
+            return
+        settings = change.settings
+        previous = self.options
+        self.options = replace(self.options, simulation=settings.simulation, anomalies=settings.anomalies,
+                               devices=settings.merged_devices(self.options.devices), faults=settings.faults)
+        self.live_document = settings.document
+        if replace(previous, faults=settings.faults) == self.options:
+            # Only the faults changed: the streams keep the readings a fault still holds back.
+            for sensor in self.hosted:
+                if sensor.stream is not None:
+                    sensor.stream.configure_faults(settings.faults)
+        else:
+            self._restart_streams(self.hosted)
+        self.status.applied_settings = AppliedSettings(digest=change.digest, at=now)
+        self.status.rejected_settings = None
+        self.status.next_due = 0.0  # report it now: `set` waits for it
+        log.info("Settings applied. digest=%s readings_per_second=%g", change.digest, self.options.rate)
+
+    def _restart_streams(self, sensors: list[HostedSensor]) -> None:
+        now_ms = self.wall_clock() * 1000
+        for sensor in sensors:
+            sensor.stream = self._stream_for(sensor, now_ms, continue_at_ms=sensor.readings.next_ms)
+
+    def _apply_identities(self, planned: dict) -> None:
+        from sensor_manager.plan import PlannedSensor
+
+        switched = []
+        for sensor in self.hosted:
+            entry = planned.get(sensor.sensor_id)
+            if entry is None:
+                continue
+            identity = SensorIdentity.from_plan(PlannedSensor.from_dict(entry))
+            if identity == sensor.spec.identity:
+                continue
+            sensor.writer.switch_identity(identity)
+            sensor.spec = replace(sensor.spec, identity=identity)
+            sensor.identity_since = utc_now_iso()
+            write_identity(sensor.spec.directory / "identity.json", identity)
+            switched.append(sensor)
+            log.info("Sensor identity changed. sensor_id=%s firmware_version=%s from_seq=%d",
+                     sensor.sensor_id, identity.firmware_version, sensor.writer.next_seq)
+        if switched:
+            self._restart_streams(switched)  # the anomaly profile follows the new device variant
+            self.status.next_due = 0.0
+
+    def _apply_injection(self, injection: Injection) -> None:
+        targets = set(injection.sensor_ids)
+        remaining = injection.requested_at_epoch + injection.duration_seconds - self.wall_clock()
+        for sensor in self.hosted:
+            if sensor.sensor_id in targets and remaining > 0:
+                sensor.readings.inject(injection.type, remaining)
+        self.status.injections = [*self.status.injections, injection.id][-MAX_REPORTED_INJECTIONS:]
+        self.status.next_due = 0.0
+        log.info("Anomaly injected. id=%s type=%s sensors=%d", injection.id, injection.type, len(targets))
 
     def _stop_budget_end(self) -> float:
         """After a stop request, a locked DB gets this long to accept the last readings."""

@@ -93,5 +93,10 @@ def _merge(path: Path, options: RunOptions, shard_files: list[Path | None]) -> N
     fatal = next((d.fatal_error for d in documents if d.fatal_error), None)
     if fatal is None and any(d.is_stale() for d in documents):
         fatal = "a simulator shard stopped refreshing its status file"
+    # Settings count as applied once every shard applied them; a refusal by any shard is reported.
+    applied = {d.applied_settings.digest if d.applied_settings else None for d in documents}
     SimulatorStatus(name=options.status_name, state=state, fatal_error=fatal, shards=len(shard_files), sensors=sensors,
-                    interval_seconds=options.simulation.status_interval_seconds).write(path)
+                    interval_seconds=options.simulation.status_interval_seconds,
+                    applied_settings=documents[0].applied_settings if len(applied) == 1 else None,
+                    rejected_settings=next((d.rejected_settings for d in documents if d.rejected_settings), None),
+                    injections=sorted(set.intersection(*(set(d.injections) for d in documents)))).write(path)

@@ -2,7 +2,8 @@
 
 Shape (ARCHITECTURE.md): `{"role": "sensor", "name", "state", "fatal_error", "sensors": {"<sensor_id>":
 {"db_path", "rows_written", "seq", "last_timestamp", "readings_per_second", "errors",
-"skipped_readings", "active_anomaly"}}}` plus the common fields of `statusfile.write_status` (and
+"skipped_readings", "active_anomaly", "firmware_version", "identity_since_seq", "identity_since"}},
+"applied_settings", "rejected_settings", "injections"}` (live changes, fleetcore/livesettings.py) plus the common fields of `statusfile.write_status` (and
 `shards` in a file merged from shards). `SimulatorStatus` is the one model of it: the simulator writes
 it, the monitor, the sharding merge and the health checks read it. `is_healthy` is what
 `simulate --check` (the container healthcheck) answers.
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
+from fleetcore.livesettings import AppliedSettings, RejectedSettings
 from fleetcore.statusfiles import StatusDocument
 
 LIVE_STATES = ("starting", "backfilling", "running")
@@ -41,6 +43,9 @@ class SensorEntry:
     skipped_readings: int = 0
     active_anomaly: str | None = None
     generation: str | None = None
+    firmware_version: str | None = None
+    identity_since_seq: int | None = None  # first seq written with the current identity, when it changed (rollout)
+    identity_since: str | None = None
 
 
 class SimulatorStatus(StatusDocument):
@@ -50,6 +55,9 @@ class SimulatorStatus(StatusDocument):
     fatal_error: str | None = None
     shards: int | None = None  # only in a file merged from shards
     sensors: dict[str, SensorEntry] = Field(default_factory=dict)
+    applied_settings: AppliedSettings | None = None
+    rejected_settings: RejectedSettings | None = None
+    injections: list[str] = Field(default_factory=list)  # ids of the latest anomaly injections applied
 
     def payload(self) -> dict[str, Any]:
         body = super().payload()
@@ -68,6 +76,9 @@ class SimulationStatus:
         self._last_time: float | None = None
         self._last_rows: dict[str, int] = {}
         self._rates: dict[str, float] = {}
+        self.applied_settings: AppliedSettings | None = None
+        self.rejected_settings: RejectedSettings | None = None
+        self.injections: list[str] = []
 
     def update(self, state: str, hosted: list, force: bool = False, fatal_error: str | None = None) -> None:
         """Rewrite the file when it is due (or `force`), from the hosted sensors' counters."""
@@ -94,6 +105,8 @@ class SimulationStatus:
         return SimulatorStatus(
             name=self.name, state=self.state, fatal_error=fatal_error, interval_seconds=self.interval,
             sensors={s.sensor_id: _sensor_entry(s, self._rates.get(s.sensor_id, 0.0)) for s in hosted},
+            applied_settings=self.applied_settings, rejected_settings=self.rejected_settings,
+            injections=self.injections,
         )
 
 
@@ -111,6 +124,9 @@ def _sensor_entry(sensor, rate: float) -> SensorEntry:
         skipped_readings=sensor.skipped,
         active_anomaly=stream.active_anomaly if stream is not None else None,
         generation=writer.generation,
+        firmware_version=writer.identity.firmware_version,
+        identity_since_seq=writer.identity_since_seq,
+        identity_since=sensor.identity_since,
     )
 
 

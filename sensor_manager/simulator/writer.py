@@ -67,6 +67,7 @@ class SensorWriter:
         self.conn: sqlite3.Connection | None = None
         self.generation = ""
         self.identity_id = 0
+        self.identity_since_seq: int | None = None  # first seq of the current identity, when known
         self.next_seq = 1
         self.reserved_seq = 0
         self.last_ts_ms: int | None = None
@@ -99,6 +100,7 @@ class SensorWriter:
             self._connect()
             self._ensure_schema()
         self._resume_seq()
+        self.identity_since_seq = self._identity_start()
 
     def _connect(self) -> None:
         try:
@@ -186,6 +188,19 @@ class SensorWriter:
         )
         assert cursor.lastrowid is not None  # a row was inserted
         return cursor.lastrowid
+
+    def _identity_start(self) -> int | None:
+        """The seq from which rows carry the current identity, when it changed since the last row (else unknown)."""
+        row = self.connection.execute("SELECT identity_id FROM readings ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None and row[0] == self.identity_id:
+            return None
+        return self.next_seq
+
+    def switch_identity(self, identity: SensorIdentity) -> None:
+        """Write every later row with `identity` (a firmware rollout); `identity_since_seq` says from where."""
+        self.identity = identity
+        self.identity_id = self._identity_row()
+        self.identity_since_seq = self.next_seq
 
     def _resume_seq(self) -> None:
         high = db.high_water(self.connection)

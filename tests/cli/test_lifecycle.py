@@ -61,7 +61,8 @@ def test_status_of_a_project_never_started(cli, project, tree_listing):
     assert table.exit_code == 0
     assert "never started" in table.stdout
     document = json.loads(cli("status", "--json").stdout)
-    assert document == {"schema_version": 1, "project": None, "runtime": "local", "fault": None, "services": []}
+    assert document == {"schema_version": 1, "project": None, "runtime": "local", "fault": None, "config_reload": None,
+                        "services": []}
     assert json.loads(cli("ps", "--json").stdout) == document
     assert tree_listing(project) == before
 

@@ -154,7 +154,8 @@ def test_start_wait_brings_every_service_to_healthy(fleet):
     assert recorded["runtime"] == fleet.runtime and recorded["schema_version"] == 1 and recorded["started_at"]
 
     document = fleet.status()
-    assert set(document) == {"schema_version", "project", "runtime", "fault", "services"} and document["fault"] is None
+    assert set(document) == {"schema_version", "project", "runtime", "fault", "config_reload", "services"}
+    assert document["fault"] is None and document["config_reload"] is None
     assert (document["project"], document["runtime"]) == ("lifecycle-e2e", fleet.runtime)
     services = document["services"]
     planned = sorted(s["sensor_id"] for s in fleet.plan()["sensors"])

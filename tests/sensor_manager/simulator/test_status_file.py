@@ -30,6 +30,9 @@ LEGACY_KEYS = {"schema_version", "updated_at", "updated_at_epoch", "pid", "inter
                "fatal_error", "sensors"}
 LEGACY_ENTRY_KEYS = {"db_path", "generation", "rows_written", "seq", "last_timestamp", "readings_per_second", "errors",
                      "last_error", "skipped_readings", "active_anomaly"}
+# Keys added since, for live changes (docs/live-changes.md): a shape change only adds keys.
+LIVE_KEYS = {"applied_settings", "rejected_settings", "injections"}
+LIVE_ENTRY_KEYS = {"firmware_version", "identity_since_seq", "identity_since"}
 
 
 @settings(max_examples=60, deadline=None)
@@ -41,8 +44,8 @@ def test_what_is_written_reads_back_equal(status):
         read = SimulatorStatus.read(path)
         written = json.loads(path.read_text())
     assert read == status.model_copy(update={key: getattr(read, key) for key in ("updated_at", "updated_at_epoch", "pid")})
-    assert set(written) == LEGACY_KEYS | ({"shards"} if status.shards is not None else set())
-    assert all(set(entry) == LEGACY_ENTRY_KEYS for entry in written["sensors"].values())
+    assert set(written) == LEGACY_KEYS | LIVE_KEYS | ({"shards"} if status.shards is not None else set())
+    assert all(set(entry) == LEGACY_ENTRY_KEYS | LIVE_ENTRY_KEYS for entry in written["sensors"].values())
 
 
 def test_a_file_from_before_the_model_reads(tmp_path):

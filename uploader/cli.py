@@ -54,6 +54,7 @@ def build_parser(prog: str = PROG, help_command: str | None = None) -> argparse.
     # Required, but checked after parsing: an unknown or malformed flag is the error to report first.
     parser.add_argument("--sqlite", type=Path, metavar="PATH", help="A sensor_data.db, or a directory searched recursively for them.")
     parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="Config file; its uploader: and project: keys apply (`upload` finds it as every command does; python -m uploader reads the resolved file sensor-manager renders, literally, else built-in defaults).")
+    parser.add_argument("--cosmos-config", type=Path, metavar="FILE", help="The seed's cosmos-config.yaml mapped onto uploader.sinks.cosmos (`sensor_manager.py upload` only: python -m uploader runs on resolved settings; use `config import-cosmos`).")
     parser.add_argument("--project-dir", type=Path, metavar="DIR", help="Project directory (default: inferred when --sqlite lies under <dir>/data).")
     parser.add_argument("--uploader-id", metavar="ID", help="This uploader's name (default: the city directory of --sqlite as a slug).")
     mode = parser.add_mutually_exclusive_group()
@@ -82,6 +83,9 @@ def parse_args(argv: list[str], prog: str = PROG, help_command: str | None = Non
 def run(args: argparse.Namespace, settings: UploaderSettings | None = None, project: str | None = None) -> int:
     """Run the uploader for parsed flags and return the exit code. `settings`/`project`, when the caller
     has resolved them (sensor-manager's `upload`), win over reading the --config file."""
+    if args.cosmos_config is not None and settings is None:
+        raise UsageError("--cosmos-config: python -m uploader reads resolved settings only; "
+                         "run `sensor_manager.py upload --cosmos-config FILE` or map it with `config import-cosmos`")
     tune_allocators()  # before the pipeline's native libraries load
     from uploader.runner import check, upload
 

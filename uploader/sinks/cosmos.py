@@ -2,9 +2,14 @@
 the sink itself is another issue, so enabling it is refused (not ignored) until it exists."""
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
+import re
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fleetcore.errors import ConfigError
 from uploader.sinks.base import Sink, SinkContext, SinkSettings, SinkSpec
@@ -12,12 +17,77 @@ from uploader.sinks.base import Sink, SinkContext, SinkSettings, SinkSpec
 NAME = "cosmos"
 
 
+PARTITION_KEY_PATH = re.compile(r"^/[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_loopback(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class CosmosSinkSettings(SinkSettings):
-    endpoint: str | None = None
-    key: str | None = None
-    database_name: str = "SensorData"
-    container_name: str = "SensorReadings"
-    partition_key: str = "/city"
+    endpoint: str | None = Field(None, description="the account URL, https://<account>.documents.azure.com:443/ (seed: COSMOS_ENDPOINT)")
+    key: str | None = Field(None, description="the account's master key, base64 (seed: COSMOS_KEY); a secret")
+    database_name: str = Field("SensorData", min_length=1, max_length=255, description="seed: COSMOS_DATABASE")
+    container_name: str = Field("SensorReadings", min_length=1, max_length=255, description="seed: COSMOS_CONTAINER")
+    partition_key: str = Field("/city", description="a top-level field path, /<field>; documents carry the value there")
+    max_in_flight: int = Field(8, ge=1, le=256, description="requests in flight at once (8 suits a serverless account)")
+    preferred_regions: list[str] = Field(default_factory=list, description="Azure regions to prefer, in order")
+    create_if_missing: bool = Field(True, description="create the database and container when absent (serverless: "
+                                                      "the container gets no throughput setting)")
+    verify_tls: bool = Field(True, description="false only for a loopback endpoint (a local server's self-signed "
+                                               "certificate; env COSMOS_VERIFY_TLS)")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, endpoint: str | None) -> str | None:
+        if endpoint is None:
+            return None
+        parts = urlsplit(endpoint.strip())
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{endpoint!r} is not an https:// URL (expected https://<account>.documents.azure.com:443/)")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as error:
+            raise ValueError(f"{endpoint!r} has an invalid port") from error
+        return endpoint.strip()
+
+    @field_validator("key")
+    @classmethod
+    def _base64_key(cls, key: str | None) -> str | None:
+        if key is None:
+            return None
+        try:
+            if not key.strip() or not base64.b64decode(key.strip(), validate=True):
+                raise ValueError
+        except (binascii.Error, ValueError):
+            # Never echo the value: it is a secret, even when malformed.
+            raise ValueError("is not a base64 master key (copy the primary key from the account's "
+                             "Keys page)") from None
+        return key.strip()
+
+    @field_validator("partition_key")
+    @classmethod
+    def _top_level_path(cls, path: str) -> str:
+        if not PARTITION_KEY_PATH.match(path):
+            raise ValueError(f"{path!r} is not a top-level field path such as /city")
+        return path
+
+    @model_validator(mode="after")
+    def _tls_off_only_on_loopback(self) -> CosmosSinkSettings:
+        if not self.verify_tls and self.endpoint and not is_loopback(self.endpoint):
+            raise ValueError(f"verify_tls: false is refused for {self.endpoint} (only a loopback endpoint, "
+                             "a local test server, may skip certificate checks)")
+        return self
+
+    @property
+    def partition_field(self) -> str:
+        return self.partition_key[1:]
 
     @field_validator("enabled")
     @classmethod

@@ -10,6 +10,7 @@ problem naming it. Nothing is silently ignored. Two uses:
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -152,7 +153,7 @@ def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def read_seed_config(path: str | Path, flag: str = "--cosmos-config") -> SeedMapping:
+def read_seed_config(path: str | os.PathLike[str], flag: str = "--cosmos-config") -> SeedMapping:
     """The file `path` names, mapped; a file we cannot read, or any unknown key, is a ConfigError naming it."""
     path = Path(path).expanduser()
     label = f"{flag} {path}"

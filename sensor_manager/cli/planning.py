@@ -141,7 +141,7 @@ def import_cosmos(
     from fleetcore.atomicfiles import write_atomic
     from fleetcore.errors import UsageError
     from sensor_manager.cli.output import info, results, warn
-    from sensor_manager.config.cosmos_seed import KEY_VARIABLE, literal_key_replaced, read_seed_config, section_yaml
+    from sensor_manager.config import KEY_VARIABLE, literal_key_replaced, read_seed_config, section_yaml
 
     s = session(ctx)
     mapping = read_seed_config(file, flag="config import-cosmos")

@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from fleetcore.errors import ConfigError
 from sensor_manager.config.bundled import bundled_cities, bundled_file
-from sensor_manager.config.cosmos_seed import apply_seed_overlay, read_seed_config
+from sensor_manager.config.cosmos_seed import (
+    KEY_VARIABLE,
+    apply_seed_overlay,
+    literal_key_replaced,
+    map_seed_config,
+    read_seed_config,
+    section_yaml,
+)
 from sensor_manager.config.messages import _describe
 from sensor_manager.config.models import MAX_FLEET_SENSORS, CityConfig, Config
 from sensor_manager.config.problems import _Problems
@@ -38,6 +45,7 @@ from sensor_manager.config.sources import (
 
 __all__ = [
     "ENV_VARS",
+    "KEY_VARIABLE",
     "MAX_FLEET_SENSORS",
     "REDACTED",
     "CityConfig",
@@ -46,8 +54,12 @@ __all__ = [
     "bundled_cities",
     "bundled_file",
     "is_secret_key",
+    "literal_key_replaced",
     "load_config",
+    "map_seed_config",
+    "read_seed_config",
     "redact",
+    "section_yaml",
 ]
 
 

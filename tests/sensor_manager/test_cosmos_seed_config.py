@@ -14,8 +14,7 @@ import yaml
 
 from fleetcore.errors import ConfigError
 from sensor_manager.cli import app
-from sensor_manager.config import load_config
-from sensor_manager.config.cosmos_seed import MAPPED, NOT_APPLICABLE, map_seed_config
+from sensor_manager.config import load_config, map_seed_config
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
@@ -97,10 +96,6 @@ def test_every_key_of_the_seed_file_is_mapped_or_named():
     assert mapping.section["uploader"]["interval_seconds"] == 20
     assert mapping.section["uploader"]["stage"] == "sanitized"
     assert [c["name"] for c in mapping.section["cities"]] == ["Amsterdam", "Gotham"]
-
-
-def test_mapped_and_not_applicable_keys_never_overlap():
-    assert not MAPPED.keys() & NOT_APPLICABLE.keys()
 
 
 @pytest.mark.parametrize(("text", "problem"), [

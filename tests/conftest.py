@@ -77,3 +77,15 @@ def cosmos_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def cosmos_proxy(cosmos_server):
+    """A fault proxy in front of the session's Cosmos server (`.endpoint`, `.faults`): no faults until set."""
+    from tests.cosmos_proxy import FaultProxy
+
+    proxy = FaultProxy(cosmos_server.endpoint)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -43,7 +43,8 @@ class Invocation:
 
     @property
     def sink_context(self) -> SinkContext:
-        return SinkContext(lake=self.lake, project_dir=self.project_dir, stage=self.settings.stage)
+        return SinkContext(lake=self.lake, project_dir=self.project_dir, stage=self.settings.stage,
+                           development=self.development)
 
     @property
     def table_uri(self) -> str:

@@ -126,7 +126,7 @@ def test_help_has_a_line_and_an_example(runner, args):
 def test_validate_prints_the_resolved_config_with_secrets_redacted(runner, project_dir, monkeypatch):
     monkeypatch.setenv("COSMOS_ENDPOINT", "https://acct.documents.azure.com")
     monkeypatch.setenv("COSMOS_KEY", "dmVyeXNlY3JldGtleQ==")
-    (project_dir / "sensor-manager.yaml").write_text("uploader:\n  sinks:\n    cosmos: {enabled: false}\n")  # not implemented yet
+    (project_dir / "sensor-manager.yaml").write_text("uploader:\n  sinks:\n    cosmos: {enabled: false}\n")
     result = runner.invoke(app, ["config", "validate", "--json", "--project-dir", str(project_dir)])
     assert result.exit_code == 0
     document = json.loads(result.stdout)

@@ -1,6 +1,6 @@
 """A stand-in sensor for the chaos tests: appends rows in small transactions until its stop file appears.
 
-Usage: python sensor_writer.py DB_PATH SENSOR_ID STOP_FILE
+Usage: python sensor_writer.py DB_PATH SENSOR_ID STOP_FILE [PAUSE_SECONDS]  (between transactions of 20 rows; 0.01)
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from uploader.sources.generations import DDL
 
 
-def main(db_path: str, sensor_id: str, stop_file: str) -> None:
+def main(db_path: str, sensor_id: str, stop_file: str, pause: str = "0.01") -> None:
     path = Path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=30)
@@ -30,9 +30,9 @@ def main(db_path: str, sensor_id: str, stop_file: str) -> None:
             rows.append((datetime.now(timezone.utc).isoformat(timespec="milliseconds"), sensor_id, 20.0 + seq % 5, seq))
         con.executemany("INSERT INTO sensor_readings (timestamp, sensor_id, temperature, seq) VALUES (?, ?, ?, ?)", rows)
         con.commit()
-        time.sleep(0.01)
+        time.sleep(float(pause))
     con.close()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from azure.cosmos import ContainerProxy
     from azure.cosmos.aio import CosmosClient as AsyncCosmosClient
 
-    from uploader.sinks.cosmos import CosmosSinkSettings
+
+class CosmosSinkSettings(Protocol):
+    """What a client needs of `uploader.sinks.cosmos.CosmosSinkSettings` (declared there; no import ring)."""
+
+    endpoint: str | None
+    key: str | None
+    database_name: str
+    container_name: str
+    partition_key: str
+    preferred_regions: list[str]
+    create_if_missing: bool
+    verify_tls: bool
 
 CONNECTION_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
 # The SDK's own 429 handling: it waits x-ms-retry-after-ms itself, this many times and this long in all,
 # before a 429 reaches the sink (whose backoff then paces it).
 THROTTLE_RETRIES = 9
@@ -28,6 +40,7 @@ def client_options(settings: CosmosSinkSettings) -> dict[str, Any]:
     """Keyword arguments shared by the sync and async clients."""
     options: dict[str, Any] = {
         "connection_timeout": CONNECTION_TIMEOUT_SECONDS,
+        "read_timeout": READ_TIMEOUT_SECONDS,
         "retry_total": THROTTLE_RETRIES,
         "retry_backoff_max": THROTTLE_WAIT_SECONDS,
         "user_agent": "sensor-manager",

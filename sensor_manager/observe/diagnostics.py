@@ -385,6 +385,8 @@ COSMOS_DNS_REMEDY = (
     "DNS that only the host sees")
 COSMOS_PORT_REMEDY = ("check the endpoint's port (443 for Azure; the local emulator's own port), firewalls and "
                       "proxies between here and the account (outbound TCP to the account must be allowed)")
+# azure-cosmos never verifies certificates for these hosts (its emulator rule), whatever verify_tls says.
+SDK_UNVERIFIED_HOSTS = ("localhost", "127.0.0.1")
 COSMOS_TLS_REMEDY = ("a proxy re-signing TLS needs its CA in the system store; verify_tls: false "
                      "(COSMOS_VERIFY_TLS=false) is accepted only for a loopback test server")
 
@@ -438,8 +440,9 @@ def cosmos_endpoint_check(settings) -> Check:
     with connection:
         if not secure:
             return Check("cosmos endpoint", "pass", f"{host}:{port} ({address}) accepts connections (http, no TLS)")
+        verified = settings.verify_tls and host not in SDK_UNVERIFIED_HOSTS  # what the SDK will do
         context = ssl.create_default_context()
-        if not settings.verify_tls:  # the settings allow this for loopback endpoints only
+        if not verified:
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         try:
             with context.wrap_socket(connection, server_hostname=host) as tls:
@@ -448,8 +451,9 @@ def cosmos_endpoint_check(settings) -> Check:
             return Check("cosmos endpoint", "fail", f"{host}:{port}: certificate not trusted ({exc.verify_message})", COSMOS_TLS_REMEDY)
         except (ssl.SSLError, OSError) as exc:
             return Check("cosmos endpoint", "fail", f"{host}:{port}: TLS handshake failed ({exc})", COSMOS_TLS_REMEDY)
-    verified = "certificate verified" if settings.verify_tls else "certificate not verified (loopback, verify_tls: false)"
-    return Check("cosmos endpoint", "pass", f"{host}:{port} ({address}), {version}, {verified}")
+    how = ("certificate verified" if verified else "certificate not verified (loopback, verify_tls: false)" if not settings.verify_tls
+           else "certificate not verified (the SDK never verifies localhost or 127.0.0.1)")
+    return Check("cosmos endpoint", "pass", f"{host}:{port} ({address}), {version}, {how}")
 
 
 def _open_cosmos_client(settings):

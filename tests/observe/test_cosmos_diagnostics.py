@@ -10,8 +10,10 @@ import socket
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from sensor_manager.observe.diagnostics import COSMOS_DNS_REMEDY, cosmos_account_checks
 from uploader.sinks.cosmos import CosmosSinkSettings
@@ -58,10 +60,36 @@ def test_a_closed_port_fails_the_endpoint_check():
     assert "443 for Azure" in check.hint
 
 
-def test_an_untrusted_certificate_fails_with_the_tls_remedy(cosmos_server, good_database):
-    check = cosmos_account_checks(settings_for(cosmos_server, good_database, verify_tls=True))[0]
+@pytest.fixture(scope="module")
+def server_on_127_0_0_2():
+    """The test server on another loopback address: the SDK verifies certificates everywhere but localhost and 127.0.0.1."""
+    import shutil
+    import subprocess
+
+    from tests import cosmos_server as cosmos
+
+    process = subprocess.Popen([shutil.which("node") or "node", str(cosmos.install()), "--host", "127.0.0.2", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = process.stdout.readline() if process.stdout else ""
+    match = cosmos._READY.search(line)
+    try:
+        if not match:
+            pytest.skip(f"cosmosdb-server does not listen on 127.0.0.2: {line.strip()}")
+        yield f"https://127.0.0.2:{match.group(1)}/"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_an_untrusted_certificate_fails_with_the_tls_remedy(cosmos_server, server_on_127_0_0_2):
+    check = cosmos_account_checks(CosmosSinkSettings(endpoint=server_on_127_0_0_2, key=cosmos_server.key))[0]
     assert check.status == "fail" and "certificate not trusted" in check.detail
     assert "verify_tls: false" in check.hint and "loopback" in check.hint
+
+
+def test_on_127_0_0_1_the_check_says_the_sdk_skips_verification(cosmos_server, good_database):
+    check = cosmos_account_checks(settings_for(cosmos_server, good_database, verify_tls=True))[0]
+    assert check.status == "pass" and "the SDK never verifies localhost or 127.0.0.1" in check.detail
 
 
 @pytest.fixture
@@ -124,3 +152,27 @@ def test_a_container_with_another_partition_key_fails_clearly(cosmos_server):
     assert check.status == "fail"
     assert check.detail == "SensorReadings is partitioned by /sensor_id; uploader.sinks.cosmos.partition_key is /city"
     assert check.hint.startswith("set uploader.sinks.cosmos.partition_key: /sensor_id or choose a new container_name")
+
+
+@pytest.mark.parametrize(("partition_key", "create", "failing"), [
+    ("/sensor_id", True, "cosmos partition key"),  # the container exists with another partition key
+    ("/city", False, "cosmos database"),  # a database that does not exist, and the sink may not create it
+])
+def test_diagnostics_fails_the_check_with_its_remedy(runner, project_dir, cosmos_server, partition_key, create, failing):
+    from sensor_manager.cli import app
+
+    database = f"diag-{uuid.uuid4().hex[:8]}"
+    if create:
+        fill_container(cosmos_server, database, [], partition_key=partition_key)
+        database_name = database
+    else:
+        database_name = f"absent-{uuid.uuid4().hex[:8]}"
+    (project_dir / "sensor-manager.yaml").write_text(yaml.safe_dump({"uploader": {"sinks": {"cosmos": {
+        "enabled": True, "endpoint": cosmos_server.endpoint, "key": cosmos_server.key, "verify_tls": False,
+        "database_name": database_name, "create_if_missing": create}}}}))
+    result = runner.invoke(app, ["diagnostics", "--project-dir", str(project_dir), "--json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    checks = by_name(SimpleNamespace(**c) for c in json.loads(result.stdout)["checks"])
+    assert checks[failing].status == "fail" and checks[failing].hint
+    assert checks["cosmos endpoint"].status == "pass" and checks["cosmos key"].status == "pass"
+    assert "checks failed: " in result.stderr and failing in result.stderr.splitlines()[-1]

@@ -79,8 +79,8 @@ NOT_APPLICABLE: dict[str, str] = {
                                          "jitter on errors (the seed ignored this key)",
     "performance.sleep_interval": "the seed ignored it; the poll interval is uploader.interval_seconds (or upload --interval)",
     "logging.level": "pass -v (more) or -q (errors only) to the command",
-    "logging.log_request_units": "request units are always reported: the uploader's status and monitor",
-    "logging.log_latency": "the uploader's status and monitor report each sink's lag",
+    "logging.log_request_units": "request units are always reported, in the uploader's status file",
+    "logging.log_latency": "the uploader's status file and monitor report each sink's lag",
     "config_watch.enabled": "the seed's watcher had no effect; restart the uploaders after a change",
     "config_watch.poll_interval_seconds": "the seed's watcher had no effect; restart the uploaders after a change",
 }

@@ -64,7 +64,7 @@ def build_parser(prog: str = PROG, help_command: str | None = None) -> argparse.
     parser.add_argument("--lake", type=Path, metavar="PATH", help="Lake directory (default: <project-dir>/lake); table <lake>/sensor_readings.")
     parser.add_argument("--state-dir", type=Path, metavar="DIR", help="State root: checkpoints/, locks/, deadletter/, status/ (default: <project-dir>/state).")
     parser.add_argument("--check", action="store_true", help="Exit 0 when the status file is fresh and no sink is failing permanently.")
-    parser.add_argument("--development", action="store_true", help="Re-upload everything under a new fleet epoch.")
+    parser.add_argument("--development", action="store_true", help="A demo run (the seed's flag): re-upload everything under a new fleet epoch, so every key (Cosmos DB document ids included) is fresh and a demo replays into the same lake or container without conflicts; Cosmos DB documents get the current time as their timestamp.")
     parser.add_argument("--quiet", "-q", action="store_true", help="Only errors on stderr.")
     parser.add_argument("--verbose", "-v", action="store_true", help="More detail on stderr.")
     parser.add_argument("--traceback", action="store_true", help="Show a traceback on errors.")

@@ -32,6 +32,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import deque
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -236,34 +237,26 @@ class CosmosSink:
         self._positions: dict[str, int] = {}
         self._confirmed: dict[str, set[int]] = {}  # per app id: source ids confirmed by a write not yet Delivered
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="cosmos-sink", daemon=True)
-        self._thread.start()
-        self._client: AsyncCosmosClient | None = None
+        thread = threading.Thread(target=self._loop.run_forever, name="cosmos-sink", daemon=True)
+        thread.start()
+        self._clients: list[AsyncCosmosClient] = []  # the one client, once opened (a list the finalizer shares)
         self._containers: tuple[Any, Any] | None = None  # (readings, positions) container proxies
+        # Whoever built the sink (the uploader, preflight, clean) need not close it: collection or exit does.
+        self.close = weakref.finalize(self, _shut_down, self._loop, thread, self._clients)
 
-    # -- the event loop: one client and connection pool for the sink's life ------------------------
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     async def _open(self, create: bool | None = None):
         if self._containers is None:
-            if self._client is None:
-                self._client = cosmos_client.async_client(self.settings)
-            readings = await cosmos_client.async_container(self._client, self.settings, create)
+            if not self._clients:
+                self._clients.append(cosmos_client.async_client(self.settings))
+            readings = await cosmos_client.async_container(self._clients[0], self.settings, create)
             positions_settings = self.settings.model_copy(update={
                 "container_name": self.settings.container_name + POSITIONS_SUFFIX, "partition_key": "/id"})
-            positions = await cosmos_client.async_container(self._client, positions_settings, create)
+            positions = await cosmos_client.async_container(self._clients[0], positions_settings, create)
             self._containers = (readings, positions)
         return self._containers
-
-    def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        if self._client is not None:
-            self._run(self._client.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
 
     # -- the contract -------------------------------------------------------------------------------
     def check(self) -> CheckResult:
@@ -455,6 +448,15 @@ class CosmosSink:
         self._run(self._record(positions))
 
 
+def _shut_down(loop: asyncio.AbstractEventLoop, thread: threading.Thread, clients: list) -> None:
+    """Close the client's connections on its loop, then stop the loop (`CosmosSink.close`)."""
+    for client in clients:
+        asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+    loop.close()
+
+
 def _position_id(app_id: str) -> str:
     return hashlib.sha256(app_id.encode()).hexdigest()
 
@@ -503,4 +505,6 @@ SPEC = SinkSpec(
     secrets=_key_file,
     secret_env={"cosmos_key": KEY_FILE_VARIABLE},
     preflight=_preflight,
+    cleans="the documents whose project (and, for reset, fleet_epoch) is this project's, page by page and partition "
+           "by partition; never the container",
 )

@@ -6,6 +6,7 @@ long as they work: a new client opens new TLS connections (~80 ms each against t
 """
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +28,10 @@ class CosmosSinkSettings(Protocol):
     preferred_regions: list[str]
     create_if_missing: bool
     verify_tls: bool
+
+# The SDK logs every request and response (headers included) at INFO: far too much for a service's log.
+for _name in ("azure.core.pipeline.policies.http_logging_policy", "azure.cosmos._cosmos_http_logging_policy"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 CONNECTION_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60

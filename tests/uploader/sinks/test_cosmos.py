@@ -3,6 +3,7 @@ exactly once under throttling, faults and kill -9, dead letters, a refused key, 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -97,7 +98,8 @@ def _fleet(project: Path, sensor_db, sensors: int = 3, rows: int = 200) -> None:
 
 
 def test_under_20_percent_injected_429s_everything_arrives_once_and_the_status_shows_throttling(
-        cosmos_server, cosmos_proxy, project, sensor_db, invocation):
+        cosmos_server, cosmos_proxy, project, sensor_db, invocation, caplog):
+    caplog.set_level(logging.INFO)
     _fleet(project, sensor_db)
     cosmos = cosmos_settings(cosmos_proxy.endpoint, cosmos_server.key)
     cosmos_proxy.faults.throttle = 0.2
@@ -114,6 +116,7 @@ def test_under_20_percent_injected_429s_everything_arrives_once_and_the_status_s
     written = json.loads(uploader.inv.status_path.read_text())["sinks"]["cosmos"]
     assert written["throttled"] == status.throttled and written["request_units"] == status.request_units
     assert cosmos_server.key not in uploader.inv.status_path.read_text()
+    assert cosmos_server.key not in caplog.text and "Request URL" not in caplog.text  # no per-request SDK logging
 
 
 def test_503s_and_dropped_connections_are_retried_until_everything_arrived_once(

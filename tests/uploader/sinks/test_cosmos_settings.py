@@ -60,3 +60,41 @@ def test_the_test_server_speaks_cosmos(cosmos_server):
         container.create_item({"id": "one", "city": "Amsterdam"})
     assert list(container.query_items("SELECT VALUE COUNT(1) FROM c", enable_cross_partition_query=True)) == [1]
     assert container.read()["partitionKey"]["paths"] == ["/city"]
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("COSMOS_ENDPOINT", "not a url", "uploader.sinks.cosmos.endpoint: 'not a url' is not an https:// URL"),
+    ("COSMOS_KEY", "hunter2!", "uploader.sinks.cosmos.key: is not a base64 master key"),
+    ("COSMOS_VERIFY_TLS", "false", "verify_tls: false is refused for https://acct.documents.azure.com"),
+])
+def test_bad_cosmos_input_exits_2_with_one_clear_line(runner, project_dir, monkeypatch, variable, value, message):
+    from sensor_manager.cli import app
+
+    monkeypatch.setenv("COSMOS_ENDPOINT", "https://acct.documents.azure.com")
+    monkeypatch.setenv("COSMOS_KEY", KEY)
+    monkeypatch.setenv(variable, value)
+    result = runner.invoke(app, ["config", "validate", "--project-dir", str(project_dir)])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.output and "hunter2" not in result.output
+
+
+def test_the_key_file_of_a_container_is_read_and_checked(tmp_path, monkeypatch):
+    from fleetcore.errors import ConfigError
+    from uploader.sinks import cosmos
+    from uploader.sinks.base import SinkContext
+
+    key_file = tmp_path / "cosmos_key"
+    settings = CosmosSinkSettings(enabled=True, endpoint="https://127.0.0.1:1/")
+    context = SinkContext(lake=tmp_path, project_dir=None)
+    key_file.write_text(KEY + "\n")
+    monkeypatch.setenv("COSMOS_KEY_FILE", str(key_file))
+    sink = cosmos.SPEC.build(settings, context)
+    try:
+        assert sink.settings.key == KEY
+    finally:
+        sink.close()
+    key_file.write_text("hunter2!")
+    with pytest.raises(ConfigError, match=f"COSMOS_KEY_FILE={key_file}: the file's key is not a base64 master key") as raised:
+        cosmos.SPEC.build(settings, context)
+    assert "hunter2" not in str(raised.value)

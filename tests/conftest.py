@@ -58,3 +58,34 @@ def _tree_listing(root: Path) -> list[tuple[str, int]]:
 def tree_listing():
     """`tree_listing(root)`: relative paths and sizes; compare before/after to prove nothing changed."""
     return _tree_listing
+
+
+@pytest.fixture(scope="session")
+def cosmos_server():
+    """A real Cosmos-protocol server on 127.0.0.1 (`.endpoint`, `.key`), one per session, in memory.
+
+    Skips when Node.js/npm are missing, except under CI=true, where that fails (as the Docker tests do)."""
+    from tests import cosmos_server as cosmos
+
+    try:
+        server = cosmos.start()
+    except cosmos.Unavailable as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{error} (CI=true makes that a failure)")
+        pytest.skip(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cosmos_proxy(cosmos_server):
+    """A fault proxy in front of the session's Cosmos server (`.endpoint`, `.faults`): no faults until set."""
+    from tests.cosmos_proxy import FaultProxy
+
+    proxy = FaultProxy(cosmos_server.endpoint)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -54,6 +54,7 @@ def build_parser(prog: str = PROG, help_command: str | None = None) -> argparse.
     # Required, but checked after parsing: an unknown or malformed flag is the error to report first.
     parser.add_argument("--sqlite", type=Path, metavar="PATH", help="A sensor_data.db, or a directory searched recursively for them.")
     parser.add_argument("--config", "-c", type=Path, metavar="FILE", help="Config file; its uploader: and project: keys apply (`upload` finds it as every command does; python -m uploader reads the resolved file sensor-manager renders, literally, else built-in defaults).")
+    parser.add_argument("--cosmos-config", type=Path, metavar="FILE", help="The seed's cosmos-config.yaml mapped onto uploader.sinks.cosmos (`sensor_manager.py upload` only: python -m uploader runs on resolved settings; use `config import-cosmos`).")
     parser.add_argument("--project-dir", type=Path, metavar="DIR", help="Project directory (default: inferred when --sqlite lies under <dir>/data).")
     parser.add_argument("--uploader-id", metavar="ID", help="This uploader's name (default: the city directory of --sqlite as a slug).")
     mode = parser.add_mutually_exclusive_group()
@@ -63,7 +64,7 @@ def build_parser(prog: str = PROG, help_command: str | None = None) -> argparse.
     parser.add_argument("--lake", type=Path, metavar="PATH", help="Lake directory (default: <project-dir>/lake); table <lake>/sensor_readings.")
     parser.add_argument("--state-dir", type=Path, metavar="DIR", help="State root: checkpoints/, locks/, deadletter/, status/ (default: <project-dir>/state).")
     parser.add_argument("--check", action="store_true", help="Exit 0 when the status file is fresh and no sink is failing permanently.")
-    parser.add_argument("--development", action="store_true", help="Re-upload everything under a new fleet epoch.")
+    parser.add_argument("--development", action="store_true", help="A demo run (the seed's flag): re-upload everything under a new fleet epoch, so every key (Cosmos DB document ids included) is fresh and a demo replays into the same lake or container without conflicts; Cosmos DB documents get the current time as their timestamp.")
     parser.add_argument("--quiet", "-q", action="store_true", help="Only errors on stderr.")
     parser.add_argument("--verbose", "-v", action="store_true", help="More detail on stderr.")
     parser.add_argument("--traceback", action="store_true", help="Show a traceback on errors.")
@@ -82,6 +83,9 @@ def parse_args(argv: list[str], prog: str = PROG, help_command: str | None = Non
 def run(args: argparse.Namespace, settings: UploaderSettings | None = None, project: str | None = None) -> int:
     """Run the uploader for parsed flags and return the exit code. `settings`/`project`, when the caller
     has resolved them (sensor-manager's `upload`), win over reading the --config file."""
+    if args.cosmos_config is not None and settings is None:
+        raise UsageError("--cosmos-config: python -m uploader reads resolved settings only; "
+                         "run `sensor_manager.py upload --cosmos-config FILE` or map it with `config import-cosmos`")
     tune_allocators()  # before the pipeline's native libraries load
     from uploader.runner import check, upload
 

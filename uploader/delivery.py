@@ -212,7 +212,7 @@ class SinkDelivery:
                 status.dead_lettered += len(batch.rejected)
                 status.last_success = utc_now_iso()
             elif isinstance(outcome, Retry):
-                self._failed(outcome.reason)
+                self._failed(outcome.reason, outcome.permanent)
             elif isinstance(outcome, Rejected):
                 if len(parts) > 1:
                     log.warning("Sink rejected a batch of several sources; retrying them one by one. sink=%s sources=%d error=%s",
@@ -223,7 +223,16 @@ class SinkDelivery:
                     self._rejected(owners[part.app_id], part, outcome.reason)
                     owners[part.app_id].positions[sink.name] = part.upto
                     self.windows.pop(part.app_id, None)
+            self._record_usage()
             self.on_progress()
+        self._record_usage()
+
+    def _record_usage(self) -> None:
+        """A sink's own service figures (Cosmos: request units, throttling) into its status."""
+        usage = getattr(self.sink, "usage", None)
+        if usage is not None:
+            for key, value in usage.snapshot().items():
+                setattr(self.status, key, value)
 
     def _lost_rows(self, parts: list[Part], outcome: Delivered) -> None:
         """The sink holds less than this uploader confirmed (its lake was deleted or emptied): start over from it.
@@ -238,12 +247,12 @@ class SinkDelivery:
         for tracked in self.sources.held():
             tracked.positions.pop(self.sink.name, None)
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, permanent: bool = False) -> None:
         backoff, status = self.backoff, self.status
         backoff.record_failure()
         status.retries += 1
         status.last_error = reason
-        if backoff.is_exhausted():
+        if permanent or backoff.is_exhausted():
             status.failing_permanently = True
             log.error("Sink failing after its retry budget. sink=%s attempts=%d error=%s", self.sink.name, backoff.failures, reason)
         else:

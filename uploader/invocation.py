@@ -48,7 +48,8 @@ class Invocation:
     @property
     def sink_context(self) -> SinkContext:
         return SinkContext(lake=self.lake, project_dir=self.project_dir, stage=self.settings.stage,
-                           window=self.settings.aggregated.table_suffix.removeprefix("_"))
+                           window=self.settings.aggregated.table_suffix.removeprefix("_"),
+                           development=self.development)
 
     def sink_context_for(self, sink: str) -> SinkContext:
         """The context a sink is built with: its own stage (`uploader.sinks.<name>.stage`, else uploader.stage)."""

@@ -329,6 +329,10 @@ class Uploader:
     def close(self) -> None:
         self.sources.close()
         self.store.close()
+        for sink in self.sinks:  # a sink holding connections (Cosmos DB's client) releases them
+            closing = getattr(sink, "close", None)
+            if closing is not None:
+                closing()
         self.identity_lock.release()
 
     # -- status ------------------------------------------------------------------------------------

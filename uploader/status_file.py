@@ -30,6 +30,10 @@ class SinkStatus:
     retries: int = 0
     dead_lettered: int = 0
     failing_permanently: bool = False
+    # Service figures of sinks that report them (Cosmos DB): request units in all, per second, throttled requests.
+    request_units: float | None = None
+    request_units_per_second: float | None = None
+    throttled: int | None = None
 
 
 @dataclass

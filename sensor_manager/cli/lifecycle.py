@@ -12,6 +12,7 @@ from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     BaseImageOpt,
     CitiesOpt,
+    CosmosConfigOpt,
     DryRunOpt,
     JsonOpt,
     MaxCitiesOpt,
@@ -84,6 +85,7 @@ def start(
     no_tag: NoTagOpt = False,
     no_rebuild: Annotated[bool, typer.Option("--no-rebuild", help="Docker: never build; a missing image is an error.")] = False,
     base_image: BaseImageOpt = None,
+    cosmos_config: CosmosConfigOpt = None,
 ) -> None:
     """Start the fleet (or the named services) after preflight; never deletes data; fleet flags may grow the stored plan, --replan changes it.
 
@@ -93,8 +95,8 @@ def start(
     from sensor_manager.runtimes import DockerStartOptions
     from sensor_manager.runtimes.image import ImageOptions
 
-    s = session(ctx, dry_run=dry_run, cities=cities, max_cities=max_cities,
-                sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed)
+    s = session(ctx, dry_run=dry_run, cities=cities, max_cities=max_cities, sensors_per_city=sensors_per_city,
+                rate=rate, anomaly_probability=anomaly_probability, seed=seed, cosmos_config=cosmos_config)
     if tag and no_tag:
         raise UsageError("--tag and --no-tag: give one of them")
     docker_options = DockerStartOptions(project_name=project_name, image=ImageOptions(tag=tag, build=not no_rebuild, base_image=base_image))

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from fleetcore.errors import SensorManagerError, UsageError
 from sensor_manager.cli import app
-from sensor_manager.cli.options import JsonOpt, session
+from sensor_manager.cli.options import CosmosConfigOpt, JsonOpt, session
 from sensor_manager.cli.output import info, print_json, print_ndjson, results
 from sensor_manager.plan import load_plan
 
@@ -32,6 +32,7 @@ class SourceChoice(str, Enum):
     lake = "lake"
     archive = "archive"
     s3 = "s3"
+    cosmos = "cosmos"
 
 
 class FormatChoice(str, Enum):
@@ -103,30 +104,32 @@ def _one_mode(**modes: bool) -> None:
 @app.command("query")
 def query(
     ctx: typer.Context,
-    source: Annotated[Optional[SourceChoice], typer.Option("--source", help="edge: the sensor DBs (default); lake: the Delta table; archive: the Parquet archive; s3: the S3 sink's bucket.", show_default=False)] = None,
+    source: Annotated[Optional[SourceChoice], typer.Option("--source", help="edge: the sensor DBs (default); lake: the Delta table; archive: the Parquet archive; s3: the S3 sink's bucket; cosmos: the Cosmos sink's container.", show_default=False)] = None,
     list_: Annotated[bool, typer.Option("--list", help="Sensors with row counts and first/last timestamp.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Per-DB report: schema, count, sample rows, distinct ids and locations.")] = False,
     sensor_id: Annotated[Optional[str], typer.Option("--sensor-id", "--sensor", help="Only this sensor.", show_default=False)] = None,
     city: Annotated[Optional[str], typer.Option("--city", help="Only this city (display or safe name, any case).", show_default=False)] = None,
     since: Annotated[Optional[str], typer.Option("--since", help="Only readings since: 10m, 2h, 1d or an ISO time (UTC).", show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Newest N readings (default 10; 1000 with --plot).", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Newest N readings (default 10; 1000 with --plot; Cosmos SQL TOP N).", show_default=False)] = None,
     count: Annotated[bool, typer.Option("--count", help="Count the matching readings.")] = False,
     latest: Annotated[bool, typer.Option("--latest", help="The newest reading of each sensor.")] = False,
-    sql: Annotated[Optional[str], typer.Option("--sql", help="Read-only DuckDB SQL over sensor_readings of the lake (default), archive or s3.", show_default=False)] = None,
+    sql: Annotated[Optional[str], typer.Option("--sql", help="Read-only DuckDB SQL over sensor_readings of the lake (default), archive or s3; with --source cosmos a Cosmos SQL SELECT over the container (c).", show_default=False)] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="A Cosmos SQL parameter for --sql, NAME=VALUE (JSON, else text), used as @NAME; repeatable.", metavar="NAME=VALUE", show_default=False)] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Stop a --sql query after this many seconds (Ctrl-C stops it at once).")] = 300.0,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Draw METRIC over time (temperature, humidity, pressure, vibration, voltage).", metavar="METRIC", show_default=False)] = None,
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Output format.")] = FormatChoice.table,
+    cosmos_config: CosmosConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Read sensor readings from the edge DBs (read-only), the lake, the Parquet archive or the S3 bucket.
+    """Read sensor readings from the edge DBs (read-only), the lake, the Parquet archive, the S3 bucket or Cosmos DB.
 
     Example: ./sensor_manager.py query --source lake --sql "SELECT city, date_trunc('hour', timestamp) AS hour, avg(temperature) FROM sensor_readings GROUP BY ALL ORDER BY ALL"
     """
     from sensor_manager.durations import parse_since
     from sensor_manager.observe import lake
-    from sensor_manager.observe.query import dataset_source, reading_source
+    from sensor_manager.observe.query import reading_source, sql_source
     from sensor_manager.observe.readings import METRICS, Filters, check_limit
-    opts = session(ctx, json=json)
+    opts = session(ctx, json=json, cosmos_config=cosmos_config)
     _one_mode(list=list_, all=all_, count=count, latest=latest, sql=sql is not None, plot=plot is not None)
     fmt = FormatChoice.json if json else fmt
     layout = opts.layout
@@ -134,8 +137,14 @@ def query(
     project_config = opts.load_config() if name != "edge" else None
     if name == "lake":
         layout = lake.with_configured_lake(layout, project_config)
+    if param and (sql is None or name != "cosmos"):
+        raise UsageError("--param binds parameters of a Cosmos SQL query: use it with --source cosmos --sql")
     if sql is not None:
-        _render_rows(dataset_source(layout, None, name, project_config).sql(sql, timeout), fmt)
+        from sensor_manager.observe.cosmos_source import CosmosSource, parse_parameters
+
+        over = sql_source(layout, name, project_config)
+        found = over.sql(sql, timeout, parse_parameters(param or [])) if isinstance(over, CosmosSource) else over.sql(sql, timeout)
+        _render_rows(found, fmt)
         return
     plan = load_plan(layout)
     filters = Filters(sensor_id=sensor_id, city=city, since=None if since is None else parse_since(since))
@@ -225,15 +234,16 @@ MARKS = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 def diagnostics(
     ctx: typer.Context,
     bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Also write a redacted support bundle (tar.gz).", metavar="FILE.tar.gz", show_default=False)] = None,
+    cosmos_config: CosmosConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Check config, runtime, services, DBs, disk, lake and lag; exit 1 when a check fails.
+    """Check config, runtime, services, DBs, disk, lake, sinks (the Cosmos account too) and lag; exit 1 when a check fails.
 
     Example: ./sensor_manager.py diagnostics --bundle support.tar.gz
     """
     from sensor_manager.observe.bundle import write_bundle
     from sensor_manager.observe.diagnostics import run_diagnostics
-    opts = session(ctx, json=json)
+    opts = session(ctx, json=json, cosmos_config=cosmos_config)
     report = run_diagnostics(opts.layout, opts.load_config)
     if json:
         print_json(report.to_json())

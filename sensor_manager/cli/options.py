@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 import typer.main
 
-from sensor_manager.cli.output import set_verbose
+from sensor_manager.cli.output import set_verbose, warn
 from sensor_manager.layout import ProjectLayout
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,10 @@ ConfigOpt = Annotated[
 ProjectDirOpt = Annotated[
     Optional[Path],
     typer.Option("--project-dir", help="Directory holding data/, lake/, archive/ and state/ (default: the repo root).", show_default=False),
+]
+CosmosConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--cosmos-config", help="The seed's cosmos-config.yaml, mapped onto uploader.sinks.cosmos over the config (keys with no equivalent are named; see docs/cosmos-from-seed.md).", metavar="FILE", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
@@ -125,6 +129,7 @@ class Session:
     dry_run: bool = False
     yes: bool = False
     fleet_overrides: dict[str, Any] = field(default_factory=dict)
+    cosmos_config: Path | None = None
 
     @property
     def layout(self) -> ProjectLayout:
@@ -133,8 +138,11 @@ class Session:
     def load_config(self):
         from sensor_manager.config import load_config
 
-        config = load_config(self.config_path, self.layout.root, self.fleet_overrides)
+        config = load_config(self.config_path, self.layout.root, self.fleet_overrides, cosmos_config=self.cosmos_config)
         log.debug("config: %s (flag overrides: %s)", config.source_path, self.fleet_overrides or "none")
+        if not self.quiet:
+            for note in config.notes:
+                warn(note)
         return config
 
 
@@ -152,6 +160,7 @@ def session(
     rate: float | None = None,
     anomaly_probability: float | None = None,
     seed: int | None = None,
+    cosmos_config: Path | None = None,
 ) -> Session:
     """Merge a command's own options with the shared ones (given before or after the command name)."""
     outer = ctx.find_object(GlobalOptions) or GlobalOptions()
@@ -176,6 +185,7 @@ def session(
         dry_run=dry_run,
         yes=yes,
         fleet_overrides=overrides,
+        cosmos_config=cosmos_config,
     )
     set_verbose(resolved.verbose)
     log.debug("project dir: %s", resolved.layout.root)

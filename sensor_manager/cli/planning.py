@@ -1,7 +1,9 @@
-"""`plan` and `config validate`: show the fleet and the resolved config; neither writes anything."""
+"""`plan`, `config validate` and `config import-cosmos`: show the fleet, the resolved config, the seed's Cosmos
+config mapped onto ours; none changes the project (import-cosmos writes only the new file --output names)."""
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 from rich import filesize
@@ -10,6 +12,7 @@ from sensor_manager.cli import app
 from sensor_manager.cli.options import (
     AnomalyProbabilityOpt,
     CitiesOpt,
+    CosmosConfigOpt,
     JsonOpt,
     MaxCitiesOpt,
     RateOpt,
@@ -93,6 +96,7 @@ def validate(
     rate: RateOpt = None,
     anomaly_probability: AnomalyProbabilityOpt = None,
     seed: SeedOpt = None,
+    cosmos_config: CosmosConfigOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Check the config and print it resolved, secrets redacted; exit 0 valid, 2 invalid.
@@ -105,6 +109,7 @@ def validate(
     s = session(
         ctx, json=json, cities=cities, max_cities=max_cities,
         sensors_per_city=sensors_per_city, rate=rate, anomaly_probability=anomaly_probability, seed=seed,
+        cosmos_config=cosmos_config,
     )
     try:
         cfg = s.load_config()
@@ -114,9 +119,42 @@ def validate(
         raise
     resolved = cfg.redacted()
     if s.json:
-        print_json({"schema_version": SCHEMA_VERSION, "valid": True, "source": cfg.source_path, "config": resolved})
+        print_json({"schema_version": SCHEMA_VERSION, "valid": True, "source": cfg.source_path, "config": resolved,
+                    "notes": cfg.notes})
         return
     import yaml
 
     results().out(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), end="")
     info(f"✓ {cfg.source_path} is valid.", quiet=s.quiet)
+
+
+@config_app.command("import-cosmos")
+def import_cosmos(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The seed's cosmos-config.yaml (or its config/config.yaml).", metavar="FILE", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the YAML to this new file instead of stdout.", metavar="NEW_FILE", show_default=False)] = None,
+) -> None:
+    """Map the seed's Cosmos uploader config onto ours and print it as YAML for sensor-manager.yaml; keys with no equivalent are named on stderr.
+
+    Example: ./sensor_manager.py config import-cosmos cosmos-config.yaml -o cosmos-section.yaml
+    """
+    from fleetcore.atomicfiles import write_atomic
+    from fleetcore.errors import UsageError
+    from sensor_manager.cli.output import info, results, warn
+    from sensor_manager.config import KEY_VARIABLE, literal_key_replaced, read_seed_config, section_yaml
+
+    s = session(ctx)
+    mapping = read_seed_config(file, flag="config import-cosmos")
+    if not s.quiet:
+        for note in mapping.notes:
+            warn(note)
+    if literal_key_replaced(mapping):
+        warn(f"{file}: cosmos.key is written as {KEY_VARIABLE}, not copied: set COSMOS_KEY in the environment or .env")
+    text = section_yaml(mapping)
+    if output is None:
+        results().out(text, end="")
+        return
+    if output.exists():
+        raise UsageError(f"--output {output}: already exists; name a new file (nothing was written)")
+    write_atomic(output, text)
+    info(f"Wrote {output}: merge it into sensor-manager.yaml, then run `config validate`.", quiet=s.quiet)

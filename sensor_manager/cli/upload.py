@@ -29,8 +29,11 @@ def upload(ctx: typer.Context) -> None:
     if quiet or verbose:  # otherwise Python's default: warnings and errors on stderr
         logging.basicConfig(stream=sys.stderr, level=logging.ERROR if quiet else logging.INFO,
                             format=upload_cli.LOG_FORMAT)
+    from sensor_manager.cli.output import warn
     from sensor_manager.config import load_config
 
-    loaded = load_config(s.config_path, s.project_dir)
+    loaded = load_config(s.config_path, s.project_dir, cosmos_config=args.cosmos_config)
+    for note in [] if quiet else loaded.notes:
+        warn(note)
     args.config, args.project_dir = s.config_path, s.project_dir
     raise typer.Exit(upload_cli.run(args, settings=loaded.uploader, project=loaded.project))

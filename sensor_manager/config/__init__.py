@@ -19,6 +19,14 @@ from pydantic import ValidationError
 
 from fleetcore.errors import ConfigError
 from sensor_manager.config.bundled import bundled_cities, bundled_file
+from sensor_manager.config.cosmos_seed import (
+    KEY_VARIABLE,
+    apply_seed_overlay,
+    literal_key_replaced,
+    map_seed_config,
+    read_seed_config,
+    section_yaml,
+)
 from sensor_manager.config.messages import _describe
 from sensor_manager.config.models import MAX_FLEET_SENSORS, CityConfig, Config
 from sensor_manager.config.problems import _Problems
@@ -39,6 +47,7 @@ from sensor_manager.config.sources import (
 __all__ = [
     "CONFIG_FILE_NAME",
     "ENV_VARS",
+    "KEY_VARIABLE",
     "MAX_FLEET_SENSORS",
     "REDACTED",
     "CityConfig",
@@ -49,8 +58,12 @@ __all__ = [
     "config_location",
     "environment",
     "is_secret_key",
+    "literal_key_replaced",
     "load_config",
+    "map_seed_config",
+    "read_seed_config",
     "redact",
+    "section_yaml",
 ]
 
 
@@ -72,11 +85,14 @@ def load_config(
     config_path: str | os.PathLike[str] | None = None,
     project_dir: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    cosmos_config: str | os.PathLike[str] | None = None,
 ) -> Config:
     """Find, read, expand and validate the config; raise ConfigError listing every problem.
 
     `overrides` are dotted keys from CLI flags (e.g. {"sensors_per_city": 3}); they win over everything.
     The key `select_cities` ("A,B" or a list) picks a subset of the configured or bundled cities.
+    `cosmos_config` (--cosmos-config) is the seed's Cosmos uploader config, mapped over the file and the
+    environment (`cosmos_seed.py`); its keys with no equivalent end up in `Config.notes`.
     """
     env = environment(project_dir)
     path, _how = config_location(config_path, project_dir, env)
@@ -85,13 +101,16 @@ def load_config(
     raw = _read_yaml(path, label, problems)
     if raw is None:
         raise ConfigError(problems.lines)
-    for internal in ("source_path", "selected_cities"):
+    for internal in ("source_path", "selected_cities", "notes"):
         if internal in raw:
             problems.add(label, internal, f"unknown key {internal!r}")
             raw.pop(internal)
     origins: dict[tuple, str] = {}
     raw = _expand(raw, env, (), problems, label, origins)
     _apply_environment(raw, env, origins)
+    seed = read_seed_config(cosmos_config) if cosmos_config is not None else None
+    if seed is not None:
+        apply_seed_overlay(raw, seed, env, problems, origins)
     overrides = dict(overrides or {})
     selection = None
     if "select_cities" in overrides:
@@ -115,4 +134,5 @@ def load_config(
         raise ConfigError(problems.lines)
     config.source_path = label
     config.selected_cities = selection
+    config.notes = seed.notes if seed is not None else []
     return config

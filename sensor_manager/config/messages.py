@@ -36,7 +36,7 @@ def _message(error: ErrorDetails) -> str:
     got = error.get("input")
     if kind == "extra_forbidden":
         owner = model_at(Config, loc[:-1])
-        names = [n for n in (owner.model_fields if owner else ()) if n not in ("source_path", "selected_cities")]
+        names = [n for n in (owner.model_fields if owner else ()) if n not in ("source_path", "selected_cities", "notes")]
         return f"unknown key {loc[-1]!r}{_did_you_mean(str(loc[-1]), names)}"
     if kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
         bounds = _field_bounds(loc) or error["msg"]

@@ -107,6 +107,8 @@ class Config(StrictModel):
     source_path: str | None = Field(None, exclude=True)
     # Safe names chosen by --cities (None: every configured city); not a key users set.
     selected_cities: list[str] | None = Field(None, exclude=True)
+    # Keys of a --cosmos-config file with no equivalent, each with why (warnings); not a key users set.
+    notes: list[str] = Field(default_factory=list, exclude=True)
 
     @field_validator("cities", mode="before")
     @classmethod

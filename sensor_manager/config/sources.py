@@ -15,6 +15,7 @@ from fleetcore.errors import ConfigError
 from fleetcore.naming import city_clash_key, safe_city_name
 from sensor_manager.config.bundled import DEFAULT_CITIES, bundled_cities, bundled_file
 from sensor_manager.config.problems import _did_you_mean, _format_path, _Problems
+from sensor_manager.config.redaction import REDACTED, is_secret_key
 from sensor_manager.layout import REPO_ROOT
 
 CONFIG_FILE_NAME = "sensor-manager.yaml"
@@ -54,6 +55,11 @@ def environment(project_dir: str | os.PathLike[str] | None) -> dict[str, str]:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def _shown(path: tuple, value: str) -> str:
+    """A value as messages name its origin: a secret key's value never appears."""
+    return REDACTED if path and is_secret_key(str(path[-1])) else repr(value)
+
+
 def _expand(node: Any, env: Mapping[str, str], path: tuple, problems: _Problems, label: str, origins: dict) -> Any:
     if isinstance(node, dict):
         return {k: _expand(v, env, (*path, k), problems, label, origins) for k, v in node.items()}
@@ -70,7 +76,7 @@ def _expand(node: Any, env: Mapping[str, str], path: tuple, problems: _Problems,
         if value is None:
             problems.add(label, _format_path(path), f"environment variable {name} is not set (write ${{{name}:-default}})")
             return ""
-        origins[path] = f"{label} (via ${{{name}}}={value!r})"
+        origins[path] = f"{label} (via ${{{name}}}={_shown(path, value)})"
         return value
 
     return _VAR.sub(substitute, node)
@@ -87,6 +93,7 @@ ENV_VARS: dict[str, str] = {
     "COSMOS_KEY": "uploader.sinks.cosmos.key",
     "COSMOS_DATABASE": "uploader.sinks.cosmos.database_name",
     "COSMOS_CONTAINER": "uploader.sinks.cosmos.container_name",
+    "COSMOS_VERIFY_TLS": "uploader.sinks.cosmos.verify_tls",
     "S3_BUCKET_NAME": "uploader.sinks.s3.bucket",
     "AWS_REGION": "uploader.sinks.s3.region",
     "AWS_PROFILE": "uploader.sinks.s3.profile",
@@ -118,7 +125,7 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str], origins: dic
         if value not in (None, ""):
             path = tuple(key.split("."))
             _set(raw, path, value)
-            origins[path] = f"environment variable {name}={value!r}"
+            origins[path] = f"environment variable {name}={_shown(path, value)}"
     sinks = ("uploader", "sinks")
     # The seed's variables enable their sink unless the file says otherwise.
     implied = {"cosmos": env.get("COSMOS_ENDPOINT") and env.get("COSMOS_KEY") and "COSMOS_ENDPOINT and COSMOS_KEY",

@@ -61,6 +61,20 @@ def sensor_table(sensors: list[SensorRow]) -> Table:
     return table
 
 
+def service_lines(cities: list[CityRow]) -> list[Text]:
+    """One line per sink that reports service figures (Cosmos DB): its lag, request units and throttling."""
+    totals: dict[str, dict[str, float]] = {}
+    for c in cities:
+        for name, sink in c.sinks.items():
+            if sink.get("request_units") is None:
+                continue
+            total = totals.setdefault(name, {"lag_rows": 0, "request_units": 0.0, "request_units_per_second": 0.0, "throttled": 0})
+            for key in total:
+                total[key] += sink.get(key) or 0
+    return [Text(f"{name}: lag {t['lag_rows']:,.0f} rows  {t['request_units']:,.1f} RU ({t['request_units_per_second']:,.1f} RU/s)"
+                 f"  throttled {t['throttled']:,.0f}") for name, t in sorted(totals.items())]
+
+
 def render(snapshot: Snapshot, city: str | None = None) -> Group:
     """The whole screen: a header line, then the city table or (with `city`) that city's sensors."""
     taken = datetime.fromtimestamp(snapshot.taken_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -69,5 +83,6 @@ def render(snapshot: Snapshot, city: str | None = None) -> Group:
     rate = sum(c.readings_per_second for c in snapshot.cities)
     header = Text(f"{snapshot.project or 'sensor-manager'}  {taken}  sensors {running}/{total}  {rate:.1f} readings/s", style="bold")
     if city is None:
-        return Group(header, city_table(snapshot.cities))
-    return Group(header, city_table([c for c in snapshot.cities if c.city == city]), sensor_table([s for s in snapshot.sensors if s.city == city]))
+        return Group(header, city_table(snapshot.cities), *service_lines(snapshot.cities))
+    shown = [c for c in snapshot.cities if c.city == city]
+    return Group(header, city_table(shown), *service_lines(shown), sensor_table([s for s in snapshot.sensors if s.city == city]))

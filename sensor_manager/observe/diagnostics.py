@@ -82,6 +82,7 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     checks.extend(_disk(layout))
     checks.extend(_lake(layout))
     checks.extend(_sinks(layout, config))
+    checks.extend(cosmos_checks(config))
     checks.extend(_lag(layout, plan, running, config, access))
     checks.append(_dead_letters(layout))
     return Report(checks)
@@ -384,6 +385,163 @@ def _lag(layout: ProjectLayout, plan: FleetPlan | None, running: bool, config, a
                             f"{city.lag_rows} rows, oldest {city.lag_seconds or 0:.0f} s (threshold {threshold:.0f} s), uploader {city.uploader_state}",
                             f"check `./sensor_manager.py logs uploader-{city.city.lower().replace('_', '-')}`" if lagging else ""))
     return checks
+
+
+# --- the Cosmos sink ---------------------------------------------------------------------------------
+
+COSMOS_CONNECT_SECONDS = 5.0
+# The seed's README spent a page on this: inside a container, the host's resolver is not the container's.
+COSMOS_DNS_REMEDY = (
+    "check the account name in the endpoint; if it resolves on the host but not inside a container, the "
+    "container uses Docker's resolver: test with `docker run --rm busybox nslookup <host>`, give the engine a "
+    "reachable DNS server (dockerd --dns, or \"dns\" in /etc/docker/daemon.json), and check VPN or corporate "
+    "DNS that only the host sees")
+COSMOS_PORT_REMEDY = ("check the endpoint's port (443 for Azure; the local emulator's own port), firewalls and "
+                      "proxies between here and the account (outbound TCP to the account must be allowed)")
+# azure-cosmos never verifies certificates for these hosts (its emulator rule), whatever verify_tls says.
+SDK_UNVERIFIED_HOSTS = ("localhost", "127.0.0.1")
+COSMOS_TLS_REMEDY = ("a proxy re-signing TLS needs its CA in the system store; verify_tls: false "
+                     "(COSMOS_VERIFY_TLS=false) is accepted only for a loopback test server")
+
+
+def cosmos_checks(config) -> list[Check]:
+    """The enabled Cosmos sink's account (see `cosmos_account_checks`)."""
+    if config is None or not config.uploader.sinks.named("cosmos").enabled:
+        return []
+    return cosmos_account_checks(config.uploader.sinks.named("cosmos"))
+
+
+def cosmos_account_checks(settings, open_client: Callable[[Any], Any] | None = None) -> list[Check]:
+    """One check each: endpoint (DNS, port, TLS), key, database, container, partition key.
+
+    Each check after a failed one is skipped (it could only fail the same way)."""
+    checks = [cosmos_endpoint_check(settings)]
+    if checks[0].status == "fail":
+        return checks + [Check(name, "skip", "the endpoint is not reachable") for name in COSMOS_LATER_CHECKS]
+    client, key = _cosmos_client(settings, open_client or _open_cosmos_client)
+    checks.append(key)
+    if client is None:
+        return checks + [Check(name, "skip", "the key was not accepted") for name in COSMOS_LATER_CHECKS[1:]]
+    database = cosmos_database_check(client, settings)
+    checks.append(database)
+    if database.status != "pass":
+        return checks + [Check(name, "skip", "no database") for name in COSMOS_LATER_CHECKS[2:]]
+    container, properties = cosmos_container_check(client, settings)
+    return checks + [container, cosmos_partition_key_check(properties, settings)]
+
+
+COSMOS_LATER_CHECKS = ("cosmos key", "cosmos database", "cosmos container", "cosmos partition key")
+
+
+def cosmos_endpoint_check(settings) -> Check:
+    """DNS, then a TCP connection, then (https) the TLS handshake, each failure with its own remedy."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.endpoint or "")
+    host, secure = parts.hostname or "", parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    try:
+        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+    except (socket.gaierror, UnicodeError) as exc:
+        return Check("cosmos endpoint", "fail", f"{host}: the name does not resolve ({exc})", COSMOS_DNS_REMEDY)
+    try:
+        connection = socket.create_connection((host, port), timeout=COSMOS_CONNECT_SECONDS)
+    except OSError as exc:
+        return Check("cosmos endpoint", "fail", f"{host}:{port} ({address}): no connection ({exc.strerror or exc})", COSMOS_PORT_REMEDY)
+    with connection:
+        if not secure:
+            return Check("cosmos endpoint", "pass", f"{host}:{port} ({address}) accepts connections (http, no TLS)")
+        verified = settings.verify_tls and host not in SDK_UNVERIFIED_HOSTS  # what the SDK will do
+        context = ssl.create_default_context()
+        if not verified:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            with context.wrap_socket(connection, server_hostname=host) as tls:
+                version = tls.version()
+        except ssl.SSLCertVerificationError as exc:
+            return Check("cosmos endpoint", "fail", f"{host}:{port}: certificate not trusted ({exc.verify_message})", COSMOS_TLS_REMEDY)
+        except (ssl.SSLError, OSError) as exc:
+            return Check("cosmos endpoint", "fail", f"{host}:{port}: TLS handshake failed ({exc})", COSMOS_TLS_REMEDY)
+    how = ("certificate verified" if verified else "certificate not verified (loopback, verify_tls: false)" if not settings.verify_tls
+           else "certificate not verified (the SDK never verifies localhost or 127.0.0.1)")
+    return Check("cosmos endpoint", "pass", f"{host}:{port} ({address}), {version}, {how}")
+
+
+def _open_cosmos_client(settings):
+    from uploader.sinks.cosmos_client import sync_client
+
+    return sync_client(settings)
+
+
+def _cosmos_client(settings, open_client: Callable[[Any], Any]) -> tuple[Any, Check]:
+    """A client, and whether the key is accepted: the client reads the account, then the database (401/403 = refused)."""
+    from azure.core.exceptions import AzureError
+    from azure.cosmos.exceptions import CosmosHttpResponseError
+
+    from sensor_manager.observe.cosmos_source import server_message
+
+    try:
+        client = open_client(settings)
+        client.get_database_client(settings.database_name).read()
+    except CosmosHttpResponseError as exc:
+        if exc.status_code in (401, 403):
+            return None, Check("cosmos key", "fail", f"{settings.endpoint} refused the key ({exc.status_code})",
+                               "copy the primary (or secondary) key from the account's Keys page into COSMOS_KEY "
+                               "(uploader.sinks.cosmos.key); a read-only key cannot upload")
+        if exc.status_code != 404:
+            return None, Check("cosmos key", "fail", f"{settings.endpoint} answered {exc.status_code}: {server_message(exc)}",
+                               "run diagnostics again; if it persists, check the account's status in the Azure portal")
+        return client, Check("cosmos key", "pass", "accepted")
+    except AzureError as exc:
+        return None, Check("cosmos key", "fail", f"{settings.endpoint}: {server_message(exc)}", COSMOS_PORT_REMEDY)
+    return client, Check("cosmos key", "pass", "accepted")
+
+
+def cosmos_database_check(client, settings) -> Check:
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    try:
+        client.get_database_client(settings.database_name).read()
+    except CosmosResourceNotFoundError:
+        return _cosmos_missing("database", settings.database_name, settings)
+    return Check("cosmos database", "pass", f"{settings.database_name} exists")
+
+
+def cosmos_container_check(client, settings) -> tuple[Check, dict | None]:
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    try:
+        properties = client.get_database_client(settings.database_name).get_container_client(settings.container_name).read()
+    except CosmosResourceNotFoundError:
+        return _cosmos_missing("container", settings.container_name, settings), None
+    return Check("cosmos container", "pass", f"{settings.database_name}/{settings.container_name} exists"), properties
+
+
+def _cosmos_missing(kind: str, name: str, settings) -> Check:
+    if settings.create_if_missing:
+        return Check(f"cosmos {kind}", "warn", f"{name} does not exist; the sink creates it at its first upload "
+                     f"(create_if_missing: true{', partition key ' + settings.partition_key if kind == 'container' else ''})",
+                     "on a provisioned-throughput account create it yourself to choose its throughput; "
+                     "a serverless account needs nothing")
+    return Check(f"cosmos {kind}", "fail", f"{name} does not exist and create_if_missing is false",
+                 f"create the {kind} in the Azure portal"
+                 f"{' with partition key ' + settings.partition_key if kind == 'container' else ''}, "
+                 f"fix uploader.sinks.cosmos.{kind}_name, or set uploader.sinks.cosmos.create_if_missing: true")
+
+
+def cosmos_partition_key_check(properties: dict | None, settings) -> Check:
+    if properties is None:
+        return Check("cosmos partition key", "skip", f"no container yet (it is created with {settings.partition_key})")
+    paths = (properties.get("partitionKey") or {}).get("paths") or []
+    if paths == [settings.partition_key]:
+        return Check("cosmos partition key", "pass", f"{settings.partition_key}, as configured")
+    actual = ", ".join(paths) or "none"
+    return Check("cosmos partition key", "fail",
+                 f"{settings.container_name} is partitioned by {actual}; uploader.sinks.cosmos.partition_key is {settings.partition_key}",
+                 f"set uploader.sinks.cosmos.partition_key: {paths[0] if paths else '/city'} or choose a new "
+                 "container_name (a container's partition key cannot change); every write would fail with 400 otherwise")
 
 
 def _dead_letters(layout: ProjectLayout) -> Check:

@@ -42,7 +42,7 @@ RATE_WINDOW_SECONDS = 10.0
 HISTORY = 30  # refreshes kept for sparklines
 LAKE_SINK = "delta"
 SINK_FIELDS = ("rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered", "retries",
-               "failing_permanently")
+               "failing_permanently", "request_units", "request_units_per_second", "throttled")
 
 
 @dataclass

@@ -118,15 +118,14 @@ def test_start_dry_run_runs_preflight_and_changes_nothing(cli, project, tree_lis
     assert tree_listing(project) == before
 
 
-def test_start_with_a_sink_that_does_not_exist_yet_exits_2_before_touching_disk(cli, project, tree_listing):
+def test_start_with_a_cosmos_sink_lacking_endpoint_and_key_exits_2_before_touching_disk(cli, project, tree_listing):
     config = project / "sensor-manager.yaml"
     config.write_text(CONFIG + "uploader:\n  sinks:\n    cosmos:\n      enabled: true\n")
     before = tree_listing(project)
     result = cli("start")
     assert result.exit_code == 2 and "Traceback" not in result.stderr
-    assert (f"error: {config}: uploader.sinks.cosmos.enabled: the cosmos sink is not implemented yet "
-            "(the uploader ships to delta, parquet and s3); set it to false in the config file") in result.stderr
-    assert "credentials" not in result.stderr
+    assert ("error: preflight: sink credentials: the cosmos sink has no endpoint: set uploader.sinks.cosmos.endpoint or "
+            "COSMOS_ENDPOINT; the cosmos sink has no key: set COSMOS_KEY (or uploader.sinks.cosmos.key)") in result.stderr
     assert tree_listing(project) == before
 
 

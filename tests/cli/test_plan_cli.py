@@ -125,8 +125,8 @@ def test_help_has_a_line_and_an_example(runner, args):
 
 def test_validate_prints_the_resolved_config_with_secrets_redacted(runner, project_dir, monkeypatch):
     monkeypatch.setenv("COSMOS_ENDPOINT", "https://acct.documents.azure.com")
-    monkeypatch.setenv("COSMOS_KEY", "very-secret-key")
-    (project_dir / "sensor-manager.yaml").write_text("uploader:\n  sinks:\n    cosmos: {enabled: false}\n")  # not implemented yet
+    monkeypatch.setenv("COSMOS_KEY", "dmVyeXNlY3JldGtleQ==")
+    (project_dir / "sensor-manager.yaml").write_text("uploader:\n  sinks:\n    cosmos: {enabled: false}\n")
     result = runner.invoke(app, ["config", "validate", "--json", "--project-dir", str(project_dir)])
     assert result.exit_code == 0
     document = json.loads(result.stdout)
@@ -134,7 +134,7 @@ def test_validate_prints_the_resolved_config_with_secrets_redacted(runner, proje
     assert document["config"]["uploader"]["sinks"]["cosmos"] == {**document["config"]["uploader"]["sinks"]["cosmos"],
                                                                    "enabled": False, "key": "***"}
     text = runner.invoke(app, ["config", "validate", "--project-dir", str(project_dir)])
-    assert text.exit_code == 0 and "very-secret-key" not in text.stdout + text.stderr
+    assert text.exit_code == 0 and "dmVyeXNlY3JldGtleQ==" not in text.stdout + text.stderr
     assert "key: '***'" in text.stdout and "is valid" in text.stderr
 
 

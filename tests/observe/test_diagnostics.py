@@ -11,7 +11,7 @@ from sensor_manager.runtimes import record_runtime
 from sensor_manager.runtimes.base import ServiceStatus
 from sensor_manager.simulator import db as edge_schema
 
-SECRET = "Sup3rS3cretCosmosKey=="
+SECRET = "U3VwM3JTM2NyZXRDb3Ntb3NLZXk="  # base64, as a Cosmos key is
 
 
 def diagnose(runner, fleet, *args):

@@ -172,7 +172,22 @@ def test_json_carries_the_dashboards_header_totals_and_per_sink_figures(runner, 
     assert amsterdam["dead_lettered"] == 2 and amsterdam["restarts"] == 0 and len(amsterdam["rate_history"]) == 1
     assert amsterdam["sinks"]["delta"]["rows_shipped"] == 35 and amsterdam["sinks"]["delta"]["dead_lettered"] == 2
     assert list(amsterdam["sinks"]["delta"]) == ["rows_shipped", "lag_rows", "lag_seconds", "last_success", "last_error", "dead_lettered",
-                                                 "retries", "failing_permanently"]
+                                                 "retries", "failing_permanently", "request_units", "request_units_per_second",
+                                                 "throttled"]
+
+
+def test_cosmos_request_units_throttling_and_lag_show_per_sink_and_on_screen(runner, fleet):
+    fleet.upload("Amsterdam", upto={"Amsterdam_AM00": 15})
+    path = fleet.layout.status_file("uploader", "amsterdam")
+    document = json.loads(path.read_text())
+    document["sinks"]["cosmos"] = {**document["sinks"]["delta"], "lag_rows": 40, "request_units": 1234.5,
+                                   "request_units_per_second": 12.5, "throttled": 7}
+    path.write_text(json.dumps(document))
+    cosmos = by_city(snapshot(runner, fleet))["Amsterdam"]["sinks"]["cosmos"]
+    assert (cosmos["request_units"], cosmos["request_units_per_second"], cosmos["throttled"], cosmos["lag_rows"]) == (1234.5, 12.5, 7, 40)
+    screen = monitor(runner, fleet, "--once")
+    assert screen.exit_code == 0 and "cosmos: lag 40 rows  1,234.5 RU (12.5 RU/s)  throttled 7" in screen.output
+    assert "delta: lag" not in screen.output  # the lake reports no service figures
 
 
 def test_right_after_a_restart_lag_comes_from_the_persisted_checkpoints(runner, fleet):

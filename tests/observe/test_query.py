@@ -181,7 +181,7 @@ def test_plot_draws_text_without_colour(runner, fleet):
         (("--plot", "colour"), "error: --plot 'colour': choose one of temperature"),
         (("--count", "--latest"), "error: choose one of"),
         (("--limit", "0"), "error: --limit 0: must be at least 1"),
-        (("--sql", "SELECT 1", "--source", "edge"), "error: --sql runs over the lake, archive or s3 only"),
+        (("--sql", "SELECT 1", "--source", "edge"), "error: --sql runs over the lake, archive, s3 or cosmos only"),
     ],
 )
 def test_usage_errors_exit_2(runner, fleet, args, message):

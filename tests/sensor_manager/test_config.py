@@ -68,21 +68,22 @@ def test_precedence(project_dir, monkeypatch, file_value, env_value, flag_value,
 def test_every_seed_variable_is_honoured(project_dir, monkeypatch):
     values = {
         "SENSORS_PER_CITY": "2", "MAX_CITIES": "3", "READINGS_PER_SECOND": "4.5", "ANOMALY_PROBABILITY": "0.1",
-        "UPLOAD_INTERVAL": "12", "COSMOS_ENDPOINT": "https://x.documents.azure.com", "COSMOS_KEY": "s3cr3t",
+        "UPLOAD_INTERVAL": "12", "COSMOS_ENDPOINT": "https://127.0.0.1:8081/", "COSMOS_KEY": "czNjcjN0",
         "COSMOS_DATABASE": "Db", "COSMOS_CONTAINER": "Co", "S3_BUCKET_NAME": "bucket", "AWS_REGION": "eu-west-1",
-        "AWS_PROFILE": "dev",
+        "AWS_PROFILE": "dev", "COSMOS_VERIFY_TLS": "false",  # allowed: the endpoint is loopback
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    # The cosmos and s3 sinks do not exist yet: enabling them is refused (below), so the file turns them off.
+    # The file may still turn a sink off that the seed's variables would enable.
     write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {enabled: false}\n    s3: {enabled: false}\n")
     config = load_config(project_dir=project_dir)
     sinks = config.uploader.sinks
     assert (config.sensors_per_city, config.max_cities, len(config.fleet_cities())) == (2, 3, 3)
     assert (config.simulation.readings_per_second, config.anomalies.probability) == (4.5, 0.1)
     assert config.uploader.interval_seconds == 12
-    assert (sinks.cosmos.enabled, sinks.cosmos.endpoint, sinks.cosmos.key) == (False, values["COSMOS_ENDPOINT"], "s3cr3t")
+    assert (sinks.cosmos.enabled, sinks.cosmos.endpoint, sinks.cosmos.key) == (False, values["COSMOS_ENDPOINT"], "czNjcjN0")
     assert (sinks.cosmos.database_name, sinks.cosmos.container_name, sinks.cosmos.partition_key) == ("Db", "Co", "/city")
+    assert sinks.cosmos.verify_tls is False
     assert (sinks.s3.enabled, sinks.s3.bucket, sinks.s3.region, sinks.s3.profile) == (False, "bucket", "eu-west-1", "dev")
 
 
@@ -91,14 +92,11 @@ def test_cosmos_needs_both_endpoint_and_key(project_dir, monkeypatch):
     assert not load_config(project_dir=project_dir).uploader.sinks.cosmos.enabled
 
 
-def test_the_cosmos_sink_is_refused_until_it_exists_and_parquet_and_s3_are_accepted(project_dir, monkeypatch):
-    refusal = ("sink is not implemented yet (the uploader ships to delta, parquet and s3); "
-               "set it to false in the config file")
-    config = write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {endpoint: 'https://x', key: k}\n"
+def test_a_configured_cosmos_sink_is_enabled_and_parquet_and_s3_are_accepted(project_dir, monkeypatch):
+    config = write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {endpoint: 'https://x', key: czNjcjN0}\n"
                    "    s3: {bucket: my-bucket, enabled: false}\n    parquet: {enabled: true}\n")
-    with pytest.raises(ConfigError) as raised:  # configured means enabled unless the file says otherwise
-        load_config(project_dir=project_dir)
-    assert raised.value.problems == [f"{config}: uploader.sinks.cosmos.enabled: the cosmos {refusal}"]
+    sinks = load_config(project_dir=project_dir).uploader.sinks  # configured means enabled unless the file says otherwise
+    assert (sinks.cosmos.enabled, sinks.parquet.enabled, sinks.s3.enabled) == (True, True, False)
     config.unlink()
     monkeypatch.setenv("S3_BUCKET_NAME", "my-bucket")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
@@ -188,10 +186,10 @@ def test_redact_hides_secrets_only():
 
 def test_redacted_config(project_dir, monkeypatch):
     monkeypatch.setenv("COSMOS_ENDPOINT", "https://x")
-    monkeypatch.setenv("COSMOS_KEY", "topsecret")
+    monkeypatch.setenv("COSMOS_KEY", "dG9wc2VjcmV0")
     write(project_dir / "sensor-manager.yaml", "uploader:\n  sinks:\n    cosmos: {enabled: false}\n")
     shown = load_config(project_dir=project_dir).redacted()
-    assert shown["uploader"]["sinks"]["cosmos"]["key"] == "***" and "topsecret" not in str(shown)
+    assert shown["uploader"]["sinks"]["cosmos"]["key"] == "***" and "dG9wc2VjcmV0" not in str(shown)
     assert "source_path" not in shown and "selected_cities" not in shown
 
 

@@ -36,6 +36,8 @@ LEGACY_SINK_KEYS = {"rows_shipped", "lag_rows", "lag_seconds", "last_success", "
                     "failing_permanently"}
 # Added since, for settings changes applied while running (docs/stages.md).
 SETTINGS_KEYS = {"applied_settings", "rejected_settings", "stage_switches"}
+# Added since: a sink's service figures (Cosmos DB request units and throttling; null for the other sinks).
+SERVICE_SINK_KEYS = {"request_units", "request_units_per_second", "throttled"}
 LEGACY_SOURCE_KEYS = {"source", "generation", "sensor_id", "shape", "end_id", "positions", "locked", "skipped", "error"}
 
 
@@ -52,7 +54,7 @@ def test_what_is_written_reads_back_equal(status):
     assert read.interval_seconds == status.interval_seconds
     assert read.schema_version == SCHEMA_VERSION
     assert set(written) == LEGACY_KEYS | SETTINGS_KEYS
-    assert all(set(sink) == LEGACY_SINK_KEYS | {"stage"} for sink in written["sinks"].values())
+    assert all(set(sink) == LEGACY_SINK_KEYS | {"stage"} | SERVICE_SINK_KEYS for sink in written["sinks"].values())
     assert all(set(source) == LEGACY_SOURCE_KEYS for source in written["sources"])
 
 

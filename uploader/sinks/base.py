@@ -32,6 +32,7 @@ class Delivered:
 @dataclass(frozen=True)
 class Retry:
     reason: str
+    permanent: bool = False  # nothing will change until the config does (e.g. a refused key): the sink stops
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class SinkContext:
     project_dir: Path | None  # None: a standalone uploader
     stage: str = "raw"
     window: str = "1m"  # the aggregated stage's window: its table is sensor_readings_<window>
+    development: bool = False  # `--development`: a demo run (the Cosmos sink stamps documents with the current time)
 
     def local(self, configured: str | None, default: Path) -> Path:
         """A configured path (relative to the project directory), else the default."""

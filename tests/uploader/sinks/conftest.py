@@ -181,7 +181,59 @@ def _s3(layout: str) -> Callable[[Path, object], SinkUnderTest]:
     return factory
 
 
-SINK_FACTORIES = {"delta": _delta, "archive": _archive, "s3-delta": _s3("delta"), "s3-parquet": _s3("parquet")}
+# -- the Cosmos sink, through a fault proxy in front of the loopback server ------------------------------
+def cosmos_settings(endpoint: str, key: str, **kwargs):
+    from uploader.sinks.cosmos import CosmosSinkSettings
+
+    return CosmosSinkSettings(enabled=True, endpoint=endpoint, key=key, verify_tls=False,
+                              database_name=kwargs.pop("database_name", f"test-{uuid.uuid4().hex[:12]}"), **kwargs)
+
+
+def cosmos_documents(settings) -> list[dict]:
+    from uploader.sinks.cosmos_client import sync_container
+
+    return list(sync_container(settings, create=False).query_items("SELECT * FROM c", enable_cross_partition_query=True))
+
+
+def cosmos_table(docs: list[dict]) -> pa.Table:
+    """Documents back as canonical rows (the inverse of `cosmos.documents`)."""
+    from datetime import date, datetime
+
+    rows = []
+    for doc in docs:
+        row = {name: doc.get(name) for name in CANONICAL_SCHEMA.names}
+        row["timestamp"] = datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00"))
+        row["date"] = date.fromisoformat(row["date"])
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=CANONICAL_SCHEMA)
+
+
+def _cosmos(tmp_path: Path, request) -> SinkUnderTest:
+    from uploader.sinks.cosmos import CosmosSink
+
+    server = request.getfixturevalue("cosmos_server")
+    proxy = request.getfixturevalue("cosmos_proxy")
+    settings = cosmos_settings(proxy.endpoint, server.key)
+    sink = CosmosSink(settings)
+    request.addfinalizer(sink.close)
+
+    def down() -> None:
+        proxy.faults.down = True
+
+    def up() -> None:
+        proxy.faults.down = False
+
+    def misconfigured() -> Sink:
+        other = CosmosSink(cosmos_settings(proxy.endpoint, server.key, create_if_missing=False))
+        request.addfinalizer(other.close)
+        return other
+
+    return SinkUnderTest(sink, lambda: cosmos_table(cosmos_documents(settings.model_copy(update={"endpoint": server.endpoint}))),
+                         down, up, misconfigured)
+
+
+SINK_FACTORIES = {"delta": _delta, "archive": _archive, "s3-delta": _s3("delta"), "s3-parquet": _s3("parquet"),
+                  "cosmos": _cosmos}
 
 
 @pytest.fixture(params=sorted(SINK_FACTORIES))

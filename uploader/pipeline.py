@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fleetcore.edge_db import FleetEpochMismatchError
 from fleetcore.errors import SensorManagerError
+from fleetcore.livesettings import AppliedSettings, RejectedSettings
 from fleetcore.statusfiles import utc_now_iso
 from uploader.checkpoints import CheckpointStore, checkpoint_path
 from uploader.deadletter import DeadLetterStore
@@ -33,7 +34,7 @@ from uploader.shipping import ShipNamespace
 from uploader.sinks import SINKS
 from uploader.sinks.base import Sink
 from uploader.stages import Stage, stage_named
-from uploader.status_file import AppliedSettings, RejectedSettings, SourceStatus
+from uploader.status_file import SourceStatus
 from uploader.tracking import SourceTracker, Tracked, describe
 
 log = logging.getLogger("uploader")
@@ -74,7 +75,7 @@ class Uploader:
         watched = invocation.settings_file if invocation.continuous else None
         self.watcher = SettingsWatcher(watched, invocation.settings_digest) if watched else None
         if invocation.settings_digest:
-            self.reporter.applied = AppliedSettings(invocation.settings_digest, utc_now_iso())
+            self.reporter.applied = AppliedSettings(digest=invocation.settings_digest, at=utc_now_iso())
         self._change: Change | None = None
         self.state = "starting"
 
@@ -270,11 +271,11 @@ class Uploader:
             except SensorManagerError as exc:
                 errors.append(str(exc))
         if errors:
-            self.reporter.rejected = RejectedSettings(change.digest, errors, utc_now_iso())
+            self.reporter.rejected = RejectedSettings(digest=change.digest, errors=errors, at=utc_now_iso())
             log.error("Settings change rejected; nothing changed. digest=%s errors=%s", change.digest, " | ".join(errors))
             return False
         self._apply(invocation, plan)
-        self.reporter.applied = AppliedSettings(change.digest, utc_now_iso())
+        self.reporter.applied = AppliedSettings(digest=change.digest, at=utc_now_iso())
         self.reporter.rejected = None
         log.info("Settings applied. digest=%s", change.digest)
         return True

@@ -7,7 +7,6 @@ change: nothing is applied, the uploader keeps running as it was, and its status
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleetcore.errors import ConfigError
+from fleetcore.livesettings import settings_digest
 from fleetcore.statusfiles import utc_now_iso
 from uploader.settings import UploaderSettings, parse_settings
 
@@ -30,11 +30,6 @@ log = logging.getLogger("uploader")
 POLL_SECONDS = 0.25
 RELOADABLE = ("uploader.stage", "uploader.interval_seconds", "uploader.read_batch_rows")
 RELOADABLE_PER_SINK = ("enabled", "stage", "batch_size")
-
-
-def settings_digest(data: bytes) -> str:
-    """The id of a settings file's content: sha256 of its bytes, first 16 hex digits."""
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def is_reloadable(key: str) -> bool:

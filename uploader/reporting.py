@@ -5,9 +5,10 @@ import time
 from functools import partial
 from typing import Any
 
+from fleetcore.livesettings import AppliedSettings, RejectedSettings
 from uploader.invocation import Invocation
 from uploader.sources.sqlite import SourceUnreadableError
-from uploader.status_file import AppliedSettings, RejectedSettings, SinkStatus, SourceStatus, UploaderStatus
+from uploader.status_file import SinkStatus, SourceStatus, UploaderStatus
 from uploader.tracking import SourceTracker
 
 STATUS_EVERY_SECONDS = 2.0

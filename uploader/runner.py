@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleetcore.errors import ConfigError
+from fleetcore.livesettings import settings_digest
 from fleetcore.signals import stop_on_signals
 from uploader.invocation import Invocation, resolve_invocation
 from uploader.locks import UploaderBusyError
-from uploader.reload import settings_digest
 from uploader.settings import UploaderSettings, parse_settings
 from uploader.status_file import check_health
 

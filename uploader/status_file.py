@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from fleetcore.livesettings import AppliedSettings, RejectedSettings  # noqa: F401 - part of the status model
 from fleetcore.statusfiles import StatusDocument
 
 
@@ -47,19 +48,6 @@ class SourceStatus:
     locked: bool = False
     skipped: str | None = None
     error: str | None = None
-
-
-@dataclass
-class AppliedSettings:
-    digest: str  # sha256 of the settings file's bytes as read, first 16 hex digits
-    at: str
-
-
-@dataclass
-class RejectedSettings:
-    digest: str
-    errors: list[str]
-    at: str
 
 
 class UploaderStatus(StatusDocument):

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import yaml
 
 from fleetcore.errors import ProcessFailedError, UsageError
+from fleetcore.timestamps import iso_epoch
 from sensor_manager.plan import FleetPlan
 from sensor_manager.runtimes import compose_render as cr
 from sensor_manager.runtimes import swarm_render as sr
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 STACK_NAMESPACE = "com.docker.stack.namespace"
 SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
 STOP_SLACK_SECONDS = 30  # beyond the stop grace period, for the engine to report the containers gone
+FOLLOW_POLL_SECONDS = 1.0
 ACTIVE_TASK_STATES = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 
 
@@ -100,7 +102,12 @@ class SwarmRuntime(ComposeRuntime):
         topology.require_manager(self.client)
         image = self.ensure_image(config)
         planned = [s.name for s in self.services(plan, config)]
-        self.render(plan, config, image=image, services=None if services is None or set(services) >= set(planned) else services)
+        targeted = services is not None and not set(services) >= set(planned)
+        if targeted and self._services():
+            # Scale only the named services: a redeploy would also replace tasks whose spec the engine changed.
+            self._scale(services, 1)
+            return
+        self.render(plan, config, image=image, services=services if targeted else None)
         uid, gid = (int(part) for part in cr.container_user().split(":"))
         binds = {name: {"volumes": [m for m in spec.get("volumes", []) if m["type"] == "bind"]}
                  for name, spec in self._planned().items()}
@@ -113,9 +120,7 @@ class SwarmRuntime(ComposeRuntime):
         """Scale the named services to 0, or remove the whole stack; wait until their containers here have exited."""
         was_running = self.is_running(services)
         if services:
-            for service in self._services():
-                if self._short(service) in services:
-                    self.client.services.get(service["ID"]).scale(0)
+            self._scale(services, 0)
         elif self._services():
             self._docker("stack", "rm", self.project_name)
         self._wait_gone(services)
@@ -131,10 +136,19 @@ class SwarmRuntime(ComposeRuntime):
         raise ProcessFailedError(f"stack {self.project_name}: containers still running {STOP_SLACK_SECONDS}s after the stop grace period")
 
     def restart(self, services: list[str] | None = None) -> None:
-        """Replace each service's task (`docker service update --force`), one service after another."""
+        """Stop the services' tasks (scale to 0, containers gone), then start new ones (scale to 1).
+
+        Not `service update --force`: that changes the spec, so the next `stack deploy` would replace the task again."""
+        names = services or [self._short(s) for s in self._services()]
+        self._scale(names, 0)
+        self._wait_gone(names)
+        self._scale(names, 1)
+
+    def _scale(self, services: list[str], replicas: int) -> None:
         for service in self._services():
-            if services is None or self._short(service) in services:
-                self.client.services.get(service["ID"]).force_update()
+            # Only on a change: a scale to the current count still rewrites the spec, and Swarm replaces the task.
+            if self._short(service) in services and _replicas_of(service) != replicas:
+                self.client.services.get(service["ID"]).scale(replicas)
 
     # --- reading ----------------------------------------------------------------------------------
     def _services(self) -> list[dict[str, Any]]:
@@ -186,20 +200,38 @@ class SwarmRuntime(ComposeRuntime):
     def logs(self, services: list[str] | None, follow: bool = False, tail: int | None = None, since: str | None = None) -> Iterator[LogLine]:
         """The services' logs through the manager (`docker service logs`): every node's tasks, across restarts."""
         wanted = [n for n in self._planned() if services is None or n in services]
-        by_name = {self._short(s): s for s in self._services()}
-        for name in wanted:
-            service = by_name.get(name)
-            if service is None:
-                continue
-            kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True, "follow": follow,
-                                      "tail": tail if tail is not None else "all", "is_tty": False}
-            if since is not None:
-                kwargs["since"] = int(_since_value(since))
-            yield from self._read_service_logs(name, service["ID"], kwargs)
+        start: dict[str, Any] = {"tail": tail if tail is not None else "all"}
+        if since is not None:
+            start["since"] = _since_value(since)
+        last: dict[str, float | None] = dict.fromkeys(wanted)
+        while True:
+            by_name = {self._short(s): s for s in self._services()}
+            for name in wanted:
+                service = by_name.get(name)
+                if service is None:
+                    continue
+                if last[name] is None:
+                    lines = sorted(self._read_service_logs(name, service["ID"], start), key=lambda line: line.timestamp or "")
+                    lines = lines[-tail:] if tail else lines if tail is None else []  # the engine's tail counts per task
+                else:
+                    lines = list(self._read_service_logs(name, service["ID"], {"since": last[name]}))
+                for line in lines:
+                    stamp = iso_epoch(line.timestamp)
+                    if last[name] is not None and stamp is not None and stamp <= last[name]:
+                        continue  # seen in the previous poll
+                    last[name] = stamp if stamp is not None else last[name]
+                    yield line
+                if last[name] is None:
+                    last[name] = time.time() if follow else None
+            if not follow:
+                return
+            # Polled, not a following stream: the engine's stream does not pick up a task that replaces the one it follows.
+            time.sleep(FOLLOW_POLL_SECONDS)
 
-    def _read_service_logs(self, name: str, service_id: str, kwargs: dict[str, Any]) -> Iterator[LogLine]:
+    def _read_service_logs(self, name: str, service_id: str, window: dict[str, Any]) -> Iterator[LogLine]:
         pending = b""
-        for chunk in self.client.api.service_logs(service_id, **kwargs):
+        chunks = self.client.api.service_logs(service_id, stdout=True, stderr=True, timestamps=True, follow=False, is_tty=False, **window)
+        for chunk in chunks:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for raw in lines:

@@ -93,7 +93,9 @@ def _deploy(name: str, spec: dict[str, Any], inputs: SwarmInputs, restart_max_at
         "mode": "replicated",
         "replicas": inputs.replicas.get(name, 1),
         "labels": dict(labels),
-        "restart_policy": {"condition": "on-failure", "delay": "5s", "max_attempts": restart_max_attempts},
+        # `any`, not compose's on-failure: Swarm stops an unhealthy task with SIGTERM, our programs then exit 0,
+        # and on-failure would leave the service with no task at all.
+        "restart_policy": {"condition": "any", "delay": "5s", "max_attempts": restart_max_attempts},
         # stop-first: a sensor's DB and a city's checkpoints never have two writers during an update.
         "update_config": {"order": "stop-first", "parallelism": 0},
         "placement": {"constraints": constraints(labels[cr.CITY_LABEL], inputs.settings)},

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import uuid
 
 import pytest
 
 from sensor_manager.cli import app
+from tests.runtimes.test_fleet import _follow_output
 from tests.uploader.sinks.conftest import S3_ENV, S3_ENV_CLEARED, S3Server
 from tests.uploader.sinks.test_multi_sink import assert_once_each, bucket_keys, edge_counts
 
@@ -30,7 +32,7 @@ cities:
   - name: Amsterdam
   - name: Berlin
 uploader:
-  interval_seconds: 1
+  interval_seconds: 2
   sinks:
     delta: {{enabled: false}}
     s3: {{enabled: true, bucket: {bucket}}}
@@ -161,6 +163,8 @@ def test_a_two_city_fleet_on_a_swarm_ships_every_reading_once_through_task_kills
     edge = cli("query", "--source", "edge", "--count", "--format", "json")  # runs inside the uploader containers
     assert edge.exit_code == 0 and json.loads(edge.stdout)["rows"][0]["count"] > 0, edge.stdout + edge.stderr
 
+    _targeted_start_and_restart(root, cli, wait_until)
+
     stopped = cli("stop")
     assert stopped.exit_code == 0, stopped.stderr
     assert not client.services.list(filters={"label": f"io.sensor-manager.project={_stack(root)}"})
@@ -169,6 +173,35 @@ def test_a_two_city_fleet_on_a_swarm_ships_every_reading_once_through_task_kills
     counts = edge_counts(root)
     assert len(counts) == 4
     assert_once_each(bucket_keys(s3_module, bucket, "delta"), counts, "s3")
+
+
+def _targeted_start_and_restart(root, cli, wait_until) -> None:
+    """`start CITY` starts only what is stopped; `restart` gives a new task whose output `logs -f` keeps following."""
+    berlin_sensors = {n: s["pid"] for n, s in _services(cli).items() if n.startswith("sensor-berlin")}
+    assert cli("stop", "uploader-berlin").exit_code == 0
+    assert _services(cli)["uploader-berlin"]["state"] == "stopped"
+    assert cli("start", "Berlin").exit_code == 0
+    assert _services(cli)["uploader-berlin"]["state"] == "running"
+    assert {n: s["pid"] for n, s in _services(cli).items() if n.startswith("sensor-berlin")} == berlin_sensors
+
+    command = [sys.executable, "-m", "sensor_manager", "--project-dir", str(root), "logs", "-f", "--tail", "1", "uploader-amsterdam"]
+    follower = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = _follow_output(follower)
+        wait_until(lambda: lines.qsize() > 0, timeout=30, what="the follower's first line")
+        assert cli("restart", "uploader-amsterdam").exit_code == 0
+        seen: list[str] = []
+
+        def new_task_started() -> bool:
+            while not lines.empty():
+                seen.append(lines.get())
+            return any("Uploader started." in line for line in seen)
+
+        wait_until(new_task_started, timeout=60, what="the restarted uploader's first line in `logs -f`")
+        assert follower.poll() is None
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
 
 
 def test_cleanup_removes_this_projects_leftovers_and_no_foreign_service_or_stack(project, swarm, tmp_path):

@@ -52,7 +52,7 @@ def test_sensors_keep_the_compose_least_privilege_that_swarm_supports_and_have_n
         assert not {"security_opt", "pids_limit", "memswap_limit", "mem_limit", "restart", "tmpfs"} & set(service)
         assert {"type": "tmpfs", "target": "/tmp", "tmpfs": {"size": 16 * 2**20}} in service["volumes"]
         assert all(m["type"] == "tmpfs" or "bind" not in m for m in service["volumes"])
-        assert service["deploy"]["restart_policy"] == {"condition": "on-failure", "delay": "5s", "max_attempts": 5}
+        assert service["deploy"]["restart_policy"] == {"condition": "any", "delay": "5s", "max_attempts": 5}
         assert service["deploy"]["resources"] == {"limits": {"memory": "256m"}}
         assert service["deploy"]["labels"]["io.sensor-manager.project"] == document["networks"]["isolated"]["labels"]["io.sensor-manager.project"]
         assert [c["target"] for c in service["configs"]] == ["/project/state/sensor-manager.yaml", "/project/state/plan.json"]

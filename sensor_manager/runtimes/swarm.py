@@ -103,8 +103,8 @@ class SwarmRuntime(ComposeRuntime):
         image = self.ensure_image(config)
         planned = [s.name for s in self.services(plan, config)]
         targeted = services is not None and not set(services) >= set(planned)
-        if targeted and self._services():
-            # Scale only the named services: a redeploy would also replace tasks whose spec the engine changed.
+        if services is not None and targeted and self._services():
+            # Scale only the named services (as `compose up --no-deps SERVICE`): a redeploy would update the others too.
             self._scale(services, 1)
             return
         self.render(plan, config, image=image, services=services if targeted else None)
@@ -127,22 +127,31 @@ class SwarmRuntime(ComposeRuntime):
         return was_running
 
     def _wait_gone(self, services: list[str] | None) -> None:
+        """Until the containers here have exited (and, for the whole stack, its network is gone: a deploy right
+        after `stack rm` would otherwise find it still being removed)."""
         deadline = time.monotonic() + self._record().get("stop_grace_seconds", 10) + STOP_SLACK_SECONDS
+        label = {"label": f"{STACK_NAMESPACE}={self.project_name}"}
         while time.monotonic() < deadline:
-            if not any(services is None or self._short_name(c["Labels"].get(SERVICE_NAME_LABEL, "")) in services
-                       for c in self._task_containers()):
+            running = any(services is None or self._short_name(c["Labels"].get(SERVICE_NAME_LABEL, "")) in services
+                          for c in self._task_containers())
+            if not running and (services is not None or not self.client.api.networks(filters=label)):
                 return
             time.sleep(0.5)
         raise ProcessFailedError(f"stack {self.project_name}: containers still running {STOP_SLACK_SECONDS}s after the stop grace period")
 
     def restart(self, services: list[str] | None = None) -> None:
-        """Stop the services' tasks (scale to 0, containers gone), then start new ones (scale to 1).
+        """A new task for each service (`docker service update --force`: the old task, and so its logs, stay in the history).
 
-        Not `service update --force`: that changes the spec, so the next `stack deploy` would replace the task again."""
-        names = services or [self._short(s) for s in self._services()]
-        self._scale(names, 0)
-        self._wait_gone(names)
-        self._scale(names, 1)
+        The spec is sent back as the engine holds it, only ForceUpdate moved (which `stack deploy` keeps), so a later
+        deploy of the same stack file replaces nothing."""
+        for service in self._services():
+            if services is None or self._short(service) in services:
+                spec = service["Spec"]
+                template = {**spec["TaskTemplate"], "ForceUpdate": int(spec["TaskTemplate"].get("ForceUpdate", 0)) + 1}
+                self.client.api.update_service(
+                    service["ID"], service["Version"]["Index"], task_template=template, name=spec["Name"],
+                    labels=spec.get("Labels"), mode=spec.get("Mode"), update_config=spec.get("UpdateConfig"),
+                    rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
 
     def _scale(self, services: list[str], replicas: int) -> None:
         for service in self._services():
@@ -210,19 +219,19 @@ class SwarmRuntime(ComposeRuntime):
                 service = by_name.get(name)
                 if service is None:
                     continue
-                if last[name] is None:
+                seen = last[name]
+                if seen is None:
                     lines = sorted(self._read_service_logs(name, service["ID"], start), key=lambda line: line.timestamp or "")
                     lines = lines[-tail:] if tail else lines if tail is None else []  # the engine's tail counts per task
                 else:
-                    lines = list(self._read_service_logs(name, service["ID"], {"since": last[name]}))
+                    lines = list(self._read_service_logs(name, service["ID"], {"since": seen}))
                 for line in lines:
                     stamp = iso_epoch(line.timestamp)
-                    if last[name] is not None and stamp is not None and stamp <= last[name]:
+                    if seen is not None and stamp is not None and stamp <= seen:
                         continue  # seen in the previous poll
-                    last[name] = stamp if stamp is not None else last[name]
+                    seen = stamp if stamp is not None else seen
                     yield line
-                if last[name] is None:
-                    last[name] = time.time() if follow else None
+                last[name] = seen if seen is not None or not follow else time.time()
             if not follow:
                 return
             # Polled, not a following stream: the engine's stream does not pick up a task that replaces the one it follows.

@@ -1,21 +1,16 @@
 """The swarm runtime on a real one-node swarm: two labelled cities, 2×2 sensors shipping to a loopback S3 server.
 
-The engine is shared with the Compose tests and other runs: the swarm is initialised only when the
-engine is not in one, and then left (with the `docker_gwbridge` network swarm mode creates) at the end;
-an existing swarm is used and kept, only this test's node labels are removed. Swarm mode does not
-change how `network_mode: none`/`host` containers run (the Compose tests pass beside it).
+The swarm comes from `swarm_manager` (tests/runtimes/conftest.py), which leaves the shared engine as it found it.
 """
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
 
 from sensor_manager.cli import app
-from tests.runtimes.test_fleet import _follow_output
+from tests.runtimes.conftest import docker_cli as _docker
 from tests.uploader.sinks.conftest import S3_ENV, S3_ENV_CLEARED, S3Server
 from tests.uploader.sinks.test_multi_sink import assert_once_each, bucket_keys, edge_counts
 
@@ -44,39 +39,6 @@ docker:
 CITIES = ("Amsterdam", "Berlin")
 
 
-def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def swarm():
-    """A docker client of a swarm manager; the engine is left as it was found."""
-    from fleetcore.errors import EngineUnavailableError
-    from sensor_manager.runtimes.engine import docker_client
-
-    try:
-        client = docker_client(timeout=10)
-    except EngineUnavailableError as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    joined_here = (client.info().get("Swarm") or {}).get("LocalNodeState") != "active"
-    had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
-    if joined_here:
-        _docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-    node = client.nodes.list()[0]
-    try:
-        yield client, node.attrs["Description"]["Hostname"]
-    finally:
-        if joined_here:
-            _docker("swarm", "leave", "--force")
-            if not had_gwbridge:
-                _docker("network", "rm", "docker_gwbridge", check=False)
-        else:
-            node.reload()
-            spec = node.attrs["Spec"]
-            spec["Labels"] = {k: v for k, v in spec.get("Labels", {}).items() if not k.startswith("io.sensor-manager.city.")}
-            node.update(spec)
-
-
 @pytest.fixture(scope="module")
 def s3_module():
     server = S3Server()
@@ -97,7 +59,7 @@ def _s3_environment(s3_module, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, s3_module, swarm):
+def project(tmp_path_factory, s3_module, swarm_manager):
     from typer.testing import CliRunner
 
     root = tmp_path_factory.mktemp("swarm") / "project"
@@ -125,9 +87,9 @@ def _services(cli) -> dict[str, dict]:
     return {s["name"]: s for s in json.loads(result.stdout)["services"]}
 
 
-def test_a_two_city_fleet_on_a_swarm_ships_every_reading_once_through_task_kills(project, swarm, s3_module, wait_until):
+def test_a_two_city_fleet_on_a_swarm_ships_every_reading_once_through_task_kills(project, swarm_manager, s3_module, wait_until):
     root, bucket, cli = project
-    client, hostname = swarm
+    client, hostname = swarm_manager
 
     refused = cli("start", "--runtime", "swarm")
     assert refused.exit_code == 2 and "placement: Amsterdam: no ready, active node is labelled for it" in refused.stderr
@@ -163,7 +125,7 @@ def test_a_two_city_fleet_on_a_swarm_ships_every_reading_once_through_task_kills
     edge = cli("query", "--source", "edge", "--count", "--format", "json")  # runs inside the uploader containers
     assert edge.exit_code == 0 and json.loads(edge.stdout)["rows"][0]["count"] > 0, edge.stdout + edge.stderr
 
-    _targeted_start_and_restart(root, cli, wait_until)
+    _targeted_start(cli)
 
     stopped = cli("stop")
     assert stopped.exit_code == 0, stopped.stderr
@@ -175,8 +137,10 @@ def test_a_two_city_fleet_on_a_swarm_ships_every_reading_once_through_task_kills
     assert_once_each(bucket_keys(s3_module, bucket, "delta"), counts, "s3")
 
 
-def _targeted_start_and_restart(root, cli, wait_until) -> None:
-    """`start CITY` starts only what is stopped; `restart` gives a new task whose output `logs -f` keeps following."""
+def _targeted_start(cli) -> None:
+    """`start CITY` scales up only what is stopped: the city's running sensors keep their tasks.
+
+    (`logs -f` across a restart is in the swarm run of tests/runtimes/test_fleet.py.)"""
     berlin_sensors = {n: s["pid"] for n, s in _services(cli).items() if n.startswith("sensor-berlin")}
     assert cli("stop", "uploader-berlin").exit_code == 0
     assert _services(cli)["uploader-berlin"]["state"] == "stopped"
@@ -184,29 +148,10 @@ def _targeted_start_and_restart(root, cli, wait_until) -> None:
     assert _services(cli)["uploader-berlin"]["state"] == "running"
     assert {n: s["pid"] for n, s in _services(cli).items() if n.startswith("sensor-berlin")} == berlin_sensors
 
-    command = [sys.executable, "-m", "sensor_manager", "--project-dir", str(root), "logs", "-f", "--tail", "1", "uploader-amsterdam"]
-    follower = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        lines = _follow_output(follower)
-        wait_until(lambda: lines.qsize() > 0, timeout=30, what="the follower's first line")
-        assert cli("restart", "uploader-amsterdam").exit_code == 0
-        seen: list[str] = []
 
-        def new_task_started() -> bool:
-            while not lines.empty():
-                seen.append(lines.get())
-            return any("Uploader started." in line for line in seen)
-
-        wait_until(new_task_started, timeout=60, what="the restarted uploader's first line in `logs -f`")
-        assert follower.poll() is None
-    finally:
-        follower.terminate()
-        follower.wait(timeout=30)
-
-
-def test_cleanup_removes_this_projects_leftovers_and_no_foreign_service_or_stack(project, swarm, tmp_path):
+def test_cleanup_removes_this_projects_leftovers_and_no_foreign_service_or_stack(project, swarm_manager, tmp_path):
     root, _, cli = project
-    client, _ = swarm
+    client, _ = swarm_manager
     suffix = uuid.uuid4().hex[:8]
     foreign_stack = f"foreign{suffix}"
     stack_file = tmp_path / "foreign.yml"
@@ -234,7 +179,7 @@ def test_cleanup_removes_this_projects_leftovers_and_no_foreign_service_or_stack
         _docker("stack", "rm", foreign_stack, check=False)
 
 
-def test_a_fleet_whose_only_sink_is_the_node_local_lake_is_refused(swarm, tmp_path, runner):
+def test_a_fleet_whose_only_sink_is_the_node_local_lake_is_refused(swarm_manager, tmp_path, runner):
     (tmp_path / "sensor-manager.yaml").write_text("project: lake-only\ncities: [Amsterdam]\nsensors_per_city: 1\n")
     result = runner.invoke(app, ["--project-dir", str(tmp_path), "start", "--runtime", "swarm"])
     assert result.exit_code == 2

@@ -162,8 +162,15 @@ class SwarmRuntime(ComposeRuntime):
     # --- reading ----------------------------------------------------------------------------------
     def _services(self) -> list[dict[str, Any]]:
         """This stack's services (by the stack's namespace and our project label)."""
-        return self.client.api.services(filters={"label": [f"{STACK_NAMESPACE}={self.project_name}",
-                                                            f"{cr.PROJECT_LABEL}={self.project_name}"]})
+        from docker.errors import APIError
+
+        try:
+            return self.client.api.services(filters={"label": [f"{STACK_NAMESPACE}={self.project_name}",
+                                                                f"{cr.PROJECT_LABEL}={self.project_name}"]})
+        except APIError as exc:
+            if exc.status_code == 503:  # the engine left the swarm, or is a worker
+                topology.require_manager(self.client)
+            raise
 
     def _task_containers(self) -> list[dict[str, Any]]:
         """This stack's task containers on this node, running or not."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from fleetcore.errors import EngineUnavailableError
 from sensor_manager.cli import app
 from sensor_manager.config import load_config
 from sensor_manager.layout import ProjectLayout
@@ -118,3 +119,25 @@ def test_build_save_into_a_folder_is_refused_before_anything_is_built(runner, pr
     result = runner.invoke(app, ["--project-dir", str(project_dir), "build", "--save", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: --save {tmp_path}: is a directory; name the tarball to write, e.g. {tmp_path / 'sensor-manager.tar'}"
+
+
+class _EngineOutsideASwarm:
+    """Answers the two calls `status` makes on an engine that left its swarm, as the engine does."""
+
+    class api:
+        @staticmethod
+        def services(filters):
+            from docker.errors import APIError
+
+            raise APIError("503 Server Error", response=type("R", (), {"status_code": 503, "reason": "Service Unavailable"})())
+
+    @staticmethod
+    def info():
+        return {"Swarm": {"LocalNodeState": "inactive"}}
+
+
+def test_status_of_a_swarm_project_on_an_engine_outside_a_swarm_names_the_remedy(project_dir):
+    runtime = SwarmRuntime(ProjectLayout.at(project_dir))
+    runtime._client = _EngineOutsideASwarm()
+    with pytest.raises(EngineUnavailableError, match=r"not part of a swarm; run `docker swarm init --advertise-addr ADDR`"):
+        runtime.is_running()

@@ -114,16 +114,50 @@ def check_plan(config: Config, layout: ProjectLayout, *, replan: bool = False, k
     return Check("plan matches config", True, f"{len(plan.sensors)} sensors in {len(plan.cities)} cities{kept}"), plan
 
 
+def check_central_store(config: Config) -> Check:
+    """A fleet spread over nodes needs a store every node reaches: refused when every enabled sink writes node-local files."""
+    from uploader.sinks import SINKS
+
+    enabled = config.uploader.sinks.enabled()
+    remote = [name for name, sink in enabled.items() if SINKS[name].needs_network or "://" in str(getattr(sink, "path", None) or "")]
+    if remote or config.swarm.shared_lake:
+        return Check("central store", True, ", ".join(remote) or "swarm.shared_lake: lake/ is one shared mount on every node")
+    return Check("central store", False, f"the enabled sinks ({', '.join(enabled) or 'none'}) write each node's own lake/: "
+                 "enable a central sink (uploader.sinks.s3), or set swarm.shared_lake: true when lake/ and archive/ are one shared mount on every node")
+
+
+def check_swarm_placement(config: Config, plan: FleetPlan | None) -> list[Check]:
+    """The engine is a swarm manager, and every city of the plan has a node to run on."""
+    from sensor_manager.runtimes import topology
+    from sensor_manager.runtimes.engine import docker_client
+
+    try:
+        nodes = topology.read_nodes(docker_client(timeout=10))
+    except EngineUnavailableError as exc:
+        return [Check("container engine", False, str(exc))]
+    engine = Check("container engine", True, f"swarm manager, {len(nodes)} node(s)")
+    if plan is None:
+        return [engine]
+    problems = topology.placement_problems(list(plan.cities), nodes, config.swarm)
+    found = topology.placement(list(plan.cities), nodes, config.swarm)
+    detail = "; ".join(problems) or ", ".join(f"{city} on {', '.join(hosts)}" for city, hosts in found.items())
+    return [engine, Check("placement", not problems, detail)]
+
+
 def run_preflight(config: Config, layout: ProjectLayout, runtime: str, *, replan: bool = False, keep_stored: bool = False) -> list[Check]:
-    """All checks, failing or not (nothing is written); docker: the engine answers and Compose v2 is present."""
-    checks = [check_plan(config, layout, replan=replan, keep_stored=keep_stored)[0], check_writable(layout),
-              check_disk_space(layout), check_sink_credentials(config)]
+    """All checks, failing or not (nothing is written); docker: the engine answers and Compose v2 is present;
+    swarm: the engine is a swarm manager, every city has a node, and the sinks reach a central store."""
+    plan_check, plan = check_plan(config, layout, replan=replan, keep_stored=keep_stored)
+    checks = [plan_check, check_writable(layout), check_disk_space(layout), check_sink_credentials(config)]
     if checks[-1].ok:  # with a bucket and credentials, the remote sinks must answer a probe before anything starts
         checks.extend(sink_checks(config, layout, remote_only=True))
     if runtime == "local":
         checks.append(check_local_programs())
     if runtime == "docker":
         checks.append(check_engine())
+    if runtime == "swarm":
+        checks.append(check_central_store(config))
+        checks.extend(check_swarm_placement(config, plan))
     return checks
 
 

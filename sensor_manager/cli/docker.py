@@ -42,6 +42,7 @@ def build(
     no_tag: NoTagOpt = False,
     push: Annotated[bool, typer.Option("--push", help="Push the image to --registry after building.")] = False,
     registry: Annotated[Optional[str], typer.Option("--registry", help="Registry to push to, e.g. ghcr.io/me (only with --push).", show_default=False)] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Also write the image as a tarball to FILE (`docker load -i FILE` on nodes that cannot pull).", show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -55,10 +56,11 @@ def build(
     s = session(ctx, json=json)
     progress = _progress(s.quiet)
     result = images.build(s.layout, s.load_config(), base_image=base_image, tag=tag, no_tag=no_tag, no_cache=no_cache,
-                          push=push, registry=registry, progress=progress)
+                          push=push, registry=registry, save=save, progress=progress)
     if s.json:
         print_json({"schema_version": SCHEMA_VERSION, "tag": result.tag, "image_id": result.image_id,
-                    "built": result.built, "seconds": round(result.seconds, 3), "pushed": result.pushed})
+                    "built": result.built, "seconds": round(result.seconds, 3), "pushed": result.pushed,
+                    "saved": result.saved})
     else:
         results().out(result.tag)
         if not result.built:

@@ -29,7 +29,7 @@ from sensor_manager.cli.options import (
 from sensor_manager.cli.output import info, print_json, print_ndjson, results, warn
 
 DEFAULT_WAIT_TIMEOUT = 120.0  # = lifecycle.DEFAULT_WAIT_TIMEOUT; the library is imported per command to keep startup fast
-RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | docker | local (default: the recorded one, else the config's).", show_default=False)]
+RuntimeOpt = Annotated[Optional[str], typer.Option("--runtime", help="auto | docker | local | swarm (default: the recorded one, else the config's).", show_default=False)]
 TargetsArg = Annotated[Optional[list[str]], typer.Argument(help="Services, cities or sensor ids (default: all).", show_default=False)]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Return when every service is healthy; fail naming those that are not.")]
 WaitTimeoutOpt = Annotated[float, typer.Option("--wait-timeout", help="Seconds --wait waits.")]

@@ -12,6 +12,7 @@ from sensor_manager.config.bundled import DEFAULT_CITIES, bundled_cities
 from sensor_manager.config.problems import _did_you_mean
 from sensor_manager.config.redaction import redact
 from sensor_manager.runtimes.compose_settings import DockerSettings
+from sensor_manager.runtimes.swarm_settings import SwarmSettings
 from sensor_manager.simulator.settings import (
     AnomalySettings,
     DeviceSettings,
@@ -94,7 +95,7 @@ class Config(StrictModel):
     seed: int = Field(20250101, ge=0, le=2**63 - 1)
     sensors_per_city: int = Field(5, ge=1, le=10_000)
     max_cities: int | None = Field(None, ge=1, le=10_000)
-    runtime: Literal["auto", "docker", "local"] = "auto"
+    runtime: Literal["auto", "docker", "local", "swarm"] = "auto"
     simulation: SimulationSettings = SimulationSettings()
     normal_parameters: NormalParameters = NormalParameters()
     anomalies: AnomalySettings = AnomalySettings()
@@ -103,6 +104,7 @@ class Config(StrictModel):
     cities: list[CityConfig] = Field(default_factory=_default_cities, min_length=1, max_length=10_000)
     uploader: UploaderSettings = UploaderSettings()
     docker: DockerSettings = DockerSettings()
+    swarm: SwarmSettings = SwarmSettings()
     # Where the config came from, for messages; not a key users set.
     source_path: str | None = Field(None, exclude=True)
     # Safe names chosen by --cities (None: every configured city); not a key users set.

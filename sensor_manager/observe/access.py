@@ -8,8 +8,8 @@ so there the host must not open a DB a container is writing. Then:
 - `query --source edge` runs inside each city's uploader container (`observe/container_query.py`).
 
 `SENSOR_MANAGER_EDGE_READS` overrides the detection: `host` (always open DBs from the host),
-`container` (never), `auto` or unset (container mode only when the recorded runtime is docker and the
-engine says it is Docker Desktop; the engine is asked once per process).
+`container` (never), `auto` or unset (container mode when the recorded runtime is swarm, whose nodes
+the host may not see, or docker on an engine that says it is Docker Desktop; asked once per process).
 """
 from __future__ import annotations
 
@@ -59,6 +59,8 @@ def edge_access(layout: ProjectLayout) -> EdgeAccess:
     if wanted == "container":
         return EdgeAccess(False, f"{ENV_VAR}=container")
     runtime = recorded_runtime(layout)
+    if runtime == "swarm":
+        return EdgeAccess(False, "the swarm runtime runs on nodes whose files the host may not see")
     if runtime != "docker":
         return EdgeAccess(True, f"the recorded runtime is {runtime or 'none'}")
     desktop = _engine_is_docker_desktop()

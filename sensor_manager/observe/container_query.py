@@ -34,9 +34,14 @@ MAX_PARALLEL_EXECS = 8
 
 
 def compose_project_name(layout: ProjectLayout) -> str:
-    """The compose project of this project dir (as the last render recorded it)."""
+    """The compose project (or swarm stack) of this project dir, as the last render recorded it."""
+    from sensor_manager.runtimes import recorded_runtime
     from sensor_manager.runtimes.compose import ComposeRuntime
 
+    if recorded_runtime(layout) == "swarm":
+        from sensor_manager.runtimes.swarm import SwarmRuntime
+
+        return SwarmRuntime(layout).project_name
     return ComposeRuntime(layout).project_name
 
 

@@ -68,7 +68,7 @@ def run_diagnostics(layout: ProjectLayout, load_config: Callable[[], Any]) -> Re
     layout = lake.with_configured_lake(layout, config)
     record = read_runtime_record(layout)
     checks.append(_runtime(record))
-    checks.extend(_docker(layout, record))
+    checks.extend(_docker(layout, record, config))
     access = edge_access(layout)
     checks.append(_edge_reads(access))
     plan = _plan(layout, checks)
@@ -127,8 +127,36 @@ def _runtime(record: RuntimeRecord | None) -> Check:
     return Check("runtime", "pass", f"{record.runtime} ({why}; started {record.started_at or '?'})")
 
 
-def _docker(layout: ProjectLayout, record: RuntimeRecord | None) -> list[Check]:
+def _swarm(layout: ProjectLayout, config) -> list[Check]:
+    """The swarm runtime: a manager answers, every planned city has a node, the stack's image is here."""
+    from sensor_manager.runtimes import topology
+    from sensor_manager.runtimes.engine import docker_client
+    from sensor_manager.runtimes.swarm import SwarmRuntime
+
+    try:
+        client = docker_client(timeout=5)
+        nodes = topology.read_nodes(client)
+    except SensorManagerError as exc:
+        return [Check("engine", "fail", str(exc), "start the Docker engine, set DOCKER_HOST, or `docker swarm init`"),
+                Check("placement", "skip", "no swarm manager"), Check("image", "skip", "no swarm manager")]
+    engine = Check("engine", "pass", f"swarm manager, {len(nodes)} node(s): {', '.join(n.hostname for n in nodes)}")
+    plan = load_plan(layout)
+    settings = config.swarm if config is not None else topology.SwarmSettings()
+    problems = topology.placement_problems(list(plan.cities), nodes, settings) if plan else []
+    placement = Check("placement", "fail" if problems else "pass", "; ".join(problems) or "every planned city has a node",
+                      "label a node: ./sensor_manager.py nodes label NODE --city CITY" if problems else "")
+    image = SwarmRuntime(layout).recorded_image
+    if not image:
+        return [engine, placement, Check("image", "skip", "no stack render has recorded an image tag")]
+    present = bool(client.images.list(name=image))
+    return [engine, placement, Check("image", "pass" if present else "fail", f"{image} {'present on this node' if present else 'missing on this node'}",
+                                     "" if present else "build it (./sensor_manager.py build), or push it for the nodes: build --push --registry R")]
+
+
+def _docker(layout: ProjectLayout, record: RuntimeRecord | None, config=None) -> list[Check]:
     names = ("engine", "compose", "image")
+    if record and record.runtime == "swarm":
+        return _swarm(layout, config)
     if not record or record.runtime != "docker":
         return [Check(name, "skip", "the recorded runtime is not docker") for name in names]
     from sensor_manager.runtimes.engine import compose_command, docker_client

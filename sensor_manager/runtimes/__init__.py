@@ -1,9 +1,9 @@
-"""Choosing the runtime and remembering it: `auto` | `docker` | `local`, recorded in state/runtime.json.
+"""Choosing the runtime and remembering it: `auto` | `docker` | `local` | `swarm`, recorded in state/runtime.json.
 
 `start` records the runtime it used; every later command uses the recorded one. Asking for a different
 runtime explicitly (`--runtime`) while the recorded one still runs is a `RuntimeConflictError` (exit 2).
 `auto` picks docker when an engine answers and Compose v2 is present, else local, and says why.
-The docker runtime is imported only when chosen.
+`swarm` is only ever chosen explicitly. The docker and swarm runtimes are imported only when chosen.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RUNTIME_SCHEMA_VERSION = 1
-RUNTIME_NAMES = ("auto", "docker", "local")
+RUNTIME_NAMES = ("auto", "docker", "local", "swarm")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RuntimeRecord(BaseModel):
     """state/runtime.json. A missing `schema_version` reads as 1; unknown keys are ignored."""
 
     schema_version: int = RUNTIME_SCHEMA_VERSION
-    runtime: Literal["local", "docker"]
+    runtime: Literal["local", "docker", "swarm"]
     started_at: str | None = None
     reason: str = ""
 
@@ -129,4 +129,8 @@ def runtime_for(name: str, layout: ProjectLayout, docker_options: "DockerStartOp
     except ImportError as exc:
         raise EngineUnavailableError(f"the docker runtime is not available in this installation ({exc}); use --runtime local") from None
     options = docker_options or DockerStartOptions()
+    if name == "swarm":
+        from sensor_manager.runtimes.swarm import SwarmRuntime
+
+        return SwarmRuntime(layout, project_name=options.project_name, image=options.image)
     return ComposeRuntime(layout, project_name=options.project_name, image=options.image)

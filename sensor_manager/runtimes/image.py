@@ -95,6 +95,7 @@ class BuildResult:
     built: bool  # False when the tag already existed
     seconds: float
     pushed: str | None = None
+    saved: str | None = None  # the tarball `build --save FILE` wrote
 
 
 # ---- inputs and the tag --------------------------------------------------------------------------
@@ -360,6 +361,32 @@ def push_image(client, tag: str, registry: str, progress: Progress) -> str:
     return remote
 
 
+def validate_save_path(path: Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--save {path}: is a directory; name the tarball to write, e.g. {path / 'sensor-manager.tar'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--save {path}: folder {path.parent} does not exist")
+    return path
+
+
+def save_image(client, tag: str, path: Path, progress: Progress) -> str:
+    """Write `tag` as a `docker save` tarball (for `docker load` on nodes that cannot pull); atomic: a partial file never remains."""
+    path = validate_save_path(path)
+    progress(f"Saving {tag} to {path}.")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as out:
+            for chunk in client.images.get(tag).save(named=True):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return str(path)
+
+
 def build(
     layout: ProjectLayout,
     config,
@@ -370,18 +397,26 @@ def build(
     no_cache: bool = False,
     push: bool = False,
     registry: str | None = None,
+    save: Path | None = None,
     progress: Progress = lambda line: None,
 ) -> BuildResult:
-    """`build`: the image of `config`'s docker settings, built unless up to date, pushed to `registry` on `push`."""
+    """`build`: the image of `config`'s docker settings, built unless up to date, pushed to `registry` on `push`,
+    written as a tarball to `save`."""
     if push != bool(registry):
         raise UsageError("--push and --registry go together: `build --push --registry R` pushes to R; nothing is pushed otherwise")
     if tag and no_tag:
         raise UsageError("--tag and --no-tag exclude each other")
     validate_tag(tag)
+    if save is not None:
+        validate_save_path(save)
     from sensor_manager.runtimes.engine import docker_client
 
     settings = docker_settings(config)
     client = docker_client()
     result = build_image(client, layout, settings, base_image=resolve_base_image(settings, base_image), tag=tag,
                          no_cache=no_cache, progress=progress)
-    return replace(result, pushed=push_image(client, result.tag, registry, progress)) if push and registry else result
+    if push and registry:
+        result = replace(result, pushed=push_image(client, result.tag, registry, progress))
+    if save is not None:
+        result = replace(result, saved=save_image(client, result.tag, save, progress))
+    return result

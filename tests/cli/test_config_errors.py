@@ -42,7 +42,7 @@ BAD_FILES = {
     "rate-zero": ("simulation:\n  readings_per_second: 0\n", ["simulation.readings_per_second: must be > 0 and <= 10000"]),
     "latitude": ("cities:\n  - {name: Nowhere, latitude: 91, longitude: 0}\n", ["cities[0].latitude: must be between -90 and 90 (got 91)"]),
     "longitude": ("cities:\n  - {name: Nowhere, latitude: 0, longitude: -181}\n", ["cities[0].longitude: must be between -180 and 180"]),
-    "runtime": ("runtime: kubernetes\n", ["runtime: Input should be 'auto', 'docker' or 'local'"]),
+    "runtime": ("runtime: kubernetes\n", ["runtime: Input should be 'auto', 'docker', 'local' or 'swarm'"]),
     "duplicate-city": ("cities:\n  - name: Berlin\n  - name: Paris\n  - name: berlin\n", ["cities: cities[2]: 'Berlin' is listed twice (also cities[0])"]),
     "slug-clash": (
         "cities:\n  - name: New York\n  - {name: New_York, latitude: 40.7, longitude: -74}\n",

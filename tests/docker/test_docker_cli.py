@@ -184,3 +184,18 @@ def test_start_no_rebuild_with_a_missing_image_fails_clearly(runner, project_dir
                                  "--sensors-per-city", "1", "--no-rebuild", "--tag", "never-built-0"])
     assert result.exit_code == 2 and "--no-rebuild" in result.stderr and "never-built-0" in result.stderr
     assert not docker_engine.containers.list(all=True, filters={"label": "io.sensor-manager.project"})
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_build_save_writes_a_tarball_docker_load_takes(runner, project_dir, project_image, tmp_path):
+    import tarfile
+
+    target = tmp_path / "sensor-manager.tar"
+    result = runner.invoke(app, ["build", "--project-dir", str(project_dir), "--save", str(target), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["saved"] == str(target) and not list(tmp_path.glob(".*.partial"))
+    with tarfile.open(target) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert [document["tag"]] == manifest[0]["RepoTags"]  # `docker load -i` restores the content tag

@@ -204,12 +204,12 @@ def test_an_injected_anomaly_shows_in_query_within_two_seconds(fleet):
     run = json.loads(fleet.ok("inject", "anomaly", "--city", "Berlin", "--type", "spike", "--duration", "5s", "--json").stdout)
     assert set(run["sensor_ids"]) == set(berlin) and run["not_applied_by"] == []
     requested = run["requested_at_epoch"] * 1000
+    for sid in berlin[:5]:  # the episode starts at once; its rows reach the DB with the sensor's next commit
+        flagged = _wait(lambda sid=sid: [r for r in fleet.rows(sid) if r[3] == "spike"], f"spike rows of {sid}")
+        assert _ms(flagged[0][1]) - requested < 2000
     query = json.loads(fleet.ok("query", "--sensor-id", berlin[0], "--limit", "20", "--json").stdout)
     spikes = [r for r in query["rows"] if r["anomaly_type"] == "spike"]
     assert spikes and all(r["anomaly_flag"] == 1 for r in spikes)
-    for sid in berlin[:5]:
-        flagged = _wait(lambda sid=sid: [r for r in fleet.rows(sid) if r[3] == "spike"], f"spike rows of {sid}")
-        assert _ms(flagged[0][1]) - requested < 2000
     paris = next(s.sensor_id for s in load_plan(fleet.layout).sensors if s.city == "Paris")
     assert not any(r[3] for r in fleet.rows(paris))
 

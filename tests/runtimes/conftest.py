@@ -7,6 +7,7 @@ crash loops, stops and logs with real processes in a second or two each.
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -69,3 +70,40 @@ def supervised(project_dir):
     for runtime in runtimes:
         runtime.stop(None)
         assert not runtime.is_running()
+
+
+def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def swarm_manager():
+    """(docker client, hostname) of a one-node swarm; the shared engine is left as it was found.
+
+    The swarm is initialised only when the engine is in none, and then left at the end, with the
+    `docker_gwbridge` network swarm mode creates; an existing swarm is kept and only the city labels
+    tests added are removed. Swarm mode does not change how the Compose tests' containers run."""
+    from fleetcore.errors import EngineUnavailableError
+    from sensor_manager.runtimes.engine import docker_client
+
+    try:
+        client = docker_client(timeout=10)
+    except EngineUnavailableError as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    joined_here = (client.info().get("Swarm") or {}).get("LocalNodeState") != "active"
+    had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
+    if joined_here:
+        docker_cli("swarm", "init", "--advertise-addr", "127.0.0.1")
+    node = client.nodes.list()[0]
+    try:
+        yield client, node.attrs["Description"]["Hostname"]
+    finally:
+        if joined_here:
+            docker_cli("swarm", "leave", "--force")
+            if not had_gwbridge:
+                docker_cli("network", "rm", "docker_gwbridge", check=False)
+        else:
+            node.reload()
+            spec = node.attrs["Spec"]
+            spec["Labels"] = {k: v for k, v in spec.get("Labels", {}).items() if not k.startswith("io.sensor-manager.city.")}
+            node.update(spec)

@@ -3,7 +3,8 @@
 One fleet per runtime is shared by the tests of this module, which run in order (a story: start,
 observe, crash, stop, start again, reset, clean up). The scenarios never name a runtime's services
 directly; they take them from `status --json`, so the Docker runtime runs the same story (param
-"docker", marked `docker`: it needs a real engine with Compose v2).
+"docker", marked `docker`: it needs a real engine with Compose v2), and so does the swarm runtime on a
+one-node swarm (param "swarm", also `docker`; its one node's lake is the shared lake).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ cities:
   - name: Berlin
 uploader:
   interval_seconds: 1
+swarm:
+  shared_lake: true
 """
 FOREIGN = ("data/README-mine.txt", "data/Amsterdam/notes.txt")
 
@@ -106,7 +109,7 @@ class Fleet:
 
 
 def _runtime_available(name: str) -> None:
-    if name == "docker":
+    if name in ("docker", "swarm"):
         from sensor_manager.runtimes.engine import engine_available
 
         ok, why = engine_available()
@@ -114,11 +117,16 @@ def _runtime_available(name: str) -> None:
             pytest.skip(f"docker runtime unavailable: {why}")
 
 
-@pytest.fixture(scope="module", params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(scope="module", params=["local", pytest.param("docker", marks=pytest.mark.docker),
+                                        pytest.param("swarm", marks=pytest.mark.docker)])
 def fleet(request, tmp_path_factory, wait_until):
     from typer.testing import CliRunner
 
     _runtime_available(request.param)
+    if request.param == "swarm":
+        _, hostname = request.getfixturevalue("swarm_manager")
+        labelled = CliRunner().invoke(app, ["nodes", "label", hostname, "--city", "Amsterdam", "--city", "Berlin"])
+        assert labelled.exit_code == 0, labelled.output
     root = tmp_path_factory.mktemp(f"fleet-{request.param}") / "project"
     root.mkdir()
     (root / "sensor-manager.yaml").write_text(CONFIG.format(runtime=request.param))

@@ -69,8 +69,8 @@ def test_a_valid_change_rewrites_only_the_settings_file_it_touches(project):
     ("readings_per_second: 1 ", "readings_per_second: -1 ", "simulation.readings_per_second"),
     ("readings_per_second: 1 ", "readings_per_second: 1\n  commit_interval_seconds: 5 ",
      "needs restart: simulation.commit_interval_seconds"),
-    ("project: reload-test", "project: reload-test\nuploader:\n  sinks:\n    delta:\n      batch_size: 9",
-     "needs restart: uploader.sinks.delta.batch_size"),
+    ("project: reload-test", "project: reload-test\nuploader:\n  sinks:\n    delta:\n      path: elsewhere",
+     "needs restart: uploader.sinks.delta.path"),
 ])
 def test_a_rejected_change_rewrites_nothing_and_is_recorded(project, old, new, error):
     layout, config, plan = project

@@ -191,6 +191,7 @@ class S3Sink:
                 options["AWS_ALLOW_HTTP"] = "true"
             if profile:
                 options["AWS_PROFILE"] = profile
+            options.update(_file_credentials(session))
             self.delta = DeltaSink(self.uri(TABLE_NAME), delta_settings, stage, storage_options=options, name=NAME)
 
     def key(self, *parts: str) -> str:
@@ -373,6 +374,18 @@ def build(settings: S3SinkSettings, context: SinkContext) -> S3Sink:
                       delta_settings=DeltaSinkSettings(commit_retries=settings.commit_retries))
     except S3ConfigError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _file_credentials(session) -> dict[str, str]:
+    """Keys boto3 read from a shared-credentials file (a container's secret file), for delta-rs, which reads no such file."""
+    credentials = session.get_credentials()
+    if credentials is None or credentials.method != "shared-credentials-file":
+        return {}
+    frozen = credentials.get_frozen_credentials()
+    options = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        options["AWS_SESSION_TOKEN"] = frozen.token
+    return options
 
 
 def _credentials_file(settings: S3SinkSettings, environ: Mapping[str, str]) -> dict[str, str]:

@@ -186,3 +186,18 @@ def test_uploaders_on_two_machines_share_one_s3_delta_table_without_losing_a_com
     table = DeltaTable(sinks[0].uri("sensor_readings"), storage_options=sinks[0].delta.storage_options)
     assert [table.transaction_version(app_id_of(n)) for n in range(2)] == [50, 50]
     assert table.to_pyarrow_table().num_rows == 100 and table.version() == 10
+
+
+def test_the_delta_layout_uses_keys_from_a_shared_credentials_file(s3, batch_across, app_id_of, tmp_path, monkeypatch):
+    # In a container the keys arrive only as a secret file (AWS_SHARED_CREDENTIALS_FILE); delta-rs reads no such file.
+    credentials = tmp_path / "aws_credentials"
+    credentials.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    bucket = s3.new_bucket()
+    sink = s3_sink(s3, bucket, "delta")
+    assert isinstance(sink.write(batch_across({0: (0, 3)})), Delivered)
+    options = {"AWS_ENDPOINT_URL": s3.endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    assert DeltaTable(f"s3://{bucket}/sensor-manager/sensor_readings", storage_options=options).to_pyarrow_table().num_rows == 3

@@ -99,11 +99,13 @@ def edited_text(text: str, assignments: list[Assignment], label: str) -> str:
     return out.getvalue()
 
 
-def write_edited(path: Path, project_dir: Path, assignments: list[Assignment]) -> None:
-    """Validate the edited config as `load_config` would read it, then replace the file (same mode)."""
+def write_edited(path: Path, project_dir: Path, assignments: list[Assignment], start_from: Path | None = None) -> None:
+    """Validate the edited config as `load_config` would read it, then replace the file (same mode).
+
+    `start_from`: the file whose text is edited when `path` does not exist yet (the bundled default)."""
     from sensor_manager.config import load_config
 
-    text = path.read_text(encoding="utf-8")
+    text = (start_from or path).read_text(encoding="utf-8")
     new_text = edited_text(text, assignments, str(path))
     candidate = path.with_name(f".{path.name}.set-{os.getpid()}.tmp")
     try:
@@ -113,4 +115,4 @@ def write_edited(path: Path, project_dir: Path, assignments: list[Assignment]) -
         raise ConfigError([line.replace(str(candidate), str(path)) for line in exc.problems]) from None
     finally:
         candidate.unlink(missing_ok=True)
-    write_atomic(path, new_text, mode=path.stat().st_mode & 0o777)
+    write_atomic(path, new_text, mode=path.stat().st_mode & 0o777 if path.exists() else 0o644)

@@ -34,27 +34,41 @@ def _runtime(layout: ProjectLayout):
 
 
 def config_file(layout: ProjectLayout, config_path: Path | None) -> Path:
-    """The project config file `set` and `reload` work on (never the bundled default)."""
-    from sensor_manager.config import CONFIG_FILE_NAME, config_location, environment
+    """The project config file `reload` works on (never the bundled default)."""
+    path, bundled = _located(layout, config_path)
+    if bundled:
+        from sensor_manager.config import CONFIG_FILE_NAME
+
+        raise UsageError(f"no project config file to reload (the bundled default is in use); copy {path} to "
+                         f"{layout.root / CONFIG_FILE_NAME} and edit that, or change keys with `set`")
+    return path
+
+
+def _located(layout: ProjectLayout, config_path: Path | None) -> tuple[Path, bool]:
+    from sensor_manager.config import config_location, environment
 
     path, how = config_location(config_path, layout.root, environment(layout.root))
-    if how == "bundled default":
-        raise UsageError(f"no project config file to change (the bundled default is in use); copy {path} to "
-                         f"{layout.root / CONFIG_FILE_NAME} and edit that")
-    return path
+    return path, how == "bundled default"
 
 
 def set_keys(layout: ProjectLayout, config_path: Path | None, items: list[str],
              timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> Applied:
+    """Write the keys into the project config file and wait until the running services apply them.
+
+    With no project file yet (the bundled default in use), the file is created from the bundled default,
+    comments included, so the change has a home and later edits to it are the user's."""
+    from sensor_manager.config import CONFIG_FILE_NAME
+
     assignments = editing.parse_assignments(items)
-    path = config_file(layout, config_path)
+    located, bundled = _located(layout, config_path)
+    path = layout.root / CONFIG_FILE_NAME if bundled else located
     runtime = _runtime(layout)
     running = runtime.is_running()
     frozen = editing.restart_needed(assignments) if running else []
     if frozen:
         raise UsageError(f"{frozen[0]}: not reloadable, so `set` cannot change it while the fleet runs; edit {path}, "
                          "then `restart` (docs/live-changes.md lists the reloadable keys)")
-    editing.write_edited(path, layout.root, assignments)
+    editing.write_edited(path, layout.root, assignments, start_from=located if bundled else None)
     if not running:
         return Applied(path, running=False)
     return _apply(layout, runtime, path, timeout_seconds)

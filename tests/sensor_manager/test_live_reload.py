@@ -149,3 +149,21 @@ def test_rollout_selection_is_deterministic_and_undo_restores(project):
     assert [s.firmware_version for s in load_plan(layout).sensors] == [s.firmware_version for s in plan.sensors]
     with pytest.raises(UsageError, match="no rollout to undo"):
         undo_rollout(layout)
+
+
+def test_set_on_the_bundled_default_creates_the_project_file_from_it(project_dir):
+    from sensor_manager.config import CONFIG_FILE_NAME
+    from sensor_manager.config.bundled import bundled_file
+    from sensor_manager.live.fleet import config_file, set_keys
+
+    layout = ProjectLayout.at(project_dir)
+    path = project_dir / "sensor-manager.yaml"
+    with pytest.raises(UsageError, match="no project config file to reload"):
+        config_file(layout, None)
+    applied = set_keys(layout, None, ["simulation.readings_per_second=7"])
+    assert applied.config == path and not applied.running
+    bundled = bundled_file(CONFIG_FILE_NAME).read_text()
+    text = path.read_text()
+    assert [line for line in text.splitlines() if line.lstrip().startswith("#")] == \
+           [line for line in bundled.splitlines() if line.lstrip().startswith("#")]  # its comments kept
+    assert load_config(None, project_dir).simulation.readings_per_second == 7

@@ -72,8 +72,10 @@ def sync_client(settings: CosmosSinkSettings):
     from azure.cosmos import CosmosClient
 
     endpoint, key = _require(settings)
-    if not settings.verify_tls:  # urllib3 warns on every request; the settings confined this to loopback
-        host = urlsplit(endpoint).hostname or ""
+    host = urlsplit(endpoint).hostname or ""
+    # urllib3 warns on every unverified request: when verify_tls is off (confined to loopback by the settings),
+    # and always for localhost/127.0.0.1, whose certificates the SDK itself never verifies.
+    if not settings.verify_tls or host in ("localhost", "127.0.0.1"):
         warnings.filterwarnings("ignore", message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'")
     return CosmosClient(endpoint, credential=key, **client_options(settings))
 

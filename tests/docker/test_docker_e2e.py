@@ -21,7 +21,7 @@ from sensor_manager.runtimes.compose_render import PROJECT_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-SECRET = "Sup3r-S3cret-C0smos-Key-for-tests=="
+SECRET = "U3VwM3JTM2NyZXRDMHNtb3NLZXlGb3JUZXN0cw=="  # base64, as a Cosmos master key is; unique to grep for
 CONFIG = {
     "project": "docker-e2e",
     "seed": 11,
@@ -173,7 +173,7 @@ def test_a_secret_appears_nowhere(tmp_path, docker_engine, project_image, docker
         "sinks": {"cosmos": {"enabled": False, "endpoint": "https://127.0.0.1:9/", "key": SECRET}},
     }}
     layout, cfg = make_project(tmp_path / "secret-project", config)
-    cfg.uploader.sinks.cosmos.enabled = True  # past the refusal (the sink does not exist yet): the secret still travels
+    cfg.uploader.sinks.cosmos.enabled = True  # past preflight (nothing listens on port 9): the secret still travels
     runtime = ComposeRuntime(layout, settings=docker_settings_for_tests)
     plan = resolve_plan(cfg, layout, persist=True)
     try:

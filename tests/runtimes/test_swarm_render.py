@@ -56,7 +56,8 @@ def test_sensors_keep_the_compose_least_privilege_that_swarm_supports_and_have_n
         assert service["deploy"]["restart_policy"] == {"condition": "any", "delay": "5s", "max_attempts": 5}
         assert service["deploy"]["resources"] == {"limits": {"memory": "256m"}}
         assert service["deploy"]["labels"]["io.sensor-manager.project"] == document["networks"]["isolated"]["labels"]["io.sensor-manager.project"]
-        assert [c["target"] for c in service["configs"]] == ["/project/state/sensor-manager.yaml", "/project/state/plan.json"]
+        assert [c["target"] for c in service["configs"]] == ["/project/state/sensor-manager.yaml", "/project/state/plan.json",
+                                                             "/project/state/simulator-settings.json"]
         assert "healthcheck" in service and "secrets" not in service
     assert document["networks"]["isolated"]["internal"] is True
 

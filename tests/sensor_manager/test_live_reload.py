@@ -152,8 +152,7 @@ def test_rollout_selection_is_deterministic_and_undo_restores(project):
 
 
 def test_set_on_the_bundled_default_creates_the_project_file_from_it(project_dir):
-    from sensor_manager.config import CONFIG_FILE_NAME
-    from sensor_manager.config.bundled import bundled_file
+    from sensor_manager.config import CONFIG_FILE_NAME, bundled_file
     from sensor_manager.live.fleet import config_file, set_keys
 
     layout = ProjectLayout.at(project_dir)

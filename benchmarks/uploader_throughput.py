@@ -89,7 +89,8 @@ def run_naive(db: Path, work: Path) -> float:
         extra = {"timestamp": timestamp, "city": ["Berlin"] * n, "date": pc.cast(timestamp, pa.date32()),
                  "project": ["bench"] * n, "fleet_epoch": [1] * n, "source": ["Berlin/AB12/sensor_data.db"] * n,
                  "generation": ["g"] * n, "source_id": source_id, "uploader_id": ["naive"] * n, "stage": ["raw"] * n,
-                 "anomaly_flag": [bool(v) for v in data.pop("anomaly_flag")]}
+                 "anomaly_flag": [bool(v) for v in data.pop("anomaly_flag")],
+                 "fault": [None] * n, "duplicate_of": [None] * n}  # the bench DB has no delivery faults
         merged = {**data, **extra}
         table = pa.Table.from_arrays([pa.array(merged[f.name], f.type) for f in CANONICAL_SCHEMA], schema=CANONICAL_SCHEMA)
         write_deltalake(str(work / "naive-lake"), table, mode="append", partition_by=PARTITION_COLUMNS)

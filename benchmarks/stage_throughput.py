@@ -15,30 +15,19 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from uploader.invocation import resolve_invocation  # noqa: E402
-from uploader.pipeline import Uploader  # noqa: E402
 from uploader.settings import UploaderSettings  # noqa: E402
-from uploader_throughput import build_db  # noqa: E402
+from uploader_throughput import build_db, run_uploader  # noqa: E402
 
 STAGES = ("raw", "schematized", "sanitized", "aggregated")
 
 
 def drain_seconds(data: Path, work: Path, stage: str) -> float:
     """Seconds for the uploader running `stage` to drain everything under `data` into a fresh lake."""
-    settings = UploaderSettings.model_validate({"stage": stage})
-    invocation = resolve_invocation(sqlite=data, settings=settings, lake=work / "lake", state_dir=work / "state")
-    started = time.perf_counter()
-    uploader = Uploader(invocation)
-    try:
-        assert uploader.run_once()
-    finally:
-        uploader.close()
-    return time.perf_counter() - started
+    return run_uploader(data, work, UploaderSettings.model_validate({"stage": stage}))
 
 
 def main() -> None:

@@ -63,9 +63,10 @@ def build_db(path: Path, rows: int, first: int = 1) -> None:
     con.close()
 
 
-def run_uploader(data: Path, work: Path) -> float:
-    """Seconds for the uploader to drain everything under `data` into a fresh lake."""
-    invocation = resolve_invocation(sqlite=data, settings=UploaderSettings(), lake=work / "lake", state_dir=work / "state")
+def run_uploader(data: Path, work: Path, settings: UploaderSettings | None = None) -> float:
+    """Seconds for the uploader (default settings unless given) to drain everything under `data` into a fresh lake."""
+    invocation = resolve_invocation(sqlite=data, settings=settings or UploaderSettings(), lake=work / "lake",
+                                    state_dir=work / "state")
     started = time.perf_counter()
     uploader = Uploader(invocation)
     try:

@@ -48,6 +48,13 @@ def _stderr(line: str) -> None:
     sys.stderr.flush()
 
 
+def planned_row(name: str, spec: dict[str, Any]) -> ServiceStatus:
+    """A planned service's status row as the stack file describes it, before the engine says more."""
+    labels = spec.get("labels", {})
+    sensors = [s for s in labels.get(cr.SENSOR_ID_LABEL, "").split(",") if s]
+    return ServiceStatus(name, labels.get(cr.ROLE_LABEL, "sensor"), labels.get(cr.CITY_LABEL, ""), sensors, "stopped", "unknown")
+
+
 class ComposeRuntime:
     name = "docker"
 
@@ -250,9 +257,7 @@ class ComposeRuntime:
             by_service.setdefault(container["Labels"].get(COMPOSE_SERVICE, ""), container)
         rows = []
         for name, spec in planned.items():
-            labels = spec.get("labels", {})
-            sensors = [s for s in labels.get(cr.SENSOR_ID_LABEL, "").split(",") if s]
-            row = ServiceStatus(name, labels.get(cr.ROLE_LABEL, "sensor"), labels.get(cr.CITY_LABEL, ""), sensors, "stopped", "unknown")
+            row = planned_row(name, spec)
             running = by_service.get(name)
             if running is not None:
                 self._fill_status(row, self.client.api.inspect_container(running["Id"]), max_attempts)

@@ -29,7 +29,7 @@ from sensor_manager.runtimes import compose_render as cr
 from sensor_manager.runtimes import swarm_render as sr
 from sensor_manager.runtimes import topology
 from sensor_manager.runtimes.base import LogLine, ServiceStatus
-from sensor_manager.runtimes.compose import ComposeRuntime, _log_line, _since_value
+from sensor_manager.runtimes.compose import ComposeRuntime, _log_line, _since_value, planned_row
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +191,7 @@ class SwarmRuntime(ComposeRuntime):
         engine = {self._short(s): s for s in self._services()}
         rows = []
         for name, spec in planned.items():
-            labels = spec.get("labels", {})
-            sensors = [s for s in labels.get(cr.SENSOR_ID_LABEL, "").split(",") if s]
-            row = ServiceStatus(name, labels.get(cr.ROLE_LABEL, "sensor"), labels.get(cr.CITY_LABEL, ""), sensors, "stopped", "unknown")
+            row = planned_row(name, spec)
             service = engine.get(name)
             if service is not None and _replicas_of(service) > 0:
                 tasks = self.client.api.tasks(filters={"service": service["ID"]})

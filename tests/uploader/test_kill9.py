@@ -3,41 +3,25 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-WRITER = Path(__file__).with_name("sensor_writer.py")
+from tests.uploader.chaos import kill_9_repeatedly, sensors_writing
 
 
 def chaos(project: Path, lake_rows, kills: int, seed: int, rows_per_second: int | None = None) -> None:
     rng = random.Random(seed)
     config = project / "sensor-manager.yaml"
     config.write_text("uploader:\n  sinks:\n    delta:\n      batch_size: 300\n")
-    stop = project / "stop-writing"
-    writers = [subprocess.Popen([sys.executable, str(WRITER), str(project / "data" / "Berlin" / code / "sensor_data.db"),
-                                 f"Berlin_{code}", str(stop), *([str(rows_per_second)] if rows_per_second else [])])
-               for code in ("AA11", "BB22")]
     uploader = [sys.executable, "-m", "uploader", "--sqlite", str(project / "data"), "--project-dir", str(project),
                 "--config", str(config)]
-    try:
-        time.sleep(0.5)
-        for _ in range(kills):
-            process = subprocess.Popen([*uploader, "--continuous", "--interval", "0.05"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.6, 2.0))  # start-up takes ~0.6 s; kills land in reads, writes and commits
-            process.send_signal(signal.SIGKILL)
-            assert process.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        stop.touch()
-        for writer in writers:
-            writer.wait(timeout=30)
+    with sensors_writing(project, rows_per_second):
+        kill_9_repeatedly(uploader, kills, rng, (0.6, 2.0))  # start-up takes ~0.6 s
     final = subprocess.run([*uploader, "--once"], capture_output=True, text=True, timeout=240)
     assert final.returncode == 0, final.stderr
     source_rows = {}

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.uploader.chaos import kill_9_repeatedly, sensors_writing
 from tests.uploader.sinks.conftest import canonical_rows, cosmos_documents, cosmos_settings, make_batch
-from tests.uploader.sinks.test_multi_sink import WRITER, assert_once_each, edge_counts, lake_keys
+from tests.uploader.sinks.test_multi_sink import assert_once_each, edge_counts, lake_keys
 from uploader.deadletter import DeadLetterStore
 from uploader.pipeline import Uploader
 from uploader.settings import UploaderSettings
@@ -235,21 +235,8 @@ def kill_9(project: Path, server, kills: int, seed: int) -> None:
     config = _config(project, server, database)
     uploader = [sys.executable, "-m", "uploader", "--sqlite", str(project / "data"), "--project-dir", str(project),
                 "--config", str(config)]
-    stop = project / "stop-writing"
-    writers = [subprocess.Popen([sys.executable, str(WRITER), str(project / "data" / "Berlin" / code / "sensor_data.db"),
-                                 f"Berlin_{code}", str(stop), str(WRITER_RATE)]) for code in ("AA11", "BB22")]
-    try:
-        time.sleep(0.5)
-        for _ in range(kills):
-            process = subprocess.Popen([*uploader, "--continuous", "--interval", "0.05"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(1.5, 3.0))  # start-up (azure, deltalake imports) takes ~1 s
-            process.send_signal(signal.SIGKILL)
-            assert process.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        stop.touch()
-        for writer in writers:
-            writer.wait(timeout=30)
+    with sensors_writing(project, WRITER_RATE):
+        kill_9_repeatedly(uploader, kills, rng, (1.5, 3.0))  # start-up (azure, deltalake imports) takes ~1 s
     final = subprocess.run([*uploader, "--once"], capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     assert server.key not in final.stderr

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+from tests.uploader.chaos import kill_9_repeatedly, sensors_writing
 from uploader.pipeline import Uploader
 
-WRITER = Path(__file__).parents[1] / "sensor_writer.py"
 Key = tuple[str, int, int]
 
 
@@ -151,12 +151,6 @@ def _config(project: Path, server, bucket: str, layout: str) -> Path:
     return config
 
 
-def _writers(project: Path, stop: Path, rows_per_second: int | None) -> list[subprocess.Popen]:
-    pace = [str(rows_per_second)] if rows_per_second else []
-    return [subprocess.Popen([sys.executable, str(WRITER), str(project / "data" / "Berlin" / code / "sensor_data.db"),
-                              f"Berlin_{code}", str(stop), *pace]) for code in ("AA11", "BB22")]
-
-
 def _uploader(project: Path, config: Path) -> list[str]:
     return [sys.executable, "-m", "uploader", "--sqlite", str(project / "data"), "--project-dir", str(project),
             "--config", str(config)]
@@ -175,27 +169,23 @@ def _final_check(project: Path, config: Path, server, bucket: str, layout: str) 
 def outage(project: Path, server, seconds: float, layout: str, rows_per_second: int | None = None) -> None:
     bucket = server.new_bucket()
     config = _config(project, server, bucket, layout)
-    stop = project / "stop-writing"
-    writers = _writers(project, stop, rows_per_second)
     log = project / "uploader.log"
-    with open(log, "wb") as sink_log:
-        uploader = subprocess.Popen([*_uploader(project, config), "--continuous", "--interval", "0.2"],
-                                    stdout=subprocess.DEVNULL, stderr=sink_log)
-    try:
-        time.sleep(3)
-        server.stop()
-        before = sum(lake_keys(project).values()), sum(archive_keys(project).values())  # each sink against itself
-        time.sleep(seconds)
-        during = sum(lake_keys(project).values()), sum(archive_keys(project).values())
-        server.start()
-        time.sleep(3)
-    finally:
-        server.start()
-        stop.touch()
-        for writer in writers:
-            writer.wait(timeout=30)
-        uploader.send_signal(signal.SIGTERM)
-        uploader.wait(timeout=60)
+    with sensors_writing(project, rows_per_second):
+        with open(log, "wb") as sink_log:
+            uploader = subprocess.Popen([*_uploader(project, config), "--continuous", "--interval", "0.2"],
+                                        stdout=subprocess.DEVNULL, stderr=sink_log)
+        try:
+            time.sleep(3)
+            server.stop()
+            before = sum(lake_keys(project).values()), sum(archive_keys(project).values())  # each sink against itself
+            time.sleep(seconds)
+            during = sum(lake_keys(project).values()), sum(archive_keys(project).values())
+            server.start()
+            time.sleep(3)
+        finally:
+            server.start()
+            uploader.send_signal(signal.SIGTERM)
+            uploader.wait(timeout=60)
     assert during[0] > before[0] and during[1] > before[1], \
         f"the local sinks stopped shipping while S3 was down: {during} {log.read_text()[-4000:]}"
     _final_check(project, config, server, bucket, layout)
@@ -219,20 +209,8 @@ def chaos(project: Path, server, kills: int, seed: int, layout: str) -> None:
     rng = random.Random(seed)
     bucket = server.new_bucket()
     config = _config(project, server, bucket, layout)
-    stop = project / "stop-writing"
-    writers = _writers(project, stop, rows_per_second=None)
-    try:
-        time.sleep(0.5)
-        for _ in range(kills):
-            process = subprocess.Popen([*_uploader(project, config), "--continuous", "--interval", "0.05"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(1.0, 3.0))  # start-up (boto3 and deltalake imports) takes ~1 s
-            process.send_signal(signal.SIGKILL)
-            assert process.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        stop.touch()
-        for writer in writers:
-            writer.wait(timeout=30)
+    with sensors_writing(project):
+        kill_9_repeatedly(_uploader(project, config), kills, rng, (1.0, 3.0))  # start-up (boto3, deltalake) takes ~1 s
     _final_check(project, config, server, bucket, layout)
 
 
